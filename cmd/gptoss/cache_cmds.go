@@ -1,0 +1,264 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gptoss/gptoss/cache"
+	"github.com/gptoss/gptoss/registry"
+	"github.com/gptoss/gptoss/verify"
+)
+
+// matchEntries returns the cached entries an argument names: same model
+// name, the --format if given, the revision if the argument pins one.
+func matchEntries(store *cache.Store, arg, format string) ([]cache.Entry, error) {
+	ref, err := registry.Parse(arg)
+	if err != nil {
+		return nil, err
+	}
+	all, err := store.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []cache.Entry
+	for _, e := range all {
+		m := e.Manifest
+		if m.Name != ref.Name() || (format != "" && m.Format != format) {
+			continue
+		}
+		if r := ref.Revision; r != "" && r != e.Requested && !(len(r) >= 7 && len(m.Revision) >= len(r) && m.Revision[:len(r)] == r) {
+			continue
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s is not in the cache (%s); pull it first: %w", arg, store.Root, registry.ErrNotFound)
+	}
+	return out, nil
+}
+
+func newListCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the models in the cache",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			all, err := store.List()
+			if err != nil {
+				return err
+			}
+			if g.json {
+				type row struct {
+					Name      string `json:"name"`
+					Format    string `json:"format"`
+					Revision  string `json:"revision"`
+					Requested string `json:"requested,omitempty"`
+					Files     int    `json:"files"`
+					Size      int64  `json:"size"`
+					Path      string `json:"path"`
+					Manifest  string `json:"manifest"`
+					Created   string `json:"created"`
+				}
+				rows := []row{}
+				for _, e := range all {
+					m := e.Manifest
+					rows = append(rows, row{m.Name, m.Format, m.Revision, e.Requested, len(m.Files), m.TotalSize(),
+						store.SnapshotDir(m), "sha256:" + e.Digest, e.Created.Format(time.RFC3339)})
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "NAME\tFORMAT\tREVISION\tFILES\tSIZE\tPULLED")
+			for _, e := range all {
+				m := e.Manifest
+				rev := short(m.Revision)
+				if e.Requested != "" && e.Requested != m.Revision {
+					rev += " (" + e.Requested + ")"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, m.Format, rev, len(m.Files), human(m.TotalSize()), e.Created.Local().Format("2006-01-02 15:04"))
+			}
+			return w.Flush()
+		},
+	}
+}
+
+func newPathCmd(g *globalOptions) *cobra.Command {
+	var format string
+	c := &cobra.Command{
+		Use:   "path MODEL",
+		Short: "Print the snapshot directory of a cached model (plain files vLLM/transformers can load)",
+		Example: `  vllm serve "$(gptoss path 20b)"
+  ls "$(gptoss path 20b@main)"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			es, err := matchEntries(store, args[0], format)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), store.SnapshotDir(es[0].Manifest))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&format, "format", "", "only this format (hf, original, metal)")
+	return c
+}
+
+func newRmCmd(g *globalOptions) *cobra.Command {
+	var format string
+	c := &cobra.Command{
+		Use:   "rm MODEL...",
+		Short: "Remove models from the cache (their files are freed unless another model shares them)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			for _, a := range args {
+				es, err := matchEntries(store, a, format)
+				if err != nil {
+					return err
+				}
+				want := map[string]bool{}
+				for _, e := range es {
+					want[e.Digest] = true
+				}
+				removed, err := store.Remove(func(e cache.Entry) bool { return want[e.Digest] })
+				if err != nil {
+					return err
+				}
+				for _, e := range removed {
+					if !g.quiet {
+						fmt.Fprintf(cmd.ErrOrStderr(), "removed %s\n", e.Tag())
+					}
+				}
+			}
+			res, err := store.GC(cmd.Context(), cache.GCOptions{})
+			if errors.Is(err, cache.ErrBusy) {
+				fmt.Fprintln(cmd.ErrOrStderr(), "a pull is running: unreferenced files will be freed by `gptoss gc` later")
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if !g.quiet {
+				fmt.Fprintf(cmd.ErrOrStderr(), "freed %s (%d files)\n", human(res.Bytes), res.Blobs)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&format, "format", "", "only this format")
+	return c
+}
+
+func newGCCmd(g *globalOptions) *cobra.Command {
+	var partials bool
+	c := &cobra.Command{
+		Use:   "gc",
+		Short: "Delete unreferenced blobs and temp files (and, with --partial, resumable downloads)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			res, err := store.GC(cmd.Context(), cache.GCOptions{Partials: partials})
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "freed %s: %d blobs, %d partial files\n", human(res.Bytes), res.Blobs, res.Partials)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&partials, "partial", false, "also delete interrupted downloads (they can no longer be resumed)")
+	return c
+}
+
+func newVerifyCmd(g *globalOptions) *cobra.Command {
+	var format string
+	c := &cobra.Command{
+		Use:   "verify [MODEL]",
+		Short: "Re-hash cached models against their manifests; exit 5 on any problem",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			var es []cache.Entry
+			if len(args) == 1 {
+				es, err = matchEntries(store, args[0], format)
+			} else {
+				es, err = store.List()
+			}
+			if err != nil {
+				return err
+			}
+			bad := 0
+			var reports []*verify.Report
+			for _, e := range es {
+				var hashed atomic.Int64
+				start := time.Now()
+				r, err := verify.Entry(cmd.Context(), store, e, func(n int64) { hashed.Add(n) })
+				if err != nil {
+					return err
+				}
+				reports = append(reports, r)
+				if g.json {
+					continue
+				}
+				out := cmd.OutOrStdout()
+				fmt.Fprintf(out, "%s (%s) @ %s\n", r.Name, r.Format, short(r.Revision))
+				for _, f := range r.Files {
+					if f.Status == verify.OK {
+						if !g.quiet {
+							fmt.Fprintf(out, "  ok      %-48s %10s  sha256:%s\n", f.Path, human(f.Size), short(f.SHA256))
+						}
+						continue
+					}
+					fmt.Fprintf(out, "  FAILED  %-48s %s: %s\n", f.Path, f.Status, f.Detail)
+				}
+				el := time.Since(start).Seconds()
+				fmt.Fprintf(out, "  %d files, %s hashed in %.1fs\n", len(r.Files), human(hashed.Load()), el)
+			}
+			for _, r := range reports {
+				if !r.OK {
+					bad++
+				}
+			}
+			if g.json {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(reports); err != nil {
+					return err
+				}
+			}
+			if bad > 0 {
+				return &codeError{exitVerify, fmt.Errorf("%d model(s) failed verification", bad)}
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&format, "format", "", "only this format")
+	return c
+}
