@@ -21,6 +21,7 @@ type pullOptions struct {
 	limitRate   string
 	dryRun      bool
 	offline     bool
+	partSize    string
 }
 
 func newPullCmd(g *globalOptions) *cobra.Command {
@@ -57,6 +58,8 @@ Free disk space is checked before the first byte.`,
 	f.StringVar(&o.limitRate, "limit-rate", "", "cap the total download rate, e.g. 50M, 1.5G (bytes/s)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "resolve and show what would be downloaded, download nothing")
 	f.BoolVar(&o.offline, "offline", sources.Offline(), "never touch the network; serve from the cache (also GPTOSS_OFFLINE=1 / HF_HUB_OFFLINE=1)")
+	f.StringVar(&o.partSize, "part-size", "", "size of one ranged request (default: automatic, 16–256 MiB)")
+	f.MarkHidden("part-size")
 	return c
 }
 
@@ -76,6 +79,10 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	if err != nil {
 		return usageError{fmt.Errorf("--limit-rate: %w", err)}
 	}
+	partSize, err := parseBytes(o.partSize)
+	if err != nil {
+		return usageError{fmt.Errorf("--part-size: %w", err)}
+	}
 	store, err := g.store()
 	if err != nil {
 		return err
@@ -84,7 +91,7 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	if err != nil {
 		return err
 	}
-	eng := fetch.New(fetch.Options{Connections: o.connections, LimitRate: rate})
+	eng := fetch.New(fetch.Options{Connections: o.connections, LimitRate: rate, PartSize: partSize})
 	out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
 	start := time.Now()
 	res, err := eng.Pull(cmd.Context(), src, ref, store, fetch.PullOptions{Offline: o.offline, DryRun: o.dryRun}, out.event)
