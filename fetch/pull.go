@@ -1,9 +1,13 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"sort"
+	"time"
 
 	"github.com/gptoss/gptoss/cache"
 	"github.com/gptoss/gptoss/registry"
@@ -67,7 +71,7 @@ func (e *Engine) Pull(ctx context.Context, src registry.Source, ref registry.Ref
 		}
 		return nil, err
 	}
-	m, err := registry.SelectFiles(ctx, src, ref, all)
+	m, err := registry.SelectFiles(ctx, &retrySource{Source: src, e: e}, ref, all)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +91,9 @@ func (e *Engine) Pull(ctx context.Context, src registry.Source, ref registry.Ref
 	if o.DryRun {
 		return res, nil
 	}
+	// Small files first: configs and the tokenizer land at once, and an
+	// interruption finds them done rather than in flight behind the shards.
+	sort.SliceStable(m.Files, func(i, j int) bool { return m.Files[i].Size < m.Files[j].Size })
 	if err := e.Fetch(ctx, src, m, store, progress); err != nil {
 		return res, err
 	}
@@ -97,4 +104,43 @@ func (e *Engine) Pull(ctx context.Context, src registry.Source, ref registry.Ref
 	res.Entry = ent
 	res.Cached = plan.NeedBytes == 0
 	return res, nil
+}
+
+// retrySource reads small metadata files (the safetensors index that
+// selection needs) whole, retrying temporary failures with the engine's
+// backoff and the server's Retry-After, as the engine does for parts.
+type retrySource struct {
+	registry.Source
+	e *Engine
+}
+
+func (r *retrySource) Open(ctx context.Context, f registry.File, off, n int64) (io.ReadCloser, error) {
+	var last error
+	for attempt := 1; attempt <= r.e.o.MaxAttempts; attempt++ {
+		if attempt > 1 {
+			d := r.e.backoff(attempt - 1)
+			if ra := registry.RetryAfterOf(last); ra > 0 {
+				d = min(ra, r.e.o.MaxRetryAfter)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(d):
+			}
+		}
+		rc, err := r.Source.Open(ctx, f, off, n)
+		if err == nil {
+			var data []byte
+			data, err = io.ReadAll(rc)
+			rc.Close()
+			if err == nil {
+				return io.NopCloser(bytes.NewReader(data)), nil
+			}
+		}
+		if registry.IsPermanent(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		last = err
+	}
+	return nil, last
 }
