@@ -67,6 +67,32 @@ func (s *Store) writeIndex(idx *ociIndex) error {
 	return WriteFileAtomic(filepath.Join(s.Root, "index.json"), b, 0o644)
 }
 
+// updateIndex changes index.json under the index lock, atomically.
+func (s *Store) updateIndex(change func(*ociIndex)) error {
+	unlock, err := s.Lock(context.Background(), "index")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	idx, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	change(idx)
+	return s.writeIndex(idx)
+}
+
+// dropTags returns ds without the descriptors whose ref name is in tags.
+func dropTags(ds []registry.Descriptor, tags map[string]bool) []registry.Descriptor {
+	keep := ds[:0]
+	for _, d := range ds {
+		if !tags[d.Annotations[registry.AnnotationRefName]] {
+			keep = append(keep, d)
+		}
+	}
+	return keep
+}
+
 // RevisionFor derives a revision for a manifest whose source has none (a
 // plain directory): the first 40 hex digits of the sha256 of its sorted file
 // list with digests, so the same content always gets the same revision.
@@ -113,22 +139,7 @@ func (s *Store) Commit(m *registry.Manifest, requested string) (*Entry, error) {
 	if err := s.linkSnapshot(m); err != nil {
 		return nil, err
 	}
-	unlock, err := s.Lock(context.Background(), "index")
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	idx, err := s.readIndex()
-	if err != nil {
-		return nil, err
-	}
 	tag := tagOf(m)
-	keep := idx.Manifests[:0]
-	for _, d := range idx.Manifests {
-		if d.Annotations[registry.AnnotationRefName] != tag {
-			keep = append(keep, d)
-		}
-	}
 	ann := map[string]string{
 		registry.AnnotationRefName:  tag,
 		registry.AnnotationName:     m.Name,
@@ -139,11 +150,14 @@ func (s *Store) Commit(m *registry.Manifest, requested string) (*Entry, error) {
 	if requested != "" {
 		ann[AnnotationRequested] = requested
 	}
-	idx.Manifests = append(keep, registry.Descriptor{
-		MediaType: registry.MediaTypeOCIManifest, ArtifactType: registry.ArtifactTypeModel,
-		Digest: "sha256:" + md, Size: int64(len(man)), Annotations: ann,
+	err = s.updateIndex(func(idx *ociIndex) {
+		idx.Manifests = dropTags(idx.Manifests, map[string]bool{tag: true})
+		idx.Manifests = append(idx.Manifests, registry.Descriptor{
+			MediaType: registry.MediaTypeOCIManifest, ArtifactType: registry.ArtifactTypeModel,
+			Digest: "sha256:" + md, Size: int64(len(man)), Annotations: ann,
+		})
 	})
-	if err := s.writeIndex(idx); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	return &Entry{Manifest: m, Digest: md, Requested: requested, Created: now}, nil
@@ -254,15 +268,6 @@ func (s *Store) Remove(match func(Entry) bool) ([]Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := s.Lock(context.Background(), "index")
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	idx, err := s.readIndex()
-	if err != nil {
-		return nil, err
-	}
 	gone := map[string]bool{}
 	var removed []Entry
 	for _, e := range all {
@@ -271,14 +276,7 @@ func (s *Store) Remove(match func(Entry) bool) ([]Entry, error) {
 			removed = append(removed, e)
 		}
 	}
-	keep := idx.Manifests[:0]
-	for _, d := range idx.Manifests {
-		if !gone[d.Annotations[registry.AnnotationRefName]] {
-			keep = append(keep, d)
-		}
-	}
-	idx.Manifests = keep
-	if err := s.writeIndex(idx); err != nil {
+	if err := s.updateIndex(func(idx *ociIndex) { idx.Manifests = dropTags(idx.Manifests, gone) }); err != nil {
 		return nil, err
 	}
 	for _, e := range removed {

@@ -206,17 +206,7 @@ func (s *Store) Free() (int64, error) {
 // The kernel drops the lock when the process dies, so a killed pull never
 // leaves a stale lock.
 func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
-	for {
-		unlock, ok, err := s.TryLock(name)
-		if err != nil || ok {
-			return unlock, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return s.waitFlock(ctx, name, true)
 }
 
 // TryLock takes the named lock if it is free.
@@ -227,8 +217,13 @@ func (s *Store) TryLock(name string) (unlock func(), ok bool, err error) {
 // HoldForPull takes the "gc" lock shared, waiting while a GC runs. A pull
 // holds it from its first download to its commit (see GC).
 func (s *Store) HoldForPull(ctx context.Context) (func(), error) {
+	return s.waitFlock(ctx, "gc", false)
+}
+
+// waitFlock polls for the lock until it is free or ctx ends.
+func (s *Store) waitFlock(ctx context.Context, name string, exclusive bool) (func(), error) {
 	for {
-		unlock, ok, err := s.tryFlock("gc", false)
+		unlock, ok, err := s.tryFlock(name, exclusive)
 		if err != nil || ok {
 			return unlock, err
 		}

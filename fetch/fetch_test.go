@@ -752,8 +752,8 @@ func TestMemoryDoesNotGrowWithFileSize(t *testing.T) {
 	}
 	runtime.ReadMemStats(&after)
 	alloc := after.TotalAlloc - before.TotalAlloc
-	t.Logf("allocated %s for a %s file", humanBytes(int64(alloc)), humanBytes(m.TotalSize()))
+	t.Logf("allocated %s for a %s file", HumanBytes(int64(alloc)), HumanBytes(m.TotalSize()))
 	if alloc > 16<<20 {
-		t.Errorf("allocated %s downloading %s", humanBytes(int64(alloc)), humanBytes(m.TotalSize()))
+		t.Errorf("allocated %s downloading %s", HumanBytes(int64(alloc)), HumanBytes(m.TotalSize()))
 	}
 }

@@ -125,8 +125,8 @@ type Event struct {
 	Err     error         // EventRetry: why
 }
 
-// humanBytes formats n with IEC units: "12.3 GiB".
-func humanBytes(n int64) string {
+// HumanBytes formats n with IEC units: "12.3 GiB".
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

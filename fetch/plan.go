@@ -101,7 +101,7 @@ func (e *Engine) Plan(m *registry.Manifest, dst *cache.Store) (Plan, error) {
 	p.FreeBytes = free
 	if p.DiskBytes > free {
 		return p, fmt.Errorf("%w: need %s more, %s free on %s", cache.ErrNoSpace,
-			humanBytes(p.DiskBytes), humanBytes(free), dst.Root)
+			HumanBytes(p.DiskBytes), HumanBytes(free), dst.Root)
 	}
 	return p, nil
 }

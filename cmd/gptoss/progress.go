@@ -199,18 +199,7 @@ func short(h string) string {
 }
 
 // human formats bytes with IEC units.
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+func human(n int64) string { return fetch.HumanBytes(n) }
 
 // parseBytes reads 50M, 1.5G, 100k, 1024 (bytes; K/M/G are powers of 1000,
 // Ki/Mi/Gi powers of 1024).
