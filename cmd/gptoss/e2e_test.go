@@ -359,7 +359,7 @@ func TestPullSurvivesFaults(t *testing.T) {
 		{Kind: hubtest.Fault503, Count: 3, RetryAfter: 1, Endpoints: []hubtest.Endpoint{hubtest.EndpointCDN, hubtest.EndpointResolveGet}},
 		{Kind: hubtest.Fault503, Count: 1, RetryAfter: 1, Endpoints: []hubtest.Endpoint{hubtest.EndpointInfo}},
 	}})
-	r := e.mustRun("pull", "20b", "--connections", "4", "--part-size", "1MiB")
+	r := e.mustRun("pull", "20b", "--connections", "4", "--part-size", "1MiB", "--limit-rate", "200M")
 	e.checkSnapshot(strings.TrimSpace(r.stdout), e.hfFiles())
 	f := e.hub.Stats().Faults
 	if f[hubtest.FaultDrop] != 3 || f[hubtest.FaultTruncate] != 2 || f[hubtest.Fault503] != 4 {
@@ -624,6 +624,7 @@ func TestAuthGatedAndNotFound(t *testing.T) {
 	}
 	n.wantCode(exitUsage, "pull", "not a ref")
 	n.wantCode(exitUsage, "pull", "20b", "--connections", "0")
+	n.wantCode(exitUsage, "pull", "20b", "--limit-rate", "fast")
 	n.wantCode(exitNotFound, "path", "20b")
 }
 
