@@ -13,9 +13,9 @@ import (
 type Role string
 
 const (
-	RoleWeights   Role = "weights"   // *.safetensors shards
-	RoleConfig    Role = "config"    // config.json, tokenizer, index, chat template
-	RoleDoc       Role = "doc"       // README, LICENSE, USAGE_POLICY
+	RoleWeights   Role = "weights" // *.safetensors shards
+	RoleConfig    Role = "config"  // config.json, tokenizer, index, chat template
+	RoleDoc       Role = "doc"     // README, LICENSE, USAGE_POLICY
 	RoleOther     Role = "other"
 	RoleTokenizer Role = "tokenizer" // tokenizer.json and friends
 )

@@ -375,7 +375,7 @@ func redact(u *url.URL) string {
 func (s *Source) httpError(op string, u *url.URL, resp *http.Response, repo string) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	e := &registry.HTTPError{Op: op, URL: redact(u), Status: resp.StatusCode, Code: resp.Header.Get("X-Error-Code"),
-		RetryAfter: registry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now(), 10*time.Minute)}
+		RetryAfter: registry.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now(), time.Minute)}
 	var msg struct {
 		Error string `json:"error"`
 	}
@@ -384,8 +384,15 @@ func (s *Source) httpError(op string, u *url.URL, resp *http.Response, repo stri
 	} else if m := resp.Header.Get("X-Error-Message"); m != "" {
 		e.Message = m
 	}
-	page := s.endpoint.String() + "/" + repo
+	page := redact(s.endpoint) + "/" + repo // no credentials from the endpoint URL in messages
+	// Only the Hub speaks for the repo: a 401/403 from the CDN is about the
+	// signed URL (expired, or a clock far off), not about access rights.
+	hub := u.Host == s.endpoint.Host
 	switch {
+	case !hub && (resp.StatusCode == 401 || resp.StatusCode == 403):
+		if e.Message == "" {
+			e.Message = "the download server refused the signed URL (expired? check the system clock)"
+		}
 	case e.Code == "GatedRepo" || (resp.StatusCode == 403 && repo != ""):
 		e.Message = fmt.Sprintf("%s is gated: open %s while logged in, accept the licence, then pull again with a token of that account (HF_TOKEN or `hf auth login`)", repo, page)
 		if s.token == "" {
@@ -478,6 +485,7 @@ func (s *Source) get(ctx context.Context, f registry.File, raw string, off, n in
 		switch resp.StatusCode {
 		case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 			loc, err := cur.Parse(resp.Header.Get("Location"))
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // drain, so the connection is reused
 			resp.Body.Close()
 			if err != nil || (loc.Scheme != "http" && loc.Scheme != "https") {
 				return nil, &registry.Permanent{Err: fmt.Errorf("hf: %s: bad redirect", f.Path)}

@@ -114,15 +114,31 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 		fh.Close()
 		return nil, &registry.Permanent{Err: fmt.Errorf("%w: %s changed size (%d, listed %d)", registry.ErrSizeMismatch, f.Path, fi.Size(), f.Size)}
 	}
-	if n < 0 {
-		n = f.Size - off
-	}
-	if off < 0 || off+n > f.Size {
+	if off < 0 || off > f.Size || (n >= 0 && off+n > f.Size) {
 		fh.Close()
 		return nil, &registry.Permanent{Err: fmt.Errorf("local: range %d+%d outside %s", off, n, f.Path)}
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{io.NewSectionReader(fh, off, n), fh}, nil
+	if n < 0 {
+		n = f.Size - off
+	}
+	return &exactReader{r: io.NewSectionReader(fh, off, n), left: n, c: fh}, nil
 }
+
+// exactReader turns a range that ends early (the file shrank after the
+// check above) into io.ErrUnexpectedEOF, as Source.Open promises.
+type exactReader struct {
+	r    io.Reader
+	c    io.Closer
+	left int64
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	if err == io.EOF && e.left > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (e *exactReader) Close() error { return e.c.Close() }

@@ -20,6 +20,20 @@ type Options struct {
 	Client *http.Client // shared HTTP client, nil = each backend's default
 }
 
+// hfOptions fills the endpoint and token from the environment when neither
+// is given, keeping the other fields (client, user agent).
+func (o Options) hfOptions() hf.Options {
+	ho := o.HF
+	if ho.Endpoint == "" && ho.Token == "" {
+		env := hf.OptionsFromEnv()
+		ho.Endpoint, ho.Token = env.Endpoint, env.Token
+	}
+	if o.Client != nil {
+		ho.Client = o.Client
+	}
+	return ho
+}
+
 // Offline reports whether GPTOSS_OFFLINE or HF_HUB_OFFLINE is set to a true
 // value (1, on, yes, true).
 func Offline() bool {
@@ -52,11 +66,8 @@ func For(ref registry.Ref, from string, o Options) (registry.Source, registry.Re
 			if !strings.Contains(ep, "://") {
 				ep = "https://" + ep
 			}
-			ho := o.HF
-			if ho.Endpoint == "" && ho.Token == "" {
-				ho = hf.OptionsFromEnv()
-			}
-			ho.Endpoint, ho.Client = ep, o.Client
+			ho := o.hfOptions()
+			ho.Endpoint = ep
 			s, err := hf.New(ho)
 			return s, ref, err
 		case strings.Contains(from, "://") && !strings.HasPrefix(from, "file://"):
@@ -73,14 +84,7 @@ func For(ref registry.Ref, from string, o Options) (registry.Source, registry.Re
 	}
 	switch ref.Scheme {
 	case registry.SchemeHF:
-		ho := o.HF
-		if ho.Endpoint == "" && ho.Token == "" {
-			ho = hf.OptionsFromEnv()
-		}
-		if o.Client != nil {
-			ho.Client = o.Client
-		}
-		s, err := hf.New(ho)
+		s, err := hf.New(o.hfOptions())
 		return s, ref, err
 	case registry.SchemeLocal:
 		s, err := local.New(ref.Repo)
