@@ -23,6 +23,7 @@ export GPTOSS_HOME="$work/cache"
 echo "   $HF_ENDPOINT"
 
 set -x
+"$BIN/gptoss" doctor 20b  # this machine, and where 20b would run
 "$BIN/gptoss" pull 20b
 "$BIN/gptoss" verify 20b
 "$BIN/gptoss" list

@@ -117,7 +117,10 @@ type result struct {
 func (e *env) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	c := exec.CommandContext(ctx, gptossBin, args...)
 	c.Env = append(os.Environ(), "GPTOSS_HOME="+e.home, "HF_ENDPOINT="+e.hub.URL, "HF_TOKEN=", "GPTOSS_OFFLINE=", "HF_HUB_OFFLINE=", "GPTOSS_MIRROR=",
-		"HF_HOME="+filepath.Join(e.home, "no-hf-home"))
+		"HF_HOME="+filepath.Join(e.home, "no-hf-home"),
+		// The fit check depends on this machine's RAM and GPUs; doctor_test.go
+		// covers it with scripted GPUs. Pull tests must not depend on it.
+		"GPTOSS_FORCE=1")
 	c.Env = append(c.Env, e.extra...)
 	return c
 }
@@ -440,9 +443,11 @@ func interruptAndResume(t *testing.T, sig syscall.Signal, wantCode int) {
 	e.hub.SetRate(0)
 	r := e.mustRun("pull", "20b", "--connections", fmt.Sprint(conns), "--part-size", "1MiB")
 	second := e.hub.Stats().TotalBodyBytes
-	// The index is read again for selection and socket buffers hold bytes the
-	// server counted but the client never read: 256 KiB over the parts in flight.
-	slack := int64(conns*part) + 256<<10
+	// The parts in flight are lost; the index is read again for selection, and
+	// socket buffers hold bytes the server counted but the client never read
+	// (more of them on a loaded machine): allow twice the parts in flight.
+	// A resume that restarted files would fetch all of total instead.
+	slack := int64(2 * conns * part)
 	t.Logf("total %d, before the interruption %d, after %d (lost %d)", total, first, second, first+second-total)
 	if second > total-first+slack {
 		t.Errorf("the rerun fetched %d bytes; only %d were missing (+%d in flight allowed)", second, total-first, slack)

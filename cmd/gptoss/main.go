@@ -11,6 +11,7 @@
 //	6   not enough disk space (refused before downloading)
 //	7   the source could not be reached or kept failing (network, 5xx)
 //	8   offline mode and the model is not in the cache
+//	9   the model would not run on this machine (pull refused; --force overrides)
 //	130 interrupted (Ctrl-C); a pull can be resumed by running it again
 package main
 
@@ -37,6 +38,7 @@ const (
 	exitNoSpace     = 6
 	exitUnavailable = 7
 	exitOffline     = 8
+	exitNoFit       = 9
 	exitInterrupted = 130
 )
 

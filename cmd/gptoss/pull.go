@@ -22,6 +22,7 @@ type pullOptions struct {
 	dryRun      bool
 	offline     bool
 	partSize    string
+	force       bool
 }
 
 func newPullCmd(g *globalOptions) *cobra.Command {
@@ -39,7 +40,9 @@ never original/ or metal/).
 Every byte is checked against the source's SHA-256 as it lands; a file whose
 hash or size is wrong is never published. Interrupt at any time (Ctrl-C,
 kill -9, a dropped network): run the same command again and it resumes.
-Free disk space is checked before the first byte.`,
+Free disk space is checked before the first byte, and so is whether the
+model would run here (see gptoss doctor): a catalog model that fits neither
+a GPU nor RAM is refused (exit 9) unless --force.`,
 		Example: `  gptoss pull 20b
   gptoss pull 120b --format original
   gptoss pull hf://openai/gpt-oss-20b@main --include '*.json'
@@ -60,6 +63,7 @@ Free disk space is checked before the first byte.`,
 	f.BoolVar(&o.offline, "offline", sources.Offline(), "never touch the network; serve from the cache (also GPTOSS_OFFLINE=1 / HF_HUB_OFFLINE=1)")
 	f.StringVar(&o.partSize, "part-size", "", "size of one ranged request (default: automatic, 16–256 MiB)")
 	f.MarkHidden("part-size")
+	f.BoolVar(&o.force, "force", envTrue("GPTOSS_FORCE"), "download even if the model would not run on this machine, e.g. for mirroring (also GPTOSS_FORCE=1)")
 	return c
 }
 
@@ -91,6 +95,7 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	if err != nil {
 		return err
 	}
+	src = withFitCheck(cmd, g, o, src, ref, store)
 	eng := fetch.New(fetch.Options{Connections: o.connections, LimitRate: rate, PartSize: partSize})
 	out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
 	start := time.Now()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -38,7 +39,8 @@ func newRootCmd() *cobra.Command {
 
   gptoss pull 20b          # from Hugging Face (HF_ENDPOINT, HF_TOKEN honoured)
   gptoss path 20b          # the directory vLLM/transformers can load
-  gptoss verify 20b        # re-hash everything`,
+  gptoss verify 20b        # re-hash everything
+  gptoss doctor 20b        # this machine's GPUs/CPU/RAM, and where the model would run`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -46,8 +48,17 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON (NDJSON events for pull)")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors and the final result")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPullCmd(g), newListCmd(g), newPathCmd(g), newRmCmd(g), newGCCmd(g), newVerifyCmd(g))
+	root.AddCommand(newPullCmd(g), newListCmd(g), newPathCmd(g), newRmCmd(g), newGCCmd(g), newVerifyCmd(g), newDoctorCmd(g))
 	return root
+}
+
+// envTrue reports whether the variable is set to 1, true, yes or on.
+func envTrue(name string) bool {
+	switch strings.ToLower(os.Getenv(name)) {
+	case "1", "true", "yes", "on":
+		return true
+	}
+	return false
 }
 
 func isNetErr(err error) bool {
