@@ -15,7 +15,7 @@
 # Rows (interleaved, order rotated each repetition, `sync` before each run,
 # output deleted after each run):
 #   gptoss              bin/gptoss pull 20b --quiet (fresh GPTOSS_HOME; verifies while downloading)
-#   gptoss-c32          the same with --connections 32
+#   gptoss-c16          the same with --connections 16 (the default is 32)
 #   aria2c              aria2c -x16 -s16 -j<nfiles> -i <input file with out= names>
 #   aria2c+sha256sum    the aria2c run plus sha256sum of the files afterwards
 #                       (what gptoss does as it downloads; sha256sum runs nproc files at a time)
@@ -31,7 +31,7 @@
 #   BENCH_RATE=50MB        per-connection cap of the capped scenario
 #   BENCH_TIMEOUT=900      seconds allowed for one tool run
 #   BENCH_SCENARIOS="capped uncapped"
-#   BENCH_TOOLS="gptoss gptoss-c32 aria2c curl huggingface.js"
+#   BENCH_TOOLS="gptoss gptoss-c16 aria2c curl huggingface.js"
 #   BENCH_KEEP_LOGS=1      keep .bench/run-<date>/ (plans, logs); default: kept on failure only
 #
 # Installs what it needs when missing: aria2 and curl (and nodejs/npm) with apt
@@ -45,7 +45,7 @@ REPS=${BENCH_REPS:-3}
 RATE=${BENCH_RATE:-50MB}
 TMO=${BENCH_TIMEOUT:-900}
 SCENARIOS=${BENCH_SCENARIOS:-capped uncapped}
-TOOLS=${BENCH_TOOLS:-gptoss gptoss-c32 aria2c curl huggingface.js}
+TOOLS=${BENCH_TOOLS:-gptoss gptoss-c16 aria2c curl huggingface.js}
 REPO=openai/gpt-oss-20b
 HFJS_VERSION=2.17.5
 BENCH=$ROOT/.bench
@@ -103,7 +103,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 read -r -a tools <<<"$TOOLS"
-known="gptoss gptoss-c32 aria2c curl huggingface.js"
+known="gptoss gptoss-c16 aria2c curl huggingface.js"
 for t in "${tools[@]}"; do
   case " $known " in *" $t "*) ;; *) die "unknown tool '$t' in BENCH_TOOLS (known: $known)" ;; esac
 done
@@ -159,7 +159,7 @@ make_plan() { # DIR
 # Printed and recorded as run (PLAN = the scenario's plan folder, OUT = a fresh folder).
 declare -A CMD=(
   [gptoss]="GPTOSS_HOME=OUT/home bin/gptoss pull 20b --quiet"
-  [gptoss-c32]="GPTOSS_HOME=OUT/home bin/gptoss pull 20b --quiet --connections 32"
+  [gptoss-c16]="GPTOSS_HOME=OUT/home bin/gptoss pull 20b --quiet --connections 16"
   [aria2c]="aria2c -x16 -s16 -jNFILES -d OUT -i PLAN/aria2.txt --console-log-level=warn --summary-interval=0 --download-result=hide"
   [aria2c+sha256sum]="(aria2c as above; sync, untimed) then: cd OUT && xargs -a PLAN/paths.txt -d '\\n' -P$NPROC -n1 sha256sum"
   [curl]="cd OUT && curl -sSfL --parallel --parallel-immediate --parallel-max 16 --create-dirs -K PLAN/curl.cfg   (curl.cfg: url = .../resolve/main/PATH, output = PATH, per file)"
@@ -174,7 +174,7 @@ run_tool() {
   t0=$(now)
   case $tool in
     gptoss) GPTOSS_HOME=$out/home timeout "$TMO" "$BIN/gptoss" pull 20b --quiet >"$log.out" 2>"$log.err" || rc=$? ;;
-    gptoss-c32) GPTOSS_HOME=$out/home timeout "$TMO" "$BIN/gptoss" pull 20b --quiet --connections 32 >"$log.out" 2>"$log.err" || rc=$? ;;
+    gptoss-c16) GPTOSS_HOME=$out/home timeout "$TMO" "$BIN/gptoss" pull 20b --quiet --connections 16 >"$log.out" 2>"$log.err" || rc=$? ;;
     aria2c)
       timeout "$TMO" aria2c -x16 -s16 -j"$NFILES" -d "$out" -i "$plan/aria2.txt" \
         --console-log-level=warn --summary-interval=0 --download-result=hide >"$log.out" 2>"$log.err" || rc=$? ;;
@@ -243,7 +243,7 @@ ceilings() {
 }
 
 # ---------------------------------------------------------------- main
-for t in gptoss gptoss-c32 aria2c aria2c+sha256sum curl huggingface.js; do
+for t in gptoss gptoss-c16 aria2c aria2c+sha256sum curl huggingface.js; do
   want=$t
   [ "$t" = aria2c+sha256sum ] && want=aria2c
   if [[ " $TOOLS " == *" $want "* ]]; then printf '%s\t%s\n' "$t" "${CMD[$t]}" >>"$RUN/tools.tsv"; fi

@@ -57,7 +57,7 @@ a GPU nor RAM is refused (exit 9) unless --force.`,
 	f.StringVar(&o.revision, "revision", "", "branch, tag or commit (same as MODEL@REV)")
 	f.StringArrayVar(&o.include, "include", nil, "only files matching this glob (repeatable)")
 	f.StringArrayVar(&o.exclude, "exclude", nil, "skip files matching this glob (repeatable)")
-	f.IntVarP(&o.connections, "connections", "c", 16, "parallel connections (ranges of one file and several files)")
+	f.IntVarP(&o.connections, "connections", "c", 32, "parallel connections (ranges of one file and several files)")
 	f.StringVar(&o.limitRate, "limit-rate", "", "cap the total download rate, e.g. 50M, 1.5G (bytes/s)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "resolve and show what would be downloaded, download nothing")
 	f.BoolVar(&o.offline, "offline", sources.Offline(), "never touch the network; serve from the cache (also GPTOSS_OFFLINE=1 / HF_HUB_OFFLINE=1)")
