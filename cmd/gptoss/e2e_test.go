@@ -46,43 +46,22 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	fixture.RemoveCached()
 	os.Exit(code)
 }
 
 const repoID = "openai/gpt-oss-20b"
 
-// fixtures are generated once per size and shared (read-only) by tests.
-var (
-	fixMu    sync.Mutex
-	fixDirs  = map[int64]string{}
-	fixRoot  string
-	hfFormat = []string{"LICENSE", "README.md", "USAGE_POLICY", "chat_template.jinja", "config.json",
-		"generation_config.json", "model.safetensors.index.json", "special_tokens_map.json",
-		"tokenizer.json", "tokenizer_config.json"}
-)
+var hfFormat = []string{"LICENSE", "README.md", "USAGE_POLICY", "chat_template.jinja", "config.json",
+	"generation_config.json", "model.safetensors.index.json", "special_tokens_map.json",
+	"tokenizer.json", "tokenizer_config.json"}
 
+// fixtureDir returns a checkpoint of about target bytes in three shards,
+// written once per test run.
 func fixtureDir(t *testing.T, target int64) string {
-	t.Helper()
-	fixMu.Lock()
-	defer fixMu.Unlock()
-	if d, ok := fixDirs[target]; ok {
-		return d
-	}
-	if fixRoot == "" {
-		var err error
-		if fixRoot, err = os.MkdirTemp("", "gptoss-e2e-fix"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d := filepath.Join(fixRoot, fmt.Sprint(target))
 	o := fixture.Tiny()
-	o.TargetBytes = target
-	o.Shards = 3
-	if err := fixture.Write(d, o); err != nil {
-		t.Fatal(err)
-	}
-	fixDirs[target] = d
-	return d
+	o.TargetBytes, o.Shards = target, 3
+	return fixture.Cached(t, o)
 }
 
 type env struct {

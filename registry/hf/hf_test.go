@@ -24,31 +24,12 @@ import (
 
 const repoID = "openai/gpt-oss-20b"
 
-var (
-	fixtureOnce sync.Once
-	fixtureDir  string
-	fixtureErr  error
-)
-
-func tinyRepo(t *testing.T) string {
-	t.Helper()
-	fixtureOnce.Do(func() {
-		fixtureDir, fixtureErr = os.MkdirTemp("", "hf-test-fixture-")
-		if fixtureErr == nil {
-			fixtureErr = fixture.Write(fixtureDir, fixture.Tiny())
-		}
-	})
-	if fixtureErr != nil {
-		t.Fatal(fixtureErr)
-	}
-	return fixtureDir
-}
+// tinyRepo returns a directory holding fixture.Tiny(), written once per run.
+func tinyRepo(t *testing.T) string { return fixture.Cached(t, fixture.Tiny()) }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fixtureDir != "" {
-		os.RemoveAll(fixtureDir)
-	}
+	fixture.RemoveCached()
 	os.Exit(code)
 }
 
