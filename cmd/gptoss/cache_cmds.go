@@ -191,4 +191,3 @@ func newGCCmd(g *globalOptions) *cobra.Command {
 	c.Flags().BoolVar(&partials, "partial", false, "also delete interrupted downloads (they can no longer be resumed)")
 	return c
 }
-
