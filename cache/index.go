@@ -372,6 +372,9 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	for _, d := range idx.Manifests {
 		live[strings.TrimPrefix(d.Digest, "sha256:")] = true
 	}
+	if err := s.gcLayouts(idx, live); err != nil { // converted.go
+		return res, err
+	}
 	for _, e := range all {
 		b, err := s.ReadBlob(e.Digest, maxManifestSize)
 		if err != nil {

@@ -3,10 +3,12 @@
 package convert
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -102,11 +104,15 @@ func (sf *File) parse(name string) error {
 		return bad("header length %d runs past the end of the file (%d bytes)", hlen, size)
 	}
 	base := 8 + int64(hlen)
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(sf.data[8:base], &raw); err != nil {
+	raw, dup, err := objectEntries(sf.data[8:base])
+	if err != nil {
 		return bad("header is not a JSON object: %v", err)
 	}
-	for name, msg := range raw {
+	if dup != "" {
+		return bad("header names %q more than once", dup)
+	}
+	for _, e := range raw {
+		name, msg := e.name, e.msg
 		if name == "__metadata__" {
 			if err := json.Unmarshal(msg, &sf.Metadata); err != nil {
 				return bad("__metadata__ is not a string map: %v", err)
@@ -114,11 +120,14 @@ func (sf *File) parse(name string) error {
 			continue
 		}
 		var h struct {
-			DType       string    `json:"dtype"`
-			Shape       []int64   `json:"shape"`
-			DataOffsets *[2]int64 `json:"data_offsets"`
+			DType       string  `json:"dtype"`
+			Shape       []int64 `json:"shape"`
+			DataOffsets []int64 `json:"data_offsets"`
 		}
-		dec := json.NewDecoder(strings.NewReader(string(msg)))
+		if _, dup, err := objectEntries(msg); err == nil && dup != "" {
+			return bad("tensor %q: field %q appears more than once", name, dup)
+		}
+		dec := json.NewDecoder(bytes.NewReader(msg))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&h); err != nil {
 			return bad("tensor %q: %v", name, err)
@@ -132,6 +141,9 @@ func (sf *File) parse(name string) error {
 		}
 		if h.DataOffsets == nil {
 			return bad("tensor %q: no data_offsets", name)
+		}
+		if len(h.DataOffsets) != 2 {
+			return bad("tensor %q: data_offsets %v is not [begin, end]", name, h.DataOffsets)
 		}
 		n := int64(1)
 		for _, d := range h.Shape {
@@ -155,6 +167,9 @@ func (sf *File) parse(name string) error {
 		if a.Start != b.Start {
 			return a.Start < b.Start
 		}
+		if a.Size != b.Size { // an empty tensor may share its offset with the next one
+			return a.Size < b.Size
+		}
 		return a.Name < b.Name
 	})
 	at := base
@@ -173,6 +188,50 @@ func (sf *File) parse(name string) error {
 		return bad("%d bytes after the last tensor belong to no tensor", size-at)
 	}
 	return nil
+}
+
+type headerEntry struct {
+	name string
+	msg  json.RawMessage
+}
+
+// objectEntries splits a JSON object into its entries, in file order. A key
+// may appear only once (dup names the first repeated key): with duplicate
+// keys, readers that keep the first and readers that keep the last would
+// see different tensors.
+func objectEntries(b []byte) (entries []headerEntry, dup string, err error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, "", err
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, "", fmt.Errorf("it starts with %v", tok)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, "", err
+		}
+		name, _ := tok.(string)
+		var msg json.RawMessage
+		if err := dec.Decode(&msg); err != nil {
+			return nil, "", err
+		}
+		if seen[name] {
+			return nil, name, nil
+		}
+		seen[name] = true
+		entries = append(entries, headerEntry{name, msg})
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return nil, "", err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, "", errors.New("data after the closing brace")
+	}
+	return entries, "", nil
 }
 
 // Bytes returns the tensor's bytes, a view into the mapping (valid until
@@ -250,7 +309,10 @@ func OpenCheckpoint(dir string) (*Checkpoint, error) {
 				c.Close()
 				return nil, fmt.Errorf("%w: tensor %q is in more than one shard", ErrFormat, t.Name)
 			}
-			if weightMap != nil && weightMap[t.Name] != s {
+			if want, listed := weightMap[t.Name]; weightMap != nil && !listed {
+				c.Close()
+				return nil, fmt.Errorf("%w: tensor %q is in %s but the index does not list it", ErrFormat, t.Name, s)
+			} else if weightMap != nil && want != s {
 				c.Close()
 				return nil, fmt.Errorf("%w: tensor %q is in %s but the index says %q", ErrFormat, t.Name, s, weightMap[t.Name])
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gptoss/gptoss/cache"
+	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/registry"
 )
 
@@ -67,26 +68,35 @@ func newListCmd(g *globalOptions) *cobra.Command {
 					Path      string `json:"path"`
 					Manifest  string `json:"manifest"`
 					Created   string `json:"created"`
+					Converted string `json:"converted,omitempty"` // the GPU-ready layout file, if made
 				}
 				rows := []row{}
 				for _, e := range all {
 					m := e.Manifest
+					layout := ""
+					if h, ok := store.Converted(e.Digest, convert.LayoutVersion); ok {
+						layout = store.BlobPath(h)
+					}
 					rows = append(rows, row{m.Name, m.Format, m.Revision, e.Requested, len(m.Files), m.TotalSize(),
-						store.SnapshotDir(m), "sha256:" + e.Digest, e.Created.Format(time.RFC3339)})
+						store.SnapshotDir(m), "sha256:" + e.Digest, e.Created.Format(time.RFC3339), layout})
 				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tFORMAT\tREVISION\tFILES\tSIZE\tPULLED")
+			fmt.Fprintln(w, "NAME\tFORMAT\tREVISION\tFILES\tSIZE\tPULLED\tCONVERTED")
 			for _, e := range all {
 				m := e.Manifest
 				rev := short(m.Revision)
 				if e.Requested != "" && e.Requested != m.Revision {
 					rev += " (" + e.Requested + ")"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\n", m.Name, m.Format, rev, len(m.Files), human(m.TotalSize()), e.Created.Local().Format("2006-01-02 15:04"))
+				conv := "no"
+				if _, ok := store.Converted(e.Digest, convert.LayoutVersion); ok {
+					conv = fmt.Sprintf("v%d", convert.LayoutVersion)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", m.Name, m.Format, rev, len(m.Files), human(m.TotalSize()), e.Created.Local().Format("2006-01-02 15:04"), conv)
 			}
 			return w.Flush()
 		},

@@ -1,0 +1,215 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/gptoss/gptoss/registry"
+)
+
+// A converted (GPU-ready) layout is a blob like any other, recorded as an
+// OCI referrer of the model manifest it was made from. The referrer
+// manifest blob is a valid OCI artifact manifest (artifactType
+// ArtifactTypeLayout(version), empty config, the layout as its one layer,
+// "subject" the model manifest). Its descriptor, with annotations naming the
+// subject, the version and the layout blob, is listed in referrers.json, an
+// OCI index beside index.json (index.json lists models only, one entry per
+// model, as other tools expect). Both are written under the "index" lock. A
+// layout is kept while its model entry exists: GC drops referrers whose
+// subject is gone from index.json, and then their blobs.
+const (
+	AnnotationLayoutSubject = "org.gptoss.layout.subject" // "sha256:<model manifest>"
+	AnnotationLayoutVersion = "org.gptoss.layout.version"
+	AnnotationLayoutBlob    = "org.gptoss.layout.blob" // "sha256:<layout blob>"
+
+	layoutArtifactPrefix = "application/vnd.gptoss.layout."
+	mediaTypeEmpty       = "application/vnd.oci.empty.v1+json"
+)
+
+// ArtifactTypeLayout is the OCI artifact type of a layout of this version.
+func ArtifactTypeLayout(version int) string {
+	return layoutArtifactPrefix + "v" + strconv.Itoa(version)
+}
+
+// isLayoutRef reports whether an index entry records a converted layout
+// (and not a model manifest).
+func isLayoutRef(d registry.Descriptor) bool {
+	return strings.HasPrefix(d.ArtifactType, layoutArtifactPrefix)
+}
+
+type referrerManifest struct {
+	SchemaVersion int                   `json:"schemaVersion"`
+	MediaType     string                `json:"mediaType"`
+	ArtifactType  string                `json:"artifactType"`
+	Config        registry.Descriptor   `json:"config"`
+	Layers        []registry.Descriptor `json:"layers"`
+	Subject       registry.Descriptor   `json:"subject"`
+	Annotations   map[string]string     `json:"annotations,omitempty"`
+}
+
+func withPrefix(d string) string {
+	if strings.HasPrefix(d, "sha256:") {
+		return d
+	}
+	return "sha256:" + d
+}
+
+// Converted returns the layout blob (sha256 hex) recorded for the model
+// manifest manifestDigest (hex, with or without "sha256:") at this layout
+// version, when it is recorded and the blob is present.
+func (s *Store) Converted(manifestDigest string, version int) (blobHex string, ok bool) {
+	idx, err := s.readRefs()
+	if err != nil {
+		return "", false
+	}
+	subject, at := withPrefix(manifestDigest), ArtifactTypeLayout(version)
+	for _, d := range idx.Manifests {
+		if d.ArtifactType != at || d.Annotations[AnnotationLayoutSubject] != subject {
+			continue
+		}
+		hexd := strings.TrimPrefix(d.Annotations[AnnotationLayoutBlob], "sha256:")
+		if !registry.IsSHA256Hex(hexd) {
+			continue
+		}
+		if fi, err := os.Stat(s.BlobPath(hexd)); err == nil && fi.Mode().IsRegular() {
+			return hexd, true
+		}
+	}
+	return "", false
+}
+
+// SetConverted records blobHex (already published, size bytes) as the
+// layout of this version for the model manifest manifestDigest, replacing
+// an earlier record for the same model and version.
+func (s *Store) SetConverted(manifestDigest string, version int, blobHex string, size int64) error {
+	if !s.HasBlob(blobHex, size) {
+		return fmt.Errorf("cache: layout blob %s is not published", blobHex)
+	}
+	subject := withPrefix(manifestDigest)
+	subjectHex := strings.TrimPrefix(subject, "sha256:")
+	if !registry.IsSHA256Hex(subjectHex) {
+		return fmt.Errorf("cache: bad manifest digest %q", manifestDigest)
+	}
+	subjectSize := int64(0)
+	if fi, err := os.Stat(s.BlobPath(subjectHex)); err == nil {
+		subjectSize = fi.Size()
+	} else {
+		return fmt.Errorf("cache: converted model manifest %s: %w", subjectHex, err)
+	}
+	emptyHex, err := s.PutBlob([]byte("{}"))
+	if err != nil {
+		return err
+	}
+	at := ArtifactTypeLayout(version)
+	ann := map[string]string{
+		AnnotationLayoutSubject: subject,
+		AnnotationLayoutVersion: strconv.Itoa(version),
+		AnnotationLayoutBlob:    "sha256:" + blobHex,
+	}
+	man, err := json.MarshalIndent(referrerManifest{
+		SchemaVersion: 2, MediaType: registry.MediaTypeOCIManifest, ArtifactType: at,
+		Config:      registry.Descriptor{MediaType: mediaTypeEmpty, Digest: "sha256:" + emptyHex, Size: 2},
+		Layers:      []registry.Descriptor{{MediaType: at, Digest: "sha256:" + blobHex, Size: size}},
+		Subject:     registry.Descriptor{MediaType: registry.MediaTypeOCIManifest, Digest: subject, Size: subjectSize},
+		Annotations: ann,
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	mhex, err := s.PutBlob(man)
+	if err != nil {
+		return err
+	}
+	unlock, err := s.Lock(context.Background(), "index")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	refs, err := s.readRefs()
+	if err != nil {
+		return err
+	}
+	func(idx *ociIndex) {
+		keep := idx.Manifests[:0]
+		for _, d := range idx.Manifests {
+			if !(d.ArtifactType == at && d.Annotations[AnnotationLayoutSubject] == subject) {
+				keep = append(keep, d)
+			}
+		}
+		idx.Manifests = append(keep, registry.Descriptor{
+			MediaType: registry.MediaTypeOCIManifest, ArtifactType: at,
+			Digest: "sha256:" + mhex, Size: int64(len(man)), Annotations: ann,
+		})
+	}(refs)
+	return s.writeRefs(refs)
+}
+
+const refsFile = "referrers.json"
+
+// readRefs reads referrers.json (empty when absent).
+func (s *Store) readRefs() (*ociIndex, error) {
+	var idx ociIndex
+	err := readJSON(filepath.Join(s.Root, refsFile), &idx)
+	if errors.Is(err, os.ErrNotExist) {
+		return &ociIndex{SchemaVersion: 2, MediaType: mediaTypeIndex, Manifests: []registry.Descriptor{}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cache: %s: %w", refsFile, err)
+	}
+	return &idx, nil
+}
+
+func (s *Store) writeRefs(idx *ociIndex) error {
+	b, err := jsonIndent(idx)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(filepath.Join(s.Root, refsFile), b, 0o644)
+}
+
+// gcLayouts, called by GC under the index lock with index.json read, keeps
+// alive the layout referrers whose subject model is in index.json (their
+// manifest, config and layout blobs) and drops the others from
+// referrers.json.
+func (s *Store) gcLayouts(idx *ociIndex, live map[string]bool) error {
+	models := map[string]bool{}
+	for _, d := range idx.Manifests {
+		models[d.Digest] = true
+	}
+	refs, err := s.readRefs()
+	if err != nil {
+		return err
+	}
+	keep := refs.Manifests[:0:0]
+	for _, d := range refs.Manifests {
+		if !isLayoutRef(d) || !models[d.Annotations[AnnotationLayoutSubject]] {
+			continue
+		}
+		keep = append(keep, d)
+		mhex := strings.TrimPrefix(d.Digest, "sha256:")
+		live[mhex] = true
+		b, err := s.ReadBlob(mhex, maxManifestSize)
+		if err != nil {
+			continue // a missing referrer manifest keeps nothing alive
+		}
+		var rm referrerManifest
+		if err := json.Unmarshal(b, &rm); err != nil {
+			continue
+		}
+		live[strings.TrimPrefix(rm.Config.Digest, "sha256:")] = true
+		for _, l := range rm.Layers {
+			live[strings.TrimPrefix(l.Digest, "sha256:")] = true
+		}
+	}
+	if len(keep) == len(refs.Manifests) {
+		return nil
+	}
+	refs.Manifests = keep
+	return s.writeRefs(refs)
+}
