@@ -4,7 +4,7 @@ BIN     := bin
 GOFLAGS := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test test-race bench bench-pull vet fmt clean
+.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci vet fmt clean
 
 all: build
 
@@ -13,13 +13,21 @@ build:
 	$(GO) build $(GOFLAGS) -o $(BIN)/gptoss-testhub ./cmd/gptoss-testhub
 
 # The main job end to end on a built-in default: serve a tiny gpt-oss model
-# from a local Hugging Face test hub, pull it, verify it, list it.
+# from a local Hugging Face test hub, check the machine, pull, convert,
+# verify and list it, then carry it through an air gap in a tar.
 demo: build
 	./scripts/demo.sh
 
 test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+# The safetensors header parser against the fuzzer (briefly in `make test`).
+# -fuzzminimizetime keeps it from spending the budget shrinking the seeds.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzOpenFile -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./convert
 
 test-race:
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./...
@@ -31,6 +39,14 @@ bench:
 # gptoss against aria2c, curl and @huggingface/hub on the same 4 GiB fixture.
 bench-pull: build
 	./scripts/bench-pull.sh
+
+# gptoss convert (GPU-ready layout) against cp of the same bytes, 4 GiB fixture.
+bench-convert: build
+	./scripts/bench-convert.sh
+
+# gptoss pull from a local OCI registry against oras and crane.
+bench-oci: build
+	./scripts/bench-oci.sh
 
 vet:
 	$(GO) vet ./...

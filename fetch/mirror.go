@@ -62,6 +62,8 @@ func (e *Engine) Mirror(ctx context.Context, store *cache.Store, m *registry.Man
 		if !registry.IsSHA256Hex(f.SHA256) || !store.HasBlob(f.SHA256, f.Size) {
 			return nil, fmt.Errorf("mirror %s: %s is not in the cache: %w", m.Name, f.Path, registry.ErrNotFound)
 		}
+	}
+	for _, f := range m.Files {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -51,7 +51,17 @@ func (e *Engine) Pull(ctx context.Context, src registry.Source, ref registry.Ref
 	if o.Offline {
 		ent, err := cached()
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s is not in the cache: %w", registry.ErrOffline, ref, err)
+			if !errors.Is(err, registry.ErrNotFound) {
+				return nil, fmt.Errorf("%w: cannot read the cache: %w", registry.ErrOffline, err)
+			}
+			what := "format " + format
+			if format == "" {
+				what = "the selected files"
+			}
+			return nil, fmt.Errorf("%w: %s (%s, revision %s) is not in the cache %s; "+
+				"bring it in with `gptoss import FILE.tar|DIR` (made by `gptoss export` on a connected machine), "+
+				"or unset GPTOSS_OFFLINE and HF_HUB_OFFLINE (and drop --offline) to download it",
+				registry.ErrOffline, ref.Name(), what, requested, store.Root)
 		}
 		return &PullResult{Entry: ent, Manifest: ent.Manifest, Cached: true, Offline: true}, nil
 	}

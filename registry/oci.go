@@ -23,6 +23,7 @@ const (
 	AnnotationFilepath = "org.cncf.model.filepath"
 	AnnotationRefName  = "org.opencontainers.image.ref.name"
 	AnnotationCreated  = "org.opencontainers.image.created"
+	AnnotationTitle    = "org.opencontainers.image.title" // the file name oras and kit write a layer to
 
 	// gptoss's own annotations on the manifest.
 	AnnotationName     = "org.gptoss.model.name"
@@ -153,7 +154,7 @@ func (m *Manifest) ToOCI(created time.Time) (manifest, config []byte, err error)
 			return nil, nil, fmt.Errorf("%w: %s has no sha256", ErrInvalidManifest, f.Path)
 		}
 		d := Descriptor{MediaType: mediaTypeOf(f), Digest: "sha256:" + f.SHA256, Size: f.Size,
-			Annotations: map[string]string{AnnotationFilepath: f.Path}}
+			Annotations: map[string]string{AnnotationFilepath: f.Path, AnnotationTitle: f.Path}}
 		if f.GitSHA1 != "" {
 			d.Annotations[AnnotationGitSHA1] = f.GitSHA1
 		}

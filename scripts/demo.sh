@@ -25,7 +25,15 @@ echo "   $HF_ENDPOINT"
 set -x
 "$BIN/gptoss" doctor 20b  # this machine, and where 20b would run
 "$BIN/gptoss" pull 20b
+"$BIN/gptoss" convert 20b # already done by pull: prints the layout file
 "$BIN/gptoss" verify 20b
 "$BIN/gptoss" list
 ls "$("$BIN/gptoss" path 20b)"
 "$BIN/gptoss" pull 20b    # second pull: nothing to download
+
+# Air gap: export to one tar (an OCI image layout), then import it into a
+# second cache with the network off (GPTOSS_OFFLINE=1, no reachable hub),
+# and verify it there.
+"$BIN/gptoss" export 20b --to "$work/usb/gpt-oss-20b.tar"
+GPTOSS_HOME="$work/airgapped" GPTOSS_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:9 "$BIN/gptoss" import "$work/usb/gpt-oss-20b.tar"
+GPTOSS_HOME="$work/airgapped" GPTOSS_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:9 "$BIN/gptoss" verify 20b

@@ -23,6 +23,7 @@ type pullOptions struct {
 	offline     bool
 	partSize    string
 	force       bool
+	noConvert   bool
 }
 
 func newPullCmd(g *globalOptions) *cobra.Command {
@@ -52,7 +53,7 @@ a GPU nor RAM is refused (exit 9) unless --force.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runPull(cmd, g, o, args[0]) },
 	}
 	f := c.Flags()
-	f.StringVar(&o.from, "from", "", "get the model from here instead: a directory, or a Hub mirror URL (default $GPTOSS_MIRROR, else Hugging Face)")
+	f.StringVar(&o.from, "from", "", "get the model from here instead: a directory, an OCI layout dir or .tar (gptoss export), oci://HOST/NAMESPACE, or a Hub mirror URL (default $GPTOSS_MIRROR, else Hugging Face)")
 	f.StringVar(&o.format, "format", "", "file set of a catalog model: hf (default), original, metal")
 	f.StringVar(&o.revision, "revision", "", "branch, tag or commit (same as MODEL@REV)")
 	f.StringArrayVar(&o.include, "include", nil, "only files matching this glob (repeatable)")
@@ -64,6 +65,7 @@ a GPU nor RAM is refused (exit 9) unless --force.`,
 	f.StringVar(&o.partSize, "part-size", "", "size of one ranged request (default: automatic, 16–256 MiB)")
 	f.MarkHidden("part-size")
 	f.BoolVar(&o.force, "force", envTrue("GPTOSS_FORCE"), "download even if the model would not run on this machine, e.g. for mirroring (also GPTOSS_FORCE=1)")
+	f.BoolVar(&o.noConvert, "no-convert", false, "do not convert a gpt-oss model to the GPU-ready layout after the download (see gptoss convert)")
 	return c
 }
 
@@ -99,10 +101,22 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	eng := fetch.New(fetch.Options{Connections: o.connections, LimitRate: rate, PartSize: partSize})
 	out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
 	start := time.Now()
-	res, err := eng.Pull(cmd.Context(), src, ref, store, fetch.PullOptions{Offline: o.offline, DryRun: o.dryRun}, out.event)
+	res, err := eng.Pull(cmd.Context(), src, ref, store, fetch.PullOptions{Offline: o.offline && sources.IsNetwork(src), DryRun: o.dryRun}, out.event)
 	out.finish()
 	if err != nil {
 		return err
 	}
-	return out.pulled(res, time.Since(start), store)
+	// Convert to the GPU-ready layout; with --json before the final
+	// "pulled" event, which stays last.
+	conv := !o.noConvert && res.Entry != nil
+	if conv && g.json {
+		convertAfterPull(cmd, g, store, *res.Entry)
+	}
+	if err := out.pulled(res, time.Since(start), store); err != nil {
+		return err
+	}
+	if conv && !g.json {
+		convertAfterPull(cmd, g, store, *res.Entry)
+	}
+	return nil
 }

@@ -48,7 +48,8 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print machine-readable JSON (NDJSON events for pull)")
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors and the final result")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newPullCmd(g), newListCmd(g), newPathCmd(g), newRmCmd(g), newGCCmd(g), newVerifyCmd(g), newDoctorCmd(g))
+	root.AddCommand(newPullCmd(g), newListCmd(g), newPathCmd(g), newRmCmd(g), newGCCmd(g), newVerifyCmd(g), newDoctorCmd(g), newConvertCmd(g),
+		newMirrorCmd(g), newExportCmd(g), newImportCmd(g), newGGUFCmd(g))
 	return root
 }
 

@@ -12,12 +12,59 @@ import (
 	"github.com/gptoss/gptoss/registry"
 	"github.com/gptoss/gptoss/registry/hf"
 	"github.com/gptoss/gptoss/registry/local"
+	"github.com/gptoss/gptoss/registry/oci"
+	"github.com/gptoss/gptoss/registry/ocilayout"
 )
 
 // Options carry what backends need from the command line and environment.
 type Options struct {
 	HF     hf.Options   // endpoint and token; zero = from the environment
+	OCI    oci.Options  // registry credentials and plain HTTP; see ociOptions for the environment
 	Client *http.Client // shared HTTP client, nil = each backend's default
+}
+
+// ociOptions adds the environment to the OCI options: GPTOSS_PLAIN_HTTP=1
+// speaks http:// to the registry (always so for localhost and loopback
+// addresses); credentials come from GPTOSS_REGISTRY_USERNAME/PASSWORD or
+// ~/.docker/config.json (see package oci).
+func (o Options) ociOptions() oci.Options {
+	oo := o.OCI
+	if !oo.PlainHTTP {
+		switch strings.ToLower(os.Getenv("GPTOSS_PLAIN_HTTP")) {
+		case "1", "on", "yes", "true":
+			oo.PlainHTTP = true
+		}
+	}
+	if oo.Client == nil {
+		oo.Client = o.Client
+	}
+	return oo
+}
+
+// OCITarget completes an oci:// location for one model the way mirror and
+// pull agree on: oci://host/ns (no tag or digest) is a namespace, the model
+// goes to oci://host/ns/<model base name>:<format>, e.g.
+// oci://host/models/gpt-oss-20b:hf; a location that already ends in the
+// model's base name only gets the tag; one with a tag or digest is used as
+// it is.
+func OCITarget(location, name, format string) (oci.Reference, error) {
+	r, err := oci.ParseRef(location)
+	if err != nil {
+		return r, err
+	}
+	return r.WithModel(name, format), nil
+}
+
+// ociFormat is the tag a pull of ref looks for under a namespace: the
+// requested format, the catalog default, or "custom" for a selection.
+func ociFormat(ref registry.Ref) string {
+	switch {
+	case ref.Format != "":
+		return ref.Format
+	case ref.Model != nil && len(ref.Include) == 0:
+		return ref.Model.DefaultFormat
+	}
+	return oci.DefaultTag
 }
 
 // hfOptions fills the endpoint and token from the environment when neither
@@ -32,6 +79,17 @@ func (o Options) hfOptions() hf.Options {
 		ho.Client = o.Client
 	}
 	return ho
+}
+
+// IsNetwork reports whether a source reaches over the network (a Hub, a
+// registry) rather than reading this machine's disks: offline mode forbids
+// only the former.
+func IsNetwork(s registry.Source) bool {
+	switch s.(type) {
+	case *local.Source, *ocilayout.Source:
+		return false
+	}
+	return true
 }
 
 // Offline reports whether GPTOSS_OFFLINE or HF_HUB_OFFLINE is set to a true
@@ -52,8 +110,10 @@ func Offline() bool {
 func Mirror() string { return os.Getenv("GPTOSS_MIRROR") }
 
 // For returns the source for ref. from, when set (--from), names where to
-// get the model instead of the reference's own scheme: a directory, or
-// hf://ENDPOINT-less Hub (any other scheme is reported unsupported).
+// get the model instead of the reference's own scheme: a directory, a Hub
+// mirror (hf://host, http(s)://host), or an OCI registry (oci://host/ns or
+// oci://host/repo:tag, see OCITarget); any other scheme is reported
+// unsupported.
 func For(ref registry.Ref, from string, o Options) (registry.Source, registry.Ref, error) {
 	if from == "" && ref.Model != nil {
 		from = Mirror()
@@ -70,11 +130,26 @@ func For(ref registry.Ref, from string, o Options) (registry.Source, registry.Re
 			ho.Endpoint = ep
 			s, err := hf.New(ho)
 			return s, ref, err
+		case strings.HasPrefix(from, "oci://"):
+			r, err := OCITarget(from, ref.Name(), ociFormat(ref))
+			if err != nil {
+				return nil, ref, err
+			}
+			return oci.NewRef(r, o.ociOptions()), ref, nil
 		case strings.Contains(from, "://") && !strings.HasPrefix(from, "file://"):
 			scheme := from[:strings.Index(from, "://")]
 			return nil, ref, fmt.Errorf("%w: source scheme %s:// is not available in this build yet", registry.ErrUnsupported, scheme)
 		default:
-			s, err := local.New(strings.TrimPrefix(from, "file://"))
+			dir := strings.TrimPrefix(from, "file://")
+			var s registry.Source
+			var err error
+			if ocilayout.Is(dir) {
+				// An OCI image layout directory or tar (gptoss export, or
+				// another gptoss cache): digests come from its manifests.
+				s, err = ocilayout.NewSource(dir)
+			} else {
+				s, err = local.New(dir)
+			}
 			if err != nil {
 				return nil, ref, err
 			}
@@ -87,6 +162,10 @@ func For(ref registry.Ref, from string, o Options) (registry.Source, registry.Re
 		s, err := hf.New(o.hfOptions())
 		return s, ref, err
 	case registry.SchemeLocal:
+		if ocilayout.Is(ref.Repo) {
+			s, err := ocilayout.NewSource(ref.Repo)
+			return s, ref, err
+		}
 		s, err := local.New(ref.Repo)
 		return s, ref, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/gptoss/gptoss/registry"
 	"github.com/gptoss/gptoss/registry/hf"
 	"github.com/gptoss/gptoss/registry/local"
+	"github.com/gptoss/gptoss/registry/oci"
 )
 
 // clearEnv isolates a test from the caller's Hugging Face and gptoss
@@ -121,7 +122,7 @@ func TestForUnsupported(t *testing.T) {
 	clearEnv(t)
 	for _, c := range []struct{ ref, from, mirror string }{
 		{"20b", "s3://bucket/gpt-oss-20b", ""},
-		{"org/repo", "oci://registry.example/gpt-oss:20b", ""},
+		{"20b", "gs://bucket/gpt-oss-20b", ""},
 		{"20b", "", "s3://bucket/models"},
 		{"120b", "", "az://container/x"},
 	} {
@@ -250,3 +251,60 @@ func TestOffline(t *testing.T) {
 		t.Errorf("Mirror %q", Mirror())
 	}
 }
+
+// oci:// in --from and GPTOSS_MIRROR: a namespace gets the model's base
+// name and its format as the tag; a tagged reference is used as it is.
+func TestForOCI(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("GPTOSS_PLAIN_HTTP", "")
+	cases := []struct{ ref, from, mirror, want string }{
+		{"20b", "oci://reg.corp/models", "", "oci://reg.corp/models/gpt-oss-20b:hf"},
+		{"120b", "", "oci://reg.corp:5000/models", "oci://reg.corp:5000/models/gpt-oss-120b:hf"},
+		{"20b", "oci://reg.corp/models/gpt-oss-20b", "", "oci://reg.corp/models/gpt-oss-20b:hf"},
+		{"20b", "oci://reg.corp/x/y:v1", "oci://ignored/z", "oci://reg.corp/x/y:v1"},
+		{"org/repo", "oci://reg.corp/ns", "", "oci://reg.corp/ns/repo:custom"},
+	}
+	for _, c := range cases {
+		t.Setenv("GPTOSS_MIRROR", c.mirror)
+		ref := parse(t, c.ref)
+		src, got, err := For(ref, c.from, Options{})
+		if err != nil {
+			t.Fatalf("%s from %q: %v", c.ref, c.from, err)
+		}
+		cl, ok := src.(*oci.Client)
+		if !ok {
+			t.Fatalf("%s from %q: source %T", c.ref, c.from, src)
+		}
+		if cl.Ref().String() != c.want {
+			t.Errorf("%s from %q mirror %q: %s, want %s", c.ref, c.from, c.mirror, cl.Ref(), c.want)
+		}
+		if got.Name() != ref.Name() {
+			t.Errorf("the model name changed: %s", got.Name())
+		}
+	}
+	ref := parse(t, "20b")
+	ref.Format = "original"
+	src, _, err := For(ref, "oci://reg.corp/models", Options{})
+	if err != nil || src.(*oci.Client).Ref().Tag != "original" {
+		t.Errorf("--format original: %v", err)
+	}
+	if _, _, err := For(parse(t, "20b"), "oci://reg.corp", Options{}); !errors.Is(err, registry.ErrInvalidRef) {
+		t.Errorf("oci:// without a repository: %v", err)
+	}
+	// Plain HTTP: by GPTOSS_PLAIN_HTTP, and always for loopback.
+	for _, c := range []struct {
+		host, env string
+		plain     bool
+	}{{"reg.corp", "", false}, {"reg.corp", "1", true}, {"127.0.0.1:5000", "", true}, {"localhost:5000", "", true}} {
+		t.Setenv("GPTOSS_PLAIN_HTTP", c.env)
+		src, _, err := For(parse(t, "20b"), "oci://"+c.host+"/m", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.HasPrefix(describeURL(src.(*oci.Client)), "http://"); got != c.plain {
+			t.Errorf("%s GPTOSS_PLAIN_HTTP=%q: plain %v", c.host, c.env, got)
+		}
+	}
+}
+
+func describeURL(c *oci.Client) string { return c.BaseURL() }

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gptoss/gptoss/cache"
+	"github.com/gptoss/gptoss/fetch"
+	"github.com/gptoss/gptoss/registry/oci"
+)
+
+func newMirrorCmd(g *globalOptions) *cobra.Command {
+	var (
+		to, format, username string
+		passwordStdin        bool
+		plainHTTP            bool
+		connections          int
+	)
+	c := &cobra.Command{
+		Use:   "mirror MODEL --to oci://HOST/NAMESPACE[/REPO:TAG]",
+		Short: "Push a cached model to an OCI registry (CNCF ModelPack artifact) for air-gapped pulls",
+		Long: `Push a cached model to an OCI registry as a CNCF ModelPack artifact: one
+raw layer per file (path in the org.cncf.model.filepath annotation, digest =
+the file's SHA-256), the ModelPack config, and the manifest, pushed last, so
+the tag appears only when every blob is there. Blobs the registry already
+has are skipped; others are uploaded in 64 MiB chunks that resume after a
+failed chunk.
+
+--to oci://HOST/NAMESPACE puts each cached format of MODEL at
+oci://HOST/NAMESPACE/<model>:<format>, e.g. oci://reg.corp/models/gpt-oss-20b:hf,
+which is where "gptoss pull 20b" looks with GPTOSS_MIRROR=oci://reg.corp/models
+(or --from oci://reg.corp/models). A reference with a tag is used as it is
+(one format: add --format if several are cached).
+
+Registries on localhost or a loopback address are spoken to over plain HTTP;
+--plain-http (or GPTOSS_PLAIN_HTTP=1) for others. Credentials: --username with
+--password-stdin, GPTOSS_REGISTRY_USERNAME/GPTOSS_REGISTRY_PASSWORD, or
+~/.docker/config.json (docker login); they are never printed.`,
+		Example: `  gptoss mirror 20b --to oci://registry.corp/models
+  gptoss mirror 20b --to oci://127.0.0.1:5000/models/gpt-oss-20b:hf
+  echo "$TOKEN" | gptoss mirror 120b --to oci://registry.corp/ml --username ci --password-stdin
+  # inside the air gap:
+  GPTOSS_MIRROR=oci://registry.corp/models gptoss pull 20b`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return usageError{fmt.Errorf("--to oci://HOST/NAMESPACE is required")}
+			}
+			if !strings.HasPrefix(to, "oci://") {
+				return usageError{fmt.Errorf("--to %q: only oci:// registries are supported here (gptoss export writes OCI layouts)", to)}
+			}
+			if connections < 1 || connections > 64 {
+				return usageError{fmt.Errorf("--connections must be 1..64")}
+			}
+			if passwordStdin && username == "" {
+				return usageError{fmt.Errorf("--password-stdin needs --username")}
+			}
+			base, err := oci.ParseRef(to)
+			if err != nil {
+				return err
+			}
+			opts := oci.Options{PlainHTTP: plainHTTP || envTrue("GPTOSS_PLAIN_HTTP"), Username: username}
+			if passwordStdin {
+				pw, err := readPassword(cmd.InOrStdin())
+				if err != nil {
+					return usageError{fmt.Errorf("--password-stdin: %w", err)}
+				}
+				opts.Password = pw
+			}
+			store, err := g.store()
+			if err != nil {
+				return err
+			}
+			es, err := matchEntries(store, args[0], format)
+			if err != nil {
+				return err
+			}
+			// Newest first: one entry per name and format (the tag).
+			var pick []cache.Entry
+			seen := map[string]bool{}
+			for _, e := range es {
+				k := e.Manifest.Name + ":" + e.Manifest.Format
+				if !seen[k] {
+					seen[k] = true
+					pick = append(pick, e)
+				}
+			}
+			if (base.Tag != "" || base.Digest != "") && len(pick) > 1 {
+				var fs []string
+				for _, e := range pick {
+					fs = append(fs, e.Manifest.Format)
+				}
+				return usageError{fmt.Errorf("%s is cached in several formats (%s): pick one with --format, or give --to without a tag", args[0], strings.Join(fs, ", "))}
+			}
+			eng := fetch.New(fetch.Options{Connections: connections})
+			type row struct {
+				Event     string   `json:"event"`
+				Name      string   `json:"name"`
+				Format    string   `json:"format"`
+				Revision  string   `json:"revision"`
+				Files     int      `json:"files"`
+				Size      int64    `json:"size"`
+				Uploaded  int      `json:"uploaded"`
+				Skipped   int      `json:"skipped"`
+				Bytes     int64    `json:"bytes"`
+				Reference string   `json:"reference"`
+				UpFiles   []string `json:"uploadedFiles"`
+				SkipFiles []string `json:"skippedFiles"`
+			}
+			for _, e := range pick {
+				m := e.Manifest
+				// The layout GPTOSS_MIRROR and pull --from read (sources.OCITarget).
+				r := base.WithModel(m.Name, m.Format)
+				dst := oci.NewRef(r, opts)
+				out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
+				var mu sync.Mutex
+				var up, skip []string
+				start := time.Now()
+				if !g.json && !g.quiet {
+					fmt.Fprintf(cmd.ErrOrStderr(), "mirroring %s (%s) @ %s to %s\n", m.Name, m.Format, short(m.Revision), r)
+				}
+				res, err := eng.Mirror(cmd.Context(), store, m, dst, func(ev fetch.Event) {
+					mu.Lock()
+					switch ev.Kind {
+					case fetch.EventFileDone:
+						up = append(up, ev.File.Path)
+					case fetch.EventFileCached:
+						skip = append(skip, ev.File.Path)
+					}
+					mu.Unlock()
+					switch {
+					case g.json:
+						out.event(ev)
+					case g.quiet:
+					case ev.Kind == fetch.EventFileDone:
+						fmt.Fprintf(cmd.ErrOrStderr(), "  ↑ %s  %s  uploaded\n", ev.File.Path, human(ev.File.Size))
+					case ev.Kind == fetch.EventFileCached:
+						fmt.Fprintf(cmd.ErrOrStderr(), "  = %s  %s  already there\n", ev.File.Path, human(ev.File.Size))
+					case ev.Kind == fetch.EventRetry:
+						fmt.Fprintf(cmd.ErrOrStderr(), "  ↻ %s: %v; retry %d in %s\n", ev.File.Path, ev.Err, ev.Attempt, ev.Delay.Round(time.Millisecond))
+					}
+				})
+				out.finish()
+				if err != nil {
+					return fmt.Errorf("mirror %s (%s) to %s: %w", m.Name, m.Format, r, err)
+				}
+				ref := dst.Describe()
+				if g.json {
+					json.NewEncoder(cmd.OutOrStdout()).Encode(row{"mirrored", m.Name, m.Format, m.Revision, len(m.Files),
+						m.TotalSize(), res.Uploaded, res.Skipped, res.Bytes, ref, nonNil(up), nonNil(skip)})
+					continue
+				}
+				if !g.quiet {
+					el := time.Since(start)
+					fmt.Fprintf(cmd.ErrOrStderr(), "mirrored %s (%s) @ %s: %d files, %s; %d uploaded (%s in %s), %d already there\n",
+						m.Name, m.Format, short(m.Revision), len(m.Files), human(m.TotalSize()), res.Uploaded, human(res.Bytes),
+						el.Round(time.Millisecond), res.Skipped)
+				}
+				fmt.Fprintln(cmd.OutOrStdout(), ref)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&to, "to", "", "the registry: oci://HOST/NAMESPACE, or oci://HOST/REPO:TAG (required)")
+	f.StringVar(&format, "format", "", "only this format (hf, original, metal); default every cached format")
+	f.BoolVar(&plainHTTP, "plain-http", false, "speak plain HTTP to the registry (automatic for localhost; also GPTOSS_PLAIN_HTTP=1)")
+	f.StringVarP(&username, "username", "u", "", "registry user name (default GPTOSS_REGISTRY_USERNAME, else ~/.docker/config.json)")
+	f.BoolVar(&passwordStdin, "password-stdin", false, "read the registry password or token from stdin")
+	f.IntVarP(&connections, "connections", "c", 4, "files uploaded at once")
+	return c
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// readPassword reads the first line of r, without its line ending.
+func readPassword(r io.Reader) (string, error) {
+	s, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", err
+	}
+	s = strings.TrimRight(s, "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("empty password")
+	}
+	return s, nil
+}

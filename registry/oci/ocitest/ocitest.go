@@ -1,0 +1,194 @@
+// Package ocitest starts a real OCI registry (Debian's docker-registry, the
+// CNCF distribution registry 2.8) on a free loopback port for tests, with
+// its storage in a temporary directory, and optionally an authenticating
+// front (Basic, or the Bearer token flow) in front of it.
+//
+// When the binary is missing the test is skipped, or fails when CI=true
+// (CI installs it: apt-get install docker-registry).
+package ocitest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Auth puts an authenticating proxy in front of the registry.
+type Auth struct {
+	Scheme             string // "basic" or "bearer"
+	Username, Password string
+}
+
+// Registry is a running registry.
+type Registry struct {
+	Host string // 127.0.0.1:PORT (the proxy's when Auth is set)
+	URL  string // http://Host
+	Dir  string // storage root
+}
+
+// Binary returns the docker-registry binary, or "".
+func Binary() string {
+	if p, err := exec.LookPath("docker-registry"); err == nil {
+		return p
+	}
+	if _, err := os.Stat("/usr/bin/docker-registry"); err == nil {
+		return "/usr/bin/docker-registry"
+	}
+	return ""
+}
+
+// Require skips (or, with CI=true, fails) the test when no registry binary
+// is installed, and returns the binary.
+func Require(t testing.TB) string {
+	t.Helper()
+	bin := Binary()
+	if bin == "" {
+		msg := "docker-registry not installed (apt-get install -y --no-install-recommends docker-registry)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return bin
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start runs a registry for the test's lifetime. auth may be nil.
+func Start(t testing.TB, auth *Auth) *Registry {
+	t.Helper()
+	bin := Require(t)
+	dir := t.TempDir()
+	var lastErr error
+	for try := 0; try < 3; try++ {
+		port := freePort(t)
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		cfg := fmt.Sprintf(`version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: %s
+  secret: gptoss-test-secret
+`, filepath.Join(dir, "storage"), addr)
+		cfgPath := filepath.Join(dir, "config.yml")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		logf, err := os.Create(filepath.Join(dir, "registry.log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "serve", cfgPath)
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); logf.Close(); close(done) }()
+		stop := func() {
+			cmd.Process.Kill()
+			<-done
+		}
+		u := "http://" + addr
+		if waitUp(u+"/v2/", done) {
+			t.Cleanup(stop)
+			r := &Registry{Host: addr, URL: u, Dir: filepath.Join(dir, "storage")}
+			if auth != nil {
+				r.front(t, *auth)
+			}
+			return r
+		}
+		stop()
+		log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
+		lastErr = fmt.Errorf("docker-registry did not come up on %s: %s", addr, log)
+	}
+	t.Fatal(lastErr)
+	return nil
+}
+
+func waitUp(u string, done <-chan struct{}) bool {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return true
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
+}
+
+// front puts an authenticating reverse proxy before the registry and
+// points r at it.
+func (r *Registry) front(t testing.TB, a Auth) {
+	target, _ := url.Parse(r.URL)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	const tok = "test-token-7f3a"
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == "/token" {
+			u, p, ok := req.BasicAuth()
+			if !ok || u != a.Username || p != a.Password {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]any{"token": tok, "expires_in": 300})
+			return
+		}
+		h := req.Header.Get("Authorization")
+		switch a.Scheme {
+		case "basic":
+			want := "Basic " + base64.StdEncoding.EncodeToString([]byte(a.Username+":"+a.Password))
+			if h != want {
+				w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		default:
+			if h != "Bearer "+tok {
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="%s/token",service="test-registry",scope="repository:x:pull"`, srv.URL))
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+		}
+		req.Header.Del("Authorization")
+		proxy.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	r.URL = srv.URL
+	r.Host = strings.TrimPrefix(srv.URL, "http://")
+}
