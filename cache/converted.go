@@ -2,9 +2,12 @@ package cache
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -148,6 +151,42 @@ func (s *Store) SetConverted(manifestDigest string, version int, blobHex string,
 		})
 	}(refs)
 	return s.writeRefs(refs)
+}
+
+// AddConverted copies a layout of size bytes from r into the cache,
+// checking it hashes to blobHex (a layout that does not is never
+// published), and records it with SetConverted as the layout of this
+// version for the model manifest manifestDigest. A blob already in the
+// cache is not copied again.
+func (s *Store) AddConverted(manifestDigest string, version int, r io.Reader, blobHex string, size int64) error {
+	if !registry.IsSHA256Hex(blobHex) || size < 0 {
+		return fmt.Errorf("cache: bad layout blob %q (%d bytes)", blobHex, size)
+	}
+	if !s.HasBlob(blobHex, size) {
+		tmp, err := os.CreateTemp(filepath.Join(s.Root, "partial"), "layout-*.tmp")
+		if err != nil {
+			return err
+		}
+		h := sha256.New()
+		n, err := io.Copy(io.MultiWriter(tmp, h), io.LimitReader(r, size+1))
+		if cerr := tmp.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && n != size {
+			err = fmt.Errorf("%w: layout sha256:%s: %d bytes, want %d", registry.ErrSizeMismatch, blobHex, n, size)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); err == nil && got != blobHex {
+			err = fmt.Errorf("%w: layout hashes to sha256:%s, want sha256:%s", registry.ErrDigestMismatch, got, blobHex)
+		}
+		if err == nil {
+			err = s.Publish(tmp.Name(), blobHex)
+		}
+		if err != nil {
+			os.Remove(tmp.Name())
+			return err
+		}
+	}
+	return s.SetConverted(manifestDigest, version, blobHex, size)
 }
 
 const refsFile = "referrers.json"

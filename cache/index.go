@@ -125,7 +125,9 @@ func (s *Store) Commit(m *registry.Manifest, requested string) (*Entry, error) {
 		}
 	}
 	now := time.Now()
-	man, cfg, err := m.ToOCI(now)
+	// No time in the manifest blob: the same snapshot gets the same digest on
+	// every machine (the pull time lives in index.json).
+	man, cfg, err := m.ToOCI(time.Time{})
 	if err != nil {
 		return nil, err
 	}

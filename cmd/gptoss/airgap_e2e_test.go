@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/internal/hubtest"
 	"github.com/gptoss/gptoss/registry"
 )
@@ -200,5 +201,165 @@ func TestExportToDirectoryIsAConsistentLayout(t *testing.T) {
 	r := gap.wantCode(exitError, "import", evil)
 	if !strings.Contains(r.stderr, "../../escape") {
 		t.Errorf("hostile tar error does not name the entry: %s", r.stderr)
+	}
+}
+
+// listConverted returns the converted layout path `list --json` shows for
+// the only model of a home.
+func listConverted(t *testing.T, e *env) string {
+	t.Helper()
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(e.mustRun("list", "--json").stdout), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("list --json: %v %v", rows, err)
+	}
+	p, _ := rows[0]["converted"].(string)
+	return p
+}
+
+// export --with-converted carries the GPU-ready layout; import brings it in
+// (no conversion), verified. Without it, import converts locally and gets
+// the same tensors.
+func TestExportWithConvertedImport(t *testing.T) {
+	e := newEnv(t, 2<<20, hubtest.Options{})
+	requireExportImport(t, e)
+	e.mustRun("pull", "20b") // converts
+	layout := listConverted(t, e)
+	if layout == "" {
+		t.Fatal("pull did not convert")
+	}
+	sum := filepath.Base(layout)
+
+	tarPath := filepath.Join(t.TempDir(), "usb", "with.tar")
+	r := e.mustRun("export", "20b", "--with-converted", "--to", tarPath)
+	if !strings.Contains(r.stderr, "GPU-ready layout") {
+		t.Errorf("export --with-converted: %s", r.stderr)
+	}
+	// The layout's index lists the referrer, whose subject is the model.
+	idx := readTarEntry(t, tarPath, "index.json")
+	var index struct {
+		Manifests []registry.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(idx, &index); err != nil || len(index.Manifests) != 2 {
+		t.Fatalf("index.json: %s %v", idx, err)
+	}
+	model, ref := index.Manifests[0], index.Manifests[1]
+	if ref.ArtifactType != "application/vnd.gptoss.layout.v1" || ref.Annotations["org.gptoss.layout.subject"] != model.Digest ||
+		ref.Annotations["org.gptoss.layout.blob"] != "sha256:"+sum {
+		t.Errorf("referrer entry %+v for model %+v", ref, model)
+	}
+	var rm struct {
+		ArtifactType string                `json:"artifactType"`
+		Layers       []registry.Descriptor `json:"layers"`
+		Subject      registry.Descriptor   `json:"subject"`
+	}
+	if err := json.Unmarshal(readTarEntry(t, tarPath, "blobs/sha256/"+strings.TrimPrefix(ref.Digest, "sha256:")), &rm); err != nil {
+		t.Fatal(err)
+	}
+	if rm.ArtifactType != ref.ArtifactType || len(rm.Layers) != 1 || rm.Layers[0].Digest != "sha256:"+sum || rm.Subject.Digest != model.Digest {
+		t.Errorf("referrer manifest %+v", rm)
+	}
+
+	gap := &env{t: t, hub: e.hub, repo: e.repo, src: e.src, home: filepath.Join(t.TempDir(), "home"),
+		extra: []string{"GPTOSS_OFFLINE=1", "HF_ENDPOINT=" + nowhere}}
+	r = gap.mustRun("import", tarPath)
+	if strings.Contains(r.stderr, "converted openai") || !strings.Contains(r.stderr, "imported its GPU-ready layout") {
+		t.Errorf("import with a carried layout:\n%s", r.stderr)
+	}
+	if got := listConverted(t, gap); filepath.Base(got) != sum || fileSHA(t, got) != sum {
+		t.Errorf("imported layout %s, want sha256 %s", got, sum)
+	}
+	gap.mustRun("verify", "20b", "--level", "all")
+	r = gap.mustRun("convert", "20b")
+	if !strings.Contains(r.stderr, "already converted") {
+		t.Errorf("convert after import: %s", r.stderr)
+	}
+	// Again, with --json: a no-op, the event names the layout.
+	lines := strings.Split(strings.TrimSpace(gap.mustRun("import", tarPath, "--json").stdout), "\n")
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &ev); err != nil || ev["event"] != "imported" || ev["layout_sha256"] != sum {
+		t.Errorf("import --json: %v %v", ev, err)
+	}
+
+	// Without --with-converted: import converts locally.
+	plain := filepath.Join(t.TempDir(), "plain.tar")
+	e.mustRun("export", "20b", "--to", plain)
+	gap2 := &env{t: t, hub: e.hub, repo: e.repo, src: e.src, home: filepath.Join(t.TempDir(), "home2"),
+		extra: []string{"GPTOSS_OFFLINE=1", "HF_ENDPOINT=" + nowhere}}
+	r = gap2.mustRun("import", plain)
+	if !strings.Contains(r.stderr, "converted openai/gpt-oss-20b") {
+		t.Errorf("import without a layout did not convert:\n%s", r.stderr)
+	}
+	local := listConverted(t, gap2)
+	if local == "" {
+		t.Fatal("no local layout")
+	}
+	gap2.mustRun("verify", "20b", "--level", "all")
+	sameTensors(t, layout, local)
+
+	// --no-convert: nothing converted.
+	gap3 := &env{t: t, hub: e.hub, repo: e.repo, src: e.src, home: filepath.Join(t.TempDir(), "home3"),
+		extra: []string{"GPTOSS_OFFLINE=1", "HF_ENDPOINT=" + nowhere}}
+	gap3.mustRun("import", plain, "--no-convert")
+	if got := listConverted(t, gap3); got != "" {
+		t.Errorf("import --no-convert converted: %s", got)
+	}
+
+	// Not converted: export --with-converted says so.
+	e3 := newEnv(t, 1<<20, hubtest.Options{})
+	e3.mustRun("pull", "20b", "--no-convert")
+	r = e3.mustRun("export", "20b", "--with-converted", "--to", filepath.Join(t.TempDir(), "x.tar"))
+	if !strings.Contains(r.stderr, "not converted") || !strings.Contains(r.stderr, "gptoss convert") {
+		t.Errorf("export --with-converted of an unconverted model: %s", r.stderr)
+	}
+}
+
+// readTarEntry returns the bytes of one entry of a tar.
+func readTarEntry(t *testing.T, path, name string) []byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s: no %s: %v", path, name, err)
+		}
+		if h.Name == name {
+			var b bytes.Buffer
+			if _, err := b.ReadFrom(tr); err != nil {
+				t.Fatal(err)
+			}
+			return b.Bytes()
+		}
+	}
+}
+
+// sameTensors checks that two layouts made from the same checkpoint are
+// byte-identical but for the source manifest each records (the digest of
+// the cache's manifest, which carries its commit time).
+func sameTensors(t *testing.T, a, b string) {
+	t.Helper()
+	la, err := convert.OpenLayout(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Close()
+	lb, err := convert.OpenLayout(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lb.Close()
+	if len(la.Tensors) == 0 || len(la.Tensors) != len(lb.Tensors) {
+		t.Fatalf("%d vs %d tensors", len(la.Tensors), len(lb.Tensors))
+	}
+	for i, ta := range la.Tensors {
+		tb := lb.Tensors[i]
+		if ta.Name != tb.Name || ta.Offset != tb.Offset || ta.Size != tb.Size || ta.CRC32C != tb.CRC32C ||
+			!bytes.Equal(la.Bytes(ta.Name), lb.Bytes(tb.Name)) {
+			t.Errorf("tensor %s differs", ta.Name)
+		}
 	}
 }

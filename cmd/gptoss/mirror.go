@@ -14,6 +14,7 @@ import (
 	"github.com/gptoss/gptoss/cache"
 	"github.com/gptoss/gptoss/fetch"
 	"github.com/gptoss/gptoss/registry/oci"
+	"github.com/gptoss/gptoss/registry/sources"
 )
 
 func newMirrorCmd(g *globalOptions) *cobra.Command {
@@ -66,7 +67,11 @@ Registries on localhost or a loopback address are spoken to over plain HTTP;
 			if err != nil {
 				return err
 			}
-			opts := oci.Options{PlainHTTP: plainHTTP || envTrue("GPTOSS_PLAIN_HTTP"), Username: username}
+			settings, err := sources.LoadSettings()
+			if err != nil {
+				return err
+			}
+			opts := oci.Options{PlainHTTP: plainHTTP || settings.PlainHTTP, Username: username}
 			if passwordStdin {
 				pw, err := readPassword(cmd.InOrStdin())
 				if err != nil {

@@ -6,8 +6,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gptoss/gptoss/cache"
+	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/fetch"
 	"github.com/gptoss/gptoss/registry"
+	"github.com/gptoss/gptoss/registry/ocilayout"
 	"github.com/gptoss/gptoss/registry/sources"
 )
 
@@ -97,6 +100,7 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	if err != nil {
 		return err
 	}
+	layoutSrc, _ := src.(*ocilayout.Source)
 	src = withFitCheck(cmd, g, o, src, ref, store)
 	eng := fetch.New(fetch.Options{Connections: o.connections, LimitRate: rate, PartSize: partSize})
 	out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
@@ -109,6 +113,9 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	// Convert to the GPU-ready layout; with --json before the final
 	// "pulled" event, which stays last.
 	conv := !o.noConvert && res.Entry != nil
+	if conv && layoutSrc != nil && carriedLayout(cmd, store, layoutSrc, ref, *res.Entry) {
+		conv = false // the export carried its GPU-ready layout: brought in, verified
+	}
 	if conv && g.json {
 		convertAfterPull(cmd, g, store, *res.Entry)
 	}
@@ -119,4 +126,24 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 		convertAfterPull(cmd, g, store, *res.Entry)
 	}
 	return nil
+}
+
+// carriedLayout brings in the converted layout an OCI layout source carries
+// for the pulled model (gptoss export --with-converted), verified by its
+// sha256. It reports whether it did; on any problem the caller converts.
+func carriedLayout(cmd *cobra.Command, store *cache.Store, src *ocilayout.Source, ref registry.Ref, e cache.Entry) bool {
+	models, err := src.Models()
+	if err != nil {
+		return false
+	}
+	m, err := ocilayout.Pick(models, ref)
+	if err != nil {
+		return false
+	}
+	c, ok, err := src.Converted(*m, convert.LayoutVersion)
+	if err != nil || !ok {
+		return false
+	}
+	_, err = importConverted(cmd, store, src, e, c)
+	return err == nil
 }

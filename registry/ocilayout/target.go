@@ -49,6 +49,10 @@ type Target struct {
 	// Created, when set, dates the manifest and its index entry. Zero keeps
 	// the output reproducible.
 	Created time.Time
+	// Converted, when set, is the converted GPU-ready layout of the next
+	// Commit's model: its blob must already be in the layout (Put); Commit
+	// records it as a referrer of the model manifest (see converted.go).
+	Converted *Converted
 
 	dir string    // where blobs go: Path, or the staging dir of a tar
 	tar bool      // Path is a tar
@@ -262,10 +266,36 @@ func (t *Target) Commit(ctx context.Context, m *registry.Manifest) error {
 			keep = append(keep, d)
 		}
 	}
-	idx.Manifests = append(keep, registry.Descriptor{
+	modelDesc := registry.Descriptor{
 		MediaType: registry.MediaTypeOCIManifest, ArtifactType: registry.ArtifactTypeModel,
 		Digest: md, Size: int64(len(man)), Annotations: ann,
-	})
+	}
+	keep = append(keep, modelDesc)
+	// Converted layouts stay while their model does (and is not given a
+	// new one now).
+	models := map[string]bool{}
+	for _, d := range keep {
+		if !isLayoutEntry(d) {
+			models[d.Digest] = true
+		}
+	}
+	idx.Manifests = keep[:0]
+	for _, d := range keep {
+		if isLayoutEntry(d) {
+			subj := d.Annotations[AnnotationLayoutSubject]
+			if !models[subj] || (t.Converted != nil && subj == md && d.ArtifactType == ArtifactTypeLayout(t.Converted.Version)) {
+				continue
+			}
+		}
+		idx.Manifests = append(idx.Manifests, d)
+	}
+	if t.Converted != nil {
+		ld, err := t.putReferrer(t.Converted, modelDesc, ref)
+		if err != nil {
+			return err
+		}
+		idx.Manifests = append(idx.Manifests, ld)
+	}
 	b, err := json.MarshalIndent(idx, "", "  ")
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ package sources
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/gptoss/gptoss/registry"
@@ -30,10 +29,8 @@ type Options struct {
 func (o Options) ociOptions() oci.Options {
 	oo := o.OCI
 	if !oo.PlainHTTP {
-		switch strings.ToLower(os.Getenv("GPTOSS_PLAIN_HTTP")) {
-		case "1", "on", "yes", "true":
-			oo.PlainHTTP = true
-		}
+		st, _ := LoadSettings() // a bad config file is reported by For
+		oo.PlainHTTP = st.PlainHTTP
 	}
 	if oo.Client == nil {
 		oo.Client = o.Client
@@ -93,21 +90,21 @@ func IsNetwork(s registry.Source) bool {
 }
 
 // Offline reports whether GPTOSS_OFFLINE or HF_HUB_OFFLINE is set to a true
-// value (1, on, yes, true).
+// value (1, on, yes, true), else whether the configuration file says
+// "offline": true (see LoadSettings; a malformed file counts as not
+// offline here and is reported by For).
 func Offline() bool {
-	for _, v := range []string{"GPTOSS_OFFLINE", "HF_HUB_OFFLINE"} {
-		switch strings.ToLower(os.Getenv(v)) {
-		case "1", "on", "yes", "true":
-			return true
-		}
-	}
-	return false
+	s, _ := LoadSettings()
+	return s.Offline
 }
 
-// Mirror returns GPTOSS_MIRROR: a source location that replaces the default
-// (Hugging Face) for catalog models, so `gptoss pull 20b` works unchanged
-// inside an air gap.
-func Mirror() string { return os.Getenv("GPTOSS_MIRROR") }
+// Mirror returns GPTOSS_MIRROR, else the configuration file's "mirror": a
+// source location that replaces the default (Hugging Face) for catalog
+// models, so `gptoss pull 20b` works unchanged inside an air gap.
+func Mirror() string {
+	s, _ := LoadSettings()
+	return s.Mirror
+}
 
 // For returns the source for ref. from, when set (--from), names where to
 // get the model instead of the reference's own scheme: a directory, a Hub
@@ -115,8 +112,12 @@ func Mirror() string { return os.Getenv("GPTOSS_MIRROR") }
 // oci://host/repo:tag, see OCITarget); any other scheme is reported
 // unsupported.
 func For(ref registry.Ref, from string, o Options) (registry.Source, registry.Ref, error) {
+	st, err := LoadSettings()
+	if err != nil {
+		return nil, ref, err
+	}
 	if from == "" && ref.Model != nil {
-		from = Mirror()
+		from = st.Mirror
 	}
 	if from != "" {
 		switch {
