@@ -49,7 +49,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors and the final result")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newPullCmd(g), newListCmd(g), newPathCmd(g), newRmCmd(g), newGCCmd(g), newVerifyCmd(g), newDoctorCmd(g), newConvertCmd(g),
-		newMirrorCmd(g), newExportCmd(g), newImportCmd(g), newGGUFCmd(g))
+		newMirrorCmd(g), newExportCmd(g), newImportCmd(g), newGGUFCmd(g), newServeHFCmd(g))
 	return root
 }
 
