@@ -499,11 +499,11 @@ func (s *Source) get(ctx context.Context, f registry.File, raw string, off, n in
 			cur = loc
 			continue
 		case http.StatusOK, http.StatusPartialContent:
-			if err := checkRange(resp, f, off, n); err != nil {
+			if err := registry.CheckRange(resp, f, off, n, "server"); err != nil {
 				resp.Body.Close()
 				return nil, err
 			}
-			return &exactReader{r: resp.Body, left: n, c: resp.Body}, nil
+			return registry.ExactReader(resp.Body, resp.Body, n), nil
 		default:
 			err := s.httpError("download "+f.Path, cur, resp, s.repoName())
 			resp.Body.Close()
@@ -543,59 +543,3 @@ func normETag(s string) string {
 	s = strings.TrimPrefix(strings.TrimSpace(s), "W/")
 	return strings.ToLower(strings.Trim(s, `"`))
 }
-
-// checkRange makes sure the server sent exactly the bytes asked for.
-func checkRange(resp *http.Response, f registry.File, off, n int64) error {
-	if resp.StatusCode == http.StatusOK {
-		if off == 0 && n == f.Size {
-			if resp.ContentLength >= 0 && resp.ContentLength != f.Size {
-				return &registry.Permanent{Err: fmt.Errorf("%w: %s: server sends %d bytes, listing says %d", registry.ErrSizeMismatch, f.Path, resp.ContentLength, f.Size)}
-			}
-			return nil
-		}
-		return fmt.Errorf("download %s: server ignored the Range header", f.Path)
-	}
-	cr := resp.Header.Get("Content-Range")
-	var a, b, total int64
-	if _, err := fmt.Sscanf(cr, "bytes %d-%d/%d", &a, &b, &total); err != nil {
-		return fmt.Errorf("download %s: bad Content-Range %q", f.Path, cr)
-	}
-	if total != f.Size {
-		return &registry.Permanent{Err: fmt.Errorf("%w: %s: server says %d bytes, listing says %d", registry.ErrSizeMismatch, f.Path, total, f.Size)}
-	}
-	if a != off || b != off+n-1 {
-		return fmt.Errorf("download %s: asked for bytes %d-%d, got %s", f.Path, off, off+n-1, cr)
-	}
-	return nil
-}
-
-// exactReader yields exactly left bytes: a body that ends early is
-// io.ErrUnexpectedEOF, one that would give more is cut.
-type exactReader struct {
-	r    io.Reader
-	c    io.Closer
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	if e.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(p)) > e.left {
-		p = p[:e.left]
-	}
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF {
-		if e.left > 0 {
-			return n, io.ErrUnexpectedEOF
-		}
-		return n, io.EOF
-	}
-	if e.left == 0 && err == nil {
-		return n, io.EOF
-	}
-	return n, err
-}
-
-func (e *exactReader) Close() error { return e.c.Close() }

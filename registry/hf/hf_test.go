@@ -670,7 +670,7 @@ func TestNewAndDescribe(t *testing.T) {
 
 func TestExactReader(t *testing.T) {
 	read := func(body string, n int64) (string, error) {
-		r := &exactReader{r: iotestOneByte(strings.NewReader(body)), c: io.NopCloser(nil), left: n}
+		r := registry.ExactReader(iotestOneByte(strings.NewReader(body)), io.NopCloser(nil), n)
 		b, err := io.ReadAll(r)
 		return string(b), err
 	}

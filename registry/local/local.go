@@ -121,24 +121,5 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 	if n < 0 {
 		n = f.Size - off
 	}
-	return &exactReader{r: io.NewSectionReader(fh, off, n), left: n, c: fh}, nil
+	return registry.ExactReader(io.NewSectionReader(fh, off, n), fh, n), nil
 }
-
-// exactReader turns a range that ends early (the file shrank after the
-// check above) into io.ErrUnexpectedEOF, as Source.Open promises.
-type exactReader struct {
-	r    io.Reader
-	c    io.Closer
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-func (e *exactReader) Close() error { return e.c.Close() }

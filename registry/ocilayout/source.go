@@ -311,7 +311,7 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 		fh.Close()
 		return nil, &registry.Permanent{Err: fmt.Errorf("%w: blob of %s is %d bytes, the manifest says %d", registry.ErrSizeMismatch, f.Path, size, f.Size)}
 	}
-	return &exactReader{r: io.NewSectionReader(fh, base+off, n), left: n, c: fh}, nil
+	return registry.ExactReader(io.NewSectionReader(fh, base+off, n), fh, n), nil
 }
 
 func permanentIfNotFound(err error, f registry.File) error {
@@ -320,25 +320,6 @@ func permanentIfNotFound(err error, f registry.File) error {
 	}
 	return err
 }
-
-// exactReader turns a range that ends early into io.ErrUnexpectedEOF, as
-// Source.Open promises.
-type exactReader struct {
-	r    io.Reader
-	c    io.Closer
-	left int64
-}
-
-func (e *exactReader) Read(p []byte) (int, error) {
-	n, err := e.r.Read(p)
-	e.left -= int64(n)
-	if err == io.EOF && e.left > 0 {
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-func (e *exactReader) Close() error { return e.c.Close() }
 
 // plausibleRevision accepts a branch, tag or commit name: at most 255
 // printable characters without spaces, backslashes or "..".
