@@ -42,6 +42,21 @@ func matchEntries(store *cache.Store, arg, format string) ([]cache.Entry, error)
 	return out, nil
 }
 
+// newestPerFormat keeps the newest entry of each name and format (entries
+// come newest first): what export and mirror carry, one per tag.
+func newestPerFormat(es []cache.Entry) []cache.Entry {
+	var pick []cache.Entry
+	seen := map[string]bool{}
+	for _, e := range es {
+		k := e.Manifest.Name + ":" + e.Manifest.Format
+		if !seen[k] {
+			seen[k] = true
+			pick = append(pick, e)
+		}
+	}
+	return pick
+}
+
 func newListCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:     "list",

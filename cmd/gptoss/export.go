@@ -63,16 +63,7 @@ Nothing here touches the network.`,
 			if err != nil {
 				return err
 			}
-			// Newest first: one entry per name and format (the layout's tag).
-			var pick []cache.Entry
-			seen := map[string]bool{}
-			for _, e := range es {
-				k := e.Manifest.Name + ":" + e.Manifest.Format
-				if !seen[k] {
-					seen[k] = true
-					pick = append(pick, e)
-				}
-			}
+			pick := newestPerFormat(es)
 			t, err := ocilayout.NewTarget(to)
 			if err != nil {
 				return err

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/gptoss/gptoss/cache"
 	"github.com/gptoss/gptoss/fetch"
 	"github.com/gptoss/gptoss/registry/oci"
 	"github.com/gptoss/gptoss/registry/sources"
@@ -87,16 +86,7 @@ Registries on localhost or a loopback address are spoken to over plain HTTP;
 			if err != nil {
 				return err
 			}
-			// Newest first: one entry per name and format (the tag).
-			var pick []cache.Entry
-			seen := map[string]bool{}
-			for _, e := range es {
-				k := e.Manifest.Name + ":" + e.Manifest.Format
-				if !seen[k] {
-					seen[k] = true
-					pick = append(pick, e)
-				}
-			}
+			pick := newestPerFormat(es)
 			if (base.Tag != "" || base.Digest != "") && len(pick) > 1 {
 				var fs []string
 				for _, e := range pick {
