@@ -19,43 +19,13 @@ import (
 // A converted (GPU-ready) layout is a blob like any other, recorded as an
 // OCI referrer of the model manifest it was made from. The referrer
 // manifest blob is a valid OCI artifact manifest (artifactType
-// ArtifactTypeLayout(version), empty config, the layout as its one layer,
+// registry.ArtifactTypeLayout(version), empty config, the layout as its one layer,
 // "subject" the model manifest). Its descriptor, with annotations naming the
 // subject, the version and the layout blob, is listed in referrers.json, an
 // OCI index beside index.json (index.json lists models only, one entry per
 // model, as other tools expect). Both are written under the "index" lock. A
 // layout is kept while its model entry exists: GC drops referrers whose
 // subject is gone from index.json, and then their blobs.
-const (
-	AnnotationLayoutSubject = "org.gptoss.layout.subject" // "sha256:<model manifest>"
-	AnnotationLayoutVersion = "org.gptoss.layout.version"
-	AnnotationLayoutBlob    = "org.gptoss.layout.blob" // "sha256:<layout blob>"
-
-	layoutArtifactPrefix = "application/vnd.gptoss.layout."
-	mediaTypeEmpty       = "application/vnd.oci.empty.v1+json"
-)
-
-// ArtifactTypeLayout is the OCI artifact type of a layout of this version.
-func ArtifactTypeLayout(version int) string {
-	return layoutArtifactPrefix + "v" + strconv.Itoa(version)
-}
-
-// isLayoutRef reports whether an index entry records a converted layout
-// (and not a model manifest).
-func isLayoutRef(d registry.Descriptor) bool {
-	return strings.HasPrefix(d.ArtifactType, layoutArtifactPrefix)
-}
-
-type referrerManifest struct {
-	SchemaVersion int                   `json:"schemaVersion"`
-	MediaType     string                `json:"mediaType"`
-	ArtifactType  string                `json:"artifactType"`
-	Config        registry.Descriptor   `json:"config"`
-	Layers        []registry.Descriptor `json:"layers"`
-	Subject       registry.Descriptor   `json:"subject"`
-	Annotations   map[string]string     `json:"annotations,omitempty"`
-}
-
 func withPrefix(d string) string {
 	if strings.HasPrefix(d, "sha256:") {
 		return d
@@ -71,12 +41,12 @@ func (s *Store) Converted(manifestDigest string, version int) (blobHex string, o
 	if err != nil {
 		return "", false
 	}
-	subject, at := withPrefix(manifestDigest), ArtifactTypeLayout(version)
+	subject, at := withPrefix(manifestDigest), registry.ArtifactTypeLayout(version)
 	for _, d := range idx.Manifests {
-		if d.ArtifactType != at || d.Annotations[AnnotationLayoutSubject] != subject {
+		if d.ArtifactType != at || d.Annotations[registry.AnnotationLayoutSubject] != subject {
 			continue
 		}
-		hexd := strings.TrimPrefix(d.Annotations[AnnotationLayoutBlob], "sha256:")
+		hexd := strings.TrimPrefix(d.Annotations[registry.AnnotationLayoutBlob], "sha256:")
 		if !registry.IsSHA256Hex(hexd) {
 			continue
 		}
@@ -109,17 +79,17 @@ func (s *Store) SetConverted(manifestDigest string, version int, blobHex string,
 	if err != nil {
 		return err
 	}
-	at := ArtifactTypeLayout(version)
+	at := registry.ArtifactTypeLayout(version)
 	ann := map[string]string{
-		AnnotationLayoutSubject: subject,
-		AnnotationLayoutVersion: strconv.Itoa(version),
-		AnnotationLayoutBlob:    "sha256:" + blobHex,
+		registry.AnnotationLayoutSubject: subject,
+		registry.AnnotationLayoutVersion: strconv.Itoa(version),
+		registry.AnnotationLayoutBlob:    "sha256:" + blobHex,
 	}
-	man, err := json.MarshalIndent(referrerManifest{
+	man, err := json.MarshalIndent(registry.OCIManifest{
 		SchemaVersion: 2, MediaType: registry.MediaTypeOCIManifest, ArtifactType: at,
-		Config:      registry.Descriptor{MediaType: mediaTypeEmpty, Digest: "sha256:" + emptyHex, Size: 2},
+		Config:      registry.Descriptor{MediaType: registry.MediaTypeEmpty, Digest: "sha256:" + emptyHex, Size: 2},
 		Layers:      []registry.Descriptor{{MediaType: at, Digest: "sha256:" + blobHex, Size: size}},
-		Subject:     registry.Descriptor{MediaType: registry.MediaTypeOCIManifest, Digest: subject, Size: subjectSize},
+		Subject:     &registry.Descriptor{MediaType: registry.MediaTypeOCIManifest, Digest: subject, Size: subjectSize},
 		Annotations: ann,
 	}, "", "  ")
 	if err != nil {
@@ -141,7 +111,7 @@ func (s *Store) SetConverted(manifestDigest string, version int, blobHex string,
 	func(idx *ociIndex) {
 		keep := idx.Manifests[:0]
 		for _, d := range idx.Manifests {
-			if !(d.ArtifactType == at && d.Annotations[AnnotationLayoutSubject] == subject) {
+			if !(d.ArtifactType == at && d.Annotations[registry.AnnotationLayoutSubject] == subject) {
 				keep = append(keep, d)
 			}
 		}
@@ -227,7 +197,7 @@ func (s *Store) gcLayouts(idx *ociIndex, live map[string]bool) error {
 	}
 	keep := refs.Manifests[:0:0]
 	for _, d := range refs.Manifests {
-		if !isLayoutRef(d) || !models[d.Annotations[AnnotationLayoutSubject]] {
+		if !registry.IsLayoutReferrer(d) || !models[d.Annotations[registry.AnnotationLayoutSubject]] {
 			continue
 		}
 		keep = append(keep, d)
@@ -237,7 +207,7 @@ func (s *Store) gcLayouts(idx *ociIndex, live map[string]bool) error {
 		if err != nil {
 			continue // a missing referrer manifest keeps nothing alive
 		}
-		var rm referrerManifest
+		var rm registry.OCIManifest
 		if err := json.Unmarshal(b, &rm); err != nil {
 			continue
 		}

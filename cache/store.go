@@ -31,6 +31,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gptoss/gptoss/internal/fsutil"
 	"github.com/gptoss/gptoss/registry"
 )
 
@@ -145,7 +146,8 @@ func (s *Store) Publish(tmp, hex string) error {
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("cache: publish %s: %w", hex, err)
 	}
-	return syncDir(filepath.Dir(dst))
+	fsutil.SyncDir(filepath.Dir(dst))
+	return nil
 }
 
 // PutBlob writes small content (manifests, configs) as a blob and returns its
@@ -260,36 +262,7 @@ func (s *Store) tryFlock(name string, exclusive bool) (unlock func(), ok bool, e
 // WriteFileAtomic writes data to path through a temp file in the same
 // directory, fsync and rename.
 func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), perm); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	_ = d.Sync() // some filesystems refuse fsync on directories; the rename is still atomic
-	return nil
+	return fsutil.WriteFileAtomic(path, data, perm)
 }
 
 func readJSON(path string, v any) error {

@@ -577,25 +577,14 @@ type Layout struct {
 // OpenLayout maps a layout file and checks its header and tensor table
 // (magic, version, bounds, alignment); Verify checks the tensor bytes.
 func OpenLayout(path string) (*Layout, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%s: not a valid gptoss layout: %s", path, fmt.Sprintf(format, a...))
 	}
-	size := fi.Size()
-	if size < headerSize {
-		return nil, bad("%d bytes, shorter than the header", size)
-	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
+	data, err := mapFile(path, headerSize, func(size int64) error {
+		return bad("%d bytes, shorter than the header", size)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("mmap %s: %w", path, err)
+		return nil, err
 	}
 	l := &Layout{Path: path, data: data, byName: map[string]int{}}
 	if err := l.parse(bad); err != nil {

@@ -63,25 +63,11 @@ type File struct {
 // valid JSON, known dtypes, shape × dtype = byte span, spans inside the file,
 // no overlaps and no gaps (every data byte belongs to exactly one tensor).
 func OpenFile(path string) (*File, error) {
-	f, err := os.Open(path)
+	data, err := mapFile(path, 8, func(size int64) error {
+		return fmt.Errorf("%w: %s: %d bytes, shorter than the 8-byte header length", ErrFormat, path, size)
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	size := fi.Size()
-	if size < 8 {
-		return nil, fmt.Errorf("%w: %s: %d bytes, shorter than the 8-byte header length", ErrFormat, path, size)
-	}
-	var data []byte
-	if size > 0 {
-		data, err = unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ, unix.MAP_SHARED)
-		if err != nil {
-			return nil, fmt.Errorf("mmap %s: %w", path, err)
-		}
 	}
 	sf := &File{Path: path, data: data}
 	if err := sf.parse(filepath.Base(path)); err != nil {
@@ -232,6 +218,28 @@ func objectEntries(b []byte) (entries []headerEntry, dup string, err error) {
 		return nil, "", errors.New("data after the closing brace")
 	}
 	return entries, "", nil
+}
+
+// mapFile maps a whole file read-only; a file shorter than min gets the
+// error tooShort makes (before anything is mapped).
+func mapFile(path string, min int64, tooShort func(size int64) error) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() < min || fi.Size() == 0 {
+		return nil, tooShort(fi.Size())
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(fi.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %s: %w", path, err)
+	}
+	return data, nil
 }
 
 // Bytes returns the tensor's bytes, a view into the mapping (valid until

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -50,7 +51,35 @@ type OCIManifest struct {
 	ArtifactType  string            `json:"artifactType,omitempty"`
 	Config        Descriptor        `json:"config"`
 	Layers        []Descriptor      `json:"layers"`
+	Subject       *Descriptor       `json:"subject,omitempty"` // OCI 1.1 referrers: the manifest this one is about
 	Annotations   map[string]string `json:"annotations,omitempty"`
+}
+
+// A converted GPU-ready layout (gptoss convert) is stored and carried as an
+// OCI referrer of the model manifest it was made from: an OCIManifest with
+// artifactType ArtifactTypeLayout(version), the empty config, the layout
+// file as its one layer and Subject the model manifest. The index entries
+// that list such referrers carry these annotations, so a reader finds a
+// model's layout without opening every manifest.
+const (
+	AnnotationLayoutSubject = "org.gptoss.layout.subject" // "sha256:<model manifest>"
+	AnnotationLayoutVersion = "org.gptoss.layout.version"
+	AnnotationLayoutBlob    = "org.gptoss.layout.blob" // "sha256:<layout blob>"
+	MediaTypeEmpty          = "application/vnd.oci.empty.v1+json"
+	EmptyJSON               = "{}" // the content of the empty config
+	layoutArtifactPrefix    = "application/vnd.gptoss.layout."
+)
+
+// ArtifactTypeLayout is the artifact type of a converted layout of this
+// version.
+func ArtifactTypeLayout(version int) string {
+	return layoutArtifactPrefix + "v" + strconv.Itoa(version)
+}
+
+// IsLayoutReferrer reports whether an index entry lists a converted layout
+// (and not a model manifest).
+func IsLayoutReferrer(d Descriptor) bool {
+	return strings.HasPrefix(d.ArtifactType, layoutArtifactPrefix)
 }
 
 // ModelConfig is the ModelPack config blob (the fields gptoss fills).

@@ -11,32 +11,15 @@ import (
 
 // A model's converted GPU-ready layout (gptoss convert) travels in a layout
 // as an OCI referrer of the model manifest, the way the gptoss cache keeps
-// it: an OCI manifest with artifactType ArtifactTypeLayout(version), the
+// it: an OCI manifest with artifactType registry.ArtifactTypeLayout(version), the
 // empty config, the layout file as its one layer and "subject" the model
 // manifest's descriptor. index.json lists it (after its model) with the
 // same artifactType and annotations naming the subject, the version, the
 // layout blob and the model's ref name, so an import finds it without
 // reading every manifest. Tools that only know models skip it (Models does).
 const (
-	AnnotationLayoutSubject = "org.gptoss.layout.subject" // "sha256:<model manifest>"
-	AnnotationLayoutVersion = "org.gptoss.layout.version"
-	AnnotationLayoutBlob    = "org.gptoss.layout.blob"  // "sha256:<layout blob>"
-	AnnotationLayoutModel   = "org.gptoss.layout.model" // the model's ref name "<name>:<format>"
-
-	layoutArtifactPrefix = "application/vnd.gptoss.layout."
-	mediaTypeEmpty       = "application/vnd.oci.empty.v1+json"
-	emptyJSON            = "{}"
+	AnnotationLayoutModel = "org.gptoss.layout.model" // the model's ref name "<name>:<format>"
 )
-
-// ArtifactTypeLayout is the artifact type of a converted layout of this
-// version (the same as the cache's).
-func ArtifactTypeLayout(version int) string {
-	return layoutArtifactPrefix + "v" + strconv.Itoa(version)
-}
-
-func isLayoutEntry(d registry.Descriptor) bool {
-	return strings.HasPrefix(d.ArtifactType, layoutArtifactPrefix)
-}
 
 // Converted names a converted layout blob: its layout version, sha256 (hex)
 // and size.
@@ -46,17 +29,6 @@ type Converted struct {
 	Size    int64
 }
 
-// layoutReferrer is the referrer manifest of a converted layout.
-type layoutReferrer struct {
-	SchemaVersion int                   `json:"schemaVersion"`
-	MediaType     string                `json:"mediaType"`
-	ArtifactType  string                `json:"artifactType"`
-	Config        registry.Descriptor   `json:"config"`
-	Layers        []registry.Descriptor `json:"layers"`
-	Subject       *registry.Descriptor  `json:"subject"`
-	Annotations   map[string]string     `json:"annotations,omitempty"`
-}
-
 // putReferrer writes the referrer manifest of c for the model manifest
 // subject (and the empty config) and returns its index entry.
 func (t *Target) putReferrer(c *Converted, subject registry.Descriptor, ref string) (registry.Descriptor, error) {
@@ -64,20 +36,20 @@ func (t *Target) putReferrer(c *Converted, subject registry.Descriptor, ref stri
 	if !registry.IsSHA256Hex(c.SHA256) || !t.has(c.SHA256, c.Size) {
 		return d, fmt.Errorf("%w: the converted layout sha256:%s is not in %s", registry.ErrNotFound, c.SHA256, t.Path)
 	}
-	ed, err := t.putBytes([]byte(emptyJSON))
+	ed, err := t.putBytes([]byte(registry.EmptyJSON))
 	if err != nil {
 		return d, err
 	}
-	at := ArtifactTypeLayout(c.Version)
+	at := registry.ArtifactTypeLayout(c.Version)
 	ann := map[string]string{
-		AnnotationLayoutSubject: subject.Digest,
-		AnnotationLayoutVersion: strconv.Itoa(c.Version),
-		AnnotationLayoutBlob:    "sha256:" + c.SHA256,
+		registry.AnnotationLayoutSubject: subject.Digest,
+		registry.AnnotationLayoutVersion: strconv.Itoa(c.Version),
+		registry.AnnotationLayoutBlob:    "sha256:" + c.SHA256,
 	}
 	sub := registry.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}
-	man, err := json.MarshalIndent(layoutReferrer{
+	man, err := json.MarshalIndent(registry.OCIManifest{
 		SchemaVersion: 2, MediaType: registry.MediaTypeOCIManifest, ArtifactType: at,
-		Config:      registry.Descriptor{MediaType: mediaTypeEmpty, Digest: ed, Size: int64(len(emptyJSON))},
+		Config:      registry.Descriptor{MediaType: registry.MediaTypeEmpty, Digest: ed, Size: int64(len(registry.EmptyJSON))},
 		Layers:      []registry.Descriptor{{MediaType: at, Digest: "sha256:" + c.SHA256, Size: c.Size}},
 		Subject:     &sub,
 		Annotations: ann,
@@ -111,10 +83,10 @@ func (s *Source) Converted(m Model, version int) (*Converted, bool, error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("%s: %w", s.path, err)
 	}
-	at := ArtifactTypeLayout(version)
+	at := registry.ArtifactTypeLayout(version)
 	for i := len(idx.Manifests) - 1; i >= 0; i-- { // the last entry wins
 		d := idx.Manifests[i]
-		if d.ArtifactType != at || d.Annotations[AnnotationLayoutSubject] != m.Digest {
+		if d.ArtifactType != at || d.Annotations[registry.AnnotationLayoutSubject] != m.Digest {
 			continue
 		}
 		c, err := s.readReferrer(d, m.Digest, version)
@@ -141,11 +113,11 @@ func (s *Source) readReferrer(d registry.Descriptor, subject string, version int
 	if int64(len(b)) != d.Size || registry.Digest(b) != d.Digest {
 		return nil, fmt.Errorf("%w: referrer %s does not match its descriptor in index.json", registry.ErrDigestMismatch, d.Digest)
 	}
-	var rm layoutReferrer
+	var rm registry.OCIManifest
 	if err := json.Unmarshal(b, &rm); err != nil {
 		return nil, fmt.Errorf("%w: referrer %s: %v", registry.ErrInvalidManifest, d.Digest, err)
 	}
-	at := ArtifactTypeLayout(version)
+	at := registry.ArtifactTypeLayout(version)
 	if rm.ArtifactType != at || rm.Subject == nil || rm.Subject.Digest != subject || len(rm.Layers) != 1 {
 		return nil, fmt.Errorf("%w: referrer %s is not a %s layout of %s with one layer", registry.ErrInvalidManifest, d.Digest, at, subject)
 	}

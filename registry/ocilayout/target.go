@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gptoss/gptoss/internal/fsutil"
 	"github.com/gptoss/gptoss/registry"
 )
 
@@ -109,7 +110,7 @@ func (t *Target) prepare() error {
 	if _, err := os.Stat(lp); err == nil {
 		return nil
 	}
-	return writeFileAtomic(lp, []byte(layoutJSON))
+	return fsutil.WriteFileAtomic(lp, []byte(layoutJSON), 0o644)
 }
 
 func (t *Target) blobPath(hexd string) string {
@@ -185,7 +186,7 @@ func (t *Target) Put(ctx context.Context, f registry.File, r io.ReaderAt) error 
 		return err
 	}
 	ok = true
-	syncDir(filepath.Dir(t.blobPath(f.SHA256)))
+	fsutil.SyncDir(filepath.Dir(t.blobPath(f.SHA256)))
 	return nil
 }
 
@@ -196,7 +197,7 @@ func (t *Target) putBytes(b []byte) (string, error) {
 	if t.has(hexd, int64(len(b))) {
 		return d, nil
 	}
-	return d, writeFileAtomic(t.blobPath(hexd), b)
+	return d, fsutil.WriteFileAtomic(t.blobPath(hexd), b, 0o644)
 }
 
 // Commit writes m's config and ModelPack manifest blobs and adds the
@@ -275,15 +276,15 @@ func (t *Target) Commit(ctx context.Context, m *registry.Manifest) error {
 	// new one now).
 	models := map[string]bool{}
 	for _, d := range keep {
-		if !isLayoutEntry(d) {
+		if !registry.IsLayoutReferrer(d) {
 			models[d.Digest] = true
 		}
 	}
 	idx.Manifests = keep[:0]
 	for _, d := range keep {
-		if isLayoutEntry(d) {
-			subj := d.Annotations[AnnotationLayoutSubject]
-			if !models[subj] || (t.Converted != nil && subj == md && d.ArtifactType == ArtifactTypeLayout(t.Converted.Version)) {
+		if registry.IsLayoutReferrer(d) {
+			subj := d.Annotations[registry.AnnotationLayoutSubject]
+			if !models[subj] || (t.Converted != nil && subj == md && d.ArtifactType == registry.ArtifactTypeLayout(t.Converted.Version)) {
 				continue
 			}
 		}
@@ -302,7 +303,7 @@ func (t *Target) Commit(ctx context.Context, m *registry.Manifest) error {
 	}
 	b = append(b, '\n')
 	if !t.tar {
-		return writeFileAtomic(filepath.Join(t.dir, IndexFile), b)
+		return fsutil.WriteFileAtomic(filepath.Join(t.dir, IndexFile), b, 0o644)
 	}
 	return t.writeTar(ctx, b, oldIdx)
 }
@@ -444,7 +445,7 @@ func (t *Target) writeTar(ctx context.Context, idx, oldIdx []byte) error {
 		return err
 	}
 	ok = true
-	syncDir(filepath.Dir(t.Path))
+	fsutil.SyncDir(filepath.Dir(t.Path))
 	if t.old, err = scanTar(t.Path); err != nil {
 		return err
 	}
@@ -462,37 +463,4 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
-}
-
-// writeFileAtomic writes data through a temp file in the same directory,
-// fsync and rename.
-func writeFileAtomic(p string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".gptoss-*.tmp")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	serr := tmp.Sync()
-	cerr := tmp.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	syncDir(filepath.Dir(p))
-	return nil
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // some filesystems refuse fsync on a directory; the rename is still atomic
-		d.Close()
-	}
 }
