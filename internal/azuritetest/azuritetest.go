@@ -1,0 +1,268 @@
+// Package azuritetest starts Azurite, Microsoft's Azure Storage emulator
+// (npm azurite@3.37.0, the blob service only), on a free loopback port for
+// tests, with its storage in a temporary directory, and stops it by PID when
+// the test ends.
+//
+// The binary is found through AZURITE_BLOB (a path to azurite-blob), else
+// .tools/npm/node_modules/.bin/azurite-blob in the module root (where
+// .ci/run installs it), else azurite-blob on PATH. When none is there the
+// test is skipped, or fails when CI is set (CI installs it).
+//
+// Azurite speaks the real Blob REST protocol with shared-key and SAS
+// authentication (signatures and SAS permissions are checked), path-style:
+// the account is the first path element of the endpoint,
+// http://127.0.0.1:PORT/devstoreaccount1. --skipApiVersionCheck is needed
+// because azblob v1.8.x sends a newer x-ms-version than Azurite 3.37 knows.
+package azuritetest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+)
+
+// The emulator's well-known development account (public, documented by
+// Microsoft; not a secret).
+const (
+	Account = "devstoreaccount1"
+	Key     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+// Server is a running Azurite blob service.
+type Server struct {
+	Endpoint string // http://127.0.0.1:PORT/devstoreaccount1, the blob service URL
+	Host     string // 127.0.0.1:PORT
+	Dir      string // Azurite's storage directory
+	Account  string
+	Key      string
+	pid      int
+}
+
+// ConnectionString is the account's connection string with this server's
+// BlobEndpoint, as AZURE_STORAGE_CONNECTION_STRING takes it.
+func (s *Server) ConnectionString() string {
+	return fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;", s.Account, s.Key, s.Endpoint)
+}
+
+// PID is Azurite's process id.
+func (s *Server) PID() int { return s.pid }
+
+// Binary returns the azurite-blob executable, or "".
+func Binary() string {
+	if p := os.Getenv("AZURITE_BLOB"); p != "" {
+		return p
+	}
+	if root := moduleRoot(); root != "" {
+		p := filepath.Join(root, ".tools", "npm", "node_modules", ".bin", "azurite-blob")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("azurite-blob"); err == nil {
+		return p
+	}
+	return ""
+}
+
+// moduleRoot walks up from the working directory to the go.mod.
+func moduleRoot() string {
+	d, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return ""
+		}
+		d = up
+	}
+}
+
+// missing skips the test, or fails it when CI is set.
+func missing(t testing.TB, msg string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// Require skips (or, with CI set, fails) the test when Azurite is not
+// installed, and returns the binary.
+func Require(t testing.TB) string {
+	t.Helper()
+	bin := Binary()
+	if bin == "" {
+		missing(t, "azurite-blob not installed (npm install --prefix .tools/npm azurite@3.37.0, or set AZURITE_BLOB)")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		missing(t, "node is not installed; Azurite needs it")
+	}
+	return bin
+}
+
+func freePort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start runs Azurite for the test's lifetime.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin := Require(t)
+	dir := t.TempDir()
+	var lastErr error
+	for try := 0; try < 3; try++ {
+		port := freePort(t)
+		host := fmt.Sprintf("127.0.0.1:%d", port)
+		data := filepath.Join(dir, fmt.Sprintf("data%d", try))
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		logPath := filepath.Join(dir, fmt.Sprintf("azurite%d.log", try))
+		logf, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port),
+			"--location", data, "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		// Its own process group, so that stopping it also stops any child
+		// node process the npm wrapper started.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			logf.Close()
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { cmd.Wait(); logf.Close(); close(done) }()
+		pid := cmd.Process.Pid
+		stop := func() {
+			syscall.Kill(-pid, syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				syscall.Kill(-pid, syscall.SIGKILL)
+				<-done
+			}
+		}
+		s := &Server{Endpoint: "http://" + host + "/" + Account, Host: host, Dir: data, Account: Account, Key: Key, pid: pid}
+		if waitUp("http://"+host+"/"+Account+"?comp=list", done) {
+			t.Cleanup(stop)
+			return s
+		}
+		stop()
+		log, _ := os.ReadFile(logPath)
+		lastErr = fmt.Errorf("azurite did not come up on %s: %s", host, strings.TrimSpace(string(log)))
+	}
+	t.Fatal(lastErr)
+	return nil
+}
+
+// waitUp polls the service until it answers HTTP (any status: an
+// unauthenticated list is refused with 403, which proves it is up).
+func waitUp(u string, done <-chan struct{}) bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return false
+		default:
+		}
+		resp, err := http.Get(u)
+		if err == nil {
+			resp.Body.Close()
+			return true
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return false
+}
+
+func (s *Server) cred(t testing.TB) *service.SharedKeyCredential {
+	t.Helper()
+	c, err := service.NewSharedKeyCredential(s.Account, s.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Container returns a shared-key client for a container (which may not
+// exist yet).
+func (s *Server) Container(t testing.TB, name string) *container.Client {
+	t.Helper()
+	c, err := container.NewClientWithSharedKeyCredential(s.Endpoint+"/"+name, s.cred(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// CreateContainer creates a container and returns its client.
+func (s *Server) CreateContainer(t testing.TB, name string) *container.Client {
+	t.Helper()
+	c := s.Container(t, name)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.Create(ctx, nil); err != nil {
+		t.Fatalf("create container %s: %v", name, err)
+	}
+	return c
+}
+
+// SAS returns a container SAS token (the query string, no "?") with the
+// given permissions ("rl" read+list, "racwdl" everything), valid for a day.
+func (s *Server) SAS(t testing.TB, containerName, perms string) string {
+	t.Helper()
+	var p sas.ContainerPermissions
+	for _, r := range perms {
+		switch r {
+		case 'r':
+			p.Read = true
+		case 'a':
+			p.Add = true
+		case 'c':
+			p.Create = true
+		case 'w':
+			p.Write = true
+		case 'd':
+			p.Delete = true
+		case 'l':
+			p.List = true
+		default:
+			t.Fatalf("SAS permission %q", r)
+		}
+	}
+	q, err := sas.BlobSignatureValues{
+		Protocol:      sas.ProtocolHTTPSandHTTP,
+		StartTime:     time.Now().Add(-time.Hour).UTC(),
+		ExpiryTime:    time.Now().Add(24 * time.Hour).UTC(),
+		Permissions:   p.String(),
+		ContainerName: containerName,
+	}.SignWithSharedKey(s.cred(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q.Encode()
+}
