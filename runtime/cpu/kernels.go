@@ -1,0 +1,182 @@
+package cpu
+
+import (
+	"math"
+	"unsafe"
+)
+
+// The hot loops. Each kernel has a pure-Go version (kernels.go, always
+// built, the reference the assembly is tested against) and, on amd64 with
+// AVX2+FMA, an assembly version (kernels_amd64.s) that handles the length
+// rounded down to a multiple of 8 (or whole MXFP4 blocks); Go finishes the
+// tail. useAsm switches between them (tests flip it).
+
+// fp4x2 is the E2M1 table doubled (integers, so the assembly can use a byte
+// shuffle); e8m0Half[s] = 2^(s−127)/2 undoes the doubling.
+var fp4x2 = [16]int8{0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}
+
+var e8m0Half [256]float32
+
+// fp4Pair[b] holds the two values of byte b (even element low nibble) at
+// scale 1.
+var fp4Pair [256][2]float32
+
+func init() {
+	for s := range e8m0Half {
+		e8m0Half[s] = float32(math.Ldexp(1, s-128))
+	}
+	for b := range fp4Pair {
+		fp4Pair[b] = [2]float32{float32(fp4x2[b&15]) / 2, float32(fp4x2[b>>4]) / 2}
+	}
+}
+
+func bf16(lo, hi byte) float32 {
+	return math.Float32frombits(uint32(lo)<<16 | uint32(hi)<<24)
+}
+
+func dotBF16Go(w []byte, x []float32) float32 {
+	var s0, s1, s2, s3 float32
+	n := len(x)
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += bf16(w[2*i], w[2*i+1]) * x[i]
+		s1 += bf16(w[2*i+2], w[2*i+3]) * x[i+1]
+		s2 += bf16(w[2*i+4], w[2*i+5]) * x[i+2]
+		s3 += bf16(w[2*i+6], w[2*i+7]) * x[i+3]
+	}
+	for ; i < n; i++ {
+		s0 += bf16(w[2*i], w[2*i+1]) * x[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+func dotF32Go(a, b []float32) float32 {
+	var s0, s1, s2, s3 float32
+	n := len(a)
+	b = b[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < n; i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// dotMXFP4Go is Σ W·x over len(scales) blocks of 32 values.
+func dotMXFP4Go(blocks, scales []byte, x []float32) float32 {
+	var sum float32
+	for g, s := range scales {
+		blk := blocks[16*g : 16*g+16]
+		xs := x[32*g : 32*g+32]
+		var a0, a1 float32
+		for b := 0; b < 16; b++ {
+			p := &fp4Pair[blk[b]]
+			a0 += p[0] * xs[2*b]
+			a1 += p[1] * xs[2*b+1]
+		}
+		sum += (a0 + a1) * e8m0Half[s] * 2
+	}
+	return sum
+}
+
+func bf16RowGo(out []float32, w []byte) {
+	for i := range out {
+		out[i] = bf16(w[2*i], w[2*i+1])
+	}
+}
+
+// mxfp4Row dequantizes one row (len(scales) blocks) into out.
+func mxfp4Row(out []float32, blocks, scales []byte) {
+	for g, s := range scales {
+		f := e8m0Half[s] * 2
+		blk := blocks[16*g : 16*g+16]
+		o := out[32*g : 32*g+32]
+		for b := 0; b < 16; b++ {
+			p := &fp4Pair[blk[b]]
+			o[2*b] = p[0] * f
+			o[2*b+1] = p[1] * f
+		}
+	}
+}
+
+// dot4F32Go: out[k] = Σ_c w[c]·x[k·stride+c] for k < 4.
+func dot4F32Go(w, x []float32, stride int, out *[4]float32) {
+	for k := 0; k < 4; k++ {
+		out[k] = dotF32Go(w, x[k*stride:k*stride+len(w)])
+	}
+}
+
+// Dispatchers.
+
+func dotBF16(w []byte, x []float32) float32 {
+	n := len(x)
+	if useAsm && n >= 8 {
+		m := n &^ 7
+		s := dotBF16Asm(unsafe.Pointer(&w[0]), &x[0], m)
+		if m < n {
+			s += dotBF16Go(w[2*m:2*n], x[m:])
+		}
+		return s
+	}
+	return dotBF16Go(w[:2*n], x)
+}
+
+func dotF32(a, b []float32) float32 {
+	n := len(a)
+	if useAsm && n >= 8 {
+		m := n &^ 7
+		s := dotF32Asm(&a[0], &b[0], m)
+		if m < n {
+			s += dotF32Go(a[m:], b[m:n])
+		}
+		return s
+	}
+	return dotF32Go(a, b[:n])
+}
+
+func dotMXFP4(blocks, scales []byte, x []float32) float32 {
+	if len(scales) == 0 {
+		return 0
+	}
+	_ = blocks[16*len(scales)-1]
+	_ = x[32*len(scales)-1]
+	if useAsm {
+		return dotMXFP4Asm(&blocks[0], &scales[0], len(scales), &x[0])
+	}
+	return dotMXFP4Go(blocks, scales, x)
+}
+
+func bf16Row(out []float32, w []byte) {
+	n := len(out)
+	_ = w[2*n-1]
+	if useAsm && n >= 8 {
+		m := n &^ 7
+		bf16RowAsm(&out[0], unsafe.Pointer(&w[0]), m)
+		if m < n {
+			bf16RowGo(out[m:], w[2*m:])
+		}
+		return
+	}
+	bf16RowGo(out, w)
+}
+
+func dot4F32(w, x []float32, stride int, out *[4]float32) {
+	n := len(w)
+	_ = x[3*stride+n-1]
+	if useAsm && n >= 8 {
+		m := n &^ 7
+		dot4F32Asm(&w[0], &x[0], stride*4, m, out)
+		if m < n {
+			for k := 0; k < 4; k++ {
+				out[k] += dotF32Go(w[m:], x[k*stride+m:k*stride+n])
+			}
+		}
+		return
+	}
+	dot4F32Go(w, x, stride, out)
+}

@@ -1,0 +1,249 @@
+#include "textflag.h"
+
+// Horizontal sum of Y0 into X0 (low lane).
+#define HSUM \
+	VEXTRACTF128 $1, Y0, X1; \
+	VADDPS X1, X0, X0; \
+	VHADDPS X0, X0, X0; \
+	VHADDPS X0, X0, X0
+
+// func dotBF16Asm(w unsafe.Pointer, x *float32, n int) float32
+// n is a multiple of 8.
+TEXT ·dotBF16Asm(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+bf32:
+	CMPQ CX, $32
+	JL   bf8
+	VPMOVZXWD (SI), Y4
+	VPMOVZXWD 16(SI), Y5
+	VPMOVZXWD 32(SI), Y6
+	VPMOVZXWD 48(SI), Y7
+	VPSLLD $16, Y4, Y4
+	VPSLLD $16, Y5, Y5
+	VPSLLD $16, Y6, Y6
+	VPSLLD $16, Y7, Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $64, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  bf32
+bf8:
+	CMPQ CX, $8
+	JL   bfdone
+	VPMOVZXWD (SI), Y4
+	VPSLLD $16, Y4, Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  bf8
+bfdone:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotF32Asm(a, b *float32, n int) float32
+TEXT ·dotF32Asm(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+f32:
+	CMPQ CX, $32
+	JL   f8
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y5
+	VMOVUPS 64(SI), Y6
+	VMOVUPS 96(SI), Y7
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS 32(DI), Y5, Y1
+	VFMADD231PS 64(DI), Y6, Y2
+	VFMADD231PS 96(DI), Y7, Y3
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  f32
+f8:
+	CMPQ CX, $8
+	JL   fdone
+	VMOVUPS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  f8
+fdone:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// One MXFP4 block: 16 bytes at off(SI), 32 floats at 4*off... into Y12
+// (unscaled, doubled values · x). Uses X4-X11, Y12; X14 = LUT, X15 = 0x0F.
+#define MXBLOCK(boff, xoff, acc) \
+	VMOVDQU boff(SI), X4; \
+	VPSRLW $4, X4, X5; \
+	VPAND X15, X4, X4; \
+	VPAND X15, X5, X5; \
+	VPSHUFB X4, X14, X4; \
+	VPSHUFB X5, X14, X5; \
+	VPUNPCKLBW X5, X4, X6; \
+	VPUNPCKHBW X5, X4, X7; \
+	VPMOVSXBD X6, Y8; \
+	VPSRLDQ $8, X6, X6; \
+	VPMOVSXBD X6, Y9; \
+	VPMOVSXBD X7, Y10; \
+	VPSRLDQ $8, X7, X7; \
+	VPMOVSXBD X7, Y11; \
+	VCVTDQ2PS Y8, Y8; \
+	VCVTDQ2PS Y9, Y9; \
+	VCVTDQ2PS Y10, Y10; \
+	VCVTDQ2PS Y11, Y11; \
+	VMULPS xoff(DI), Y8, acc; \
+	VFMADD231PS xoff+32(DI), Y9, acc; \
+	VFMADD231PS xoff+64(DI), Y10, acc; \
+	VFMADD231PS xoff+96(DI), Y11, acc
+
+// func dotMXFP4Asm(blocks, scales *byte, nblocks int, x *float32) float32
+TEXT ·dotMXFP4Asm(SB), NOSPLIT, $0-36
+	MOVQ blocks+0(FP), SI
+	MOVQ scales+8(FP), BX
+	MOVQ nblocks+16(FP), CX
+	MOVQ x+24(FP), DI
+	LEAQ ·e8m0Half(SB), R8
+	LEAQ ·fp4x2(SB), R9
+	VMOVDQU (R9), X14
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, X15
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+mx2:
+	CMPQ CX, $2
+	JL   mx1
+	MXBLOCK(0, 0, Y12)
+	MOVBLZX (BX), AX
+	VBROADCASTSS (R8)(AX*4), Y13
+	VFMADD231PS Y13, Y12, Y0
+	MXBLOCK(16, 128, Y12)
+	MOVBLZX 1(BX), AX
+	VBROADCASTSS (R8)(AX*4), Y13
+	VFMADD231PS Y13, Y12, Y1
+	ADDQ $32, SI
+	ADDQ $2, BX
+	ADDQ $256, DI
+	SUBQ $2, CX
+	JMP  mx2
+mx1:
+	CMPQ CX, $1
+	JL   mxdone
+	MXBLOCK(0, 0, Y12)
+	MOVBLZX (BX), AX
+	VBROADCASTSS (R8)(AX*4), Y13
+	VFMADD231PS Y13, Y12, Y0
+mxdone:
+	VADDPS Y1, Y0, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// func bf16RowAsm(out *float32, w unsafe.Pointer, n int)
+TEXT ·bf16RowAsm(SB), NOSPLIT, $0-24
+	MOVQ out+0(FP), DI
+	MOVQ w+8(FP), SI
+	MOVQ n+16(FP), CX
+r8:
+	CMPQ CX, $8
+	JL   rdone
+	VPMOVZXWD (SI), Y4
+	VPSLLD $16, Y4, Y4
+	VMOVUPS Y4, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  r8
+rdone:
+	VZEROUPPER
+	RET
+
+// func dot4F32Asm(w, x *float32, strideBytes, n int, out *[4]float32)
+TEXT ·dot4F32Asm(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ strideBytes+16(FP), DX
+	MOVQ n+24(FP), CX
+	LEAQ (DI)(DX*2), R10
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+d16:
+	CMPQ CX, $16
+	JL   d8
+	VMOVUPS (SI), Y4
+	VMOVUPS 32(SI), Y9
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS (DI)(DX*1), Y4, Y1
+	VFMADD231PS (R10), Y4, Y2
+	VFMADD231PS (R10)(DX*1), Y4, Y3
+	VFMADD231PS 32(DI), Y9, Y5
+	VFMADD231PS 32(DI)(DX*1), Y9, Y6
+	VFMADD231PS 32(R10), Y9, Y7
+	VFMADD231PS 32(R10)(DX*1), Y9, Y8
+	ADDQ $64, SI
+	ADDQ $64, DI
+	ADDQ $64, R10
+	SUBQ $16, CX
+	JMP  d16
+d8:
+	CMPQ CX, $8
+	JL   ddone
+	VMOVUPS (SI), Y4
+	VFMADD231PS (DI), Y4, Y0
+	VFMADD231PS (DI)(DX*1), Y4, Y1
+	VFMADD231PS (R10), Y4, Y2
+	VFMADD231PS (R10)(DX*1), Y4, Y3
+	ADDQ $32, SI
+	ADDQ $32, DI
+	ADDQ $32, R10
+	SUBQ $8, CX
+	JMP  d8
+ddone:
+	MOVQ out+32(FP), AX
+	VADDPS Y5, Y0, Y0
+	VADDPS Y6, Y1, Y1
+	VADDPS Y7, Y2, Y2
+	VADDPS Y8, Y3, Y3
+	// Reduce each of Y0..Y3 to one float: hadd tree.
+	VHADDPS Y1, Y0, Y0   // [a01 a23 b01 b23 | a45 a67 b45 b67]
+	VHADDPS Y3, Y2, Y2   // same for c, d
+	VHADDPS Y2, Y0, Y0   // [a0123 b0123 c0123 d0123 | a4567 b4567 c4567 d4567]
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVUPS X0, (AX)
+	VZEROUPPER
+	RET
