@@ -121,7 +121,7 @@ func TestGoldenDefaultSystem(t *testing.T) {
 
 func TestGoldenSystemFields(t *testing.T) {
 	c := Conversation{
-		System: SystemContent{Identity: "You are a robot.", KnowledgeCutoff: "2021-01", CurrentDate: "2021-01-01", Reasoning: "low"},
+		System:   SystemContent{Identity: "You are a robot.", KnowledgeCutoff: "2021-01", CurrentDate: "2021-01-01", Reasoning: "low"},
 		Messages: []Message{{Role: RoleUser, Content: "What is 42 * pi?"}},
 	}
 	checkGolden(t, c, true, "<|start|>system<|message|>You are a robot.\nKnowledge cutoff: 2021-01\nCurrent date: 2021-01-01\n\n"+
