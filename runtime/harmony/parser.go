@@ -165,7 +165,8 @@ func (p *Parser) Add(id int32) []Event {
 
 // Finish ends the stream where it stands (the sampler stopped: a length
 // limit, or a stop token the caller handled): an unfinished message is
-// completed with what it has. A stream cut inside a header is an error.
+// completed with what it has. A stream cut inside a header (after its
+// first token) is an error.
 func (p *Parser) Finish() []Event {
 	switch p.state {
 	case stateContent:
@@ -174,7 +175,7 @@ func (p *Parser) Finish() []Event {
 		p.state = stateDone
 		return evs
 	case stateHeader:
-		if p.header.Len() == 0 && len(p.messages) > 0 {
+		if p.header.Len() == 0 { // nothing of a next message yet
 			p.state = stateDone
 			return nil
 		}

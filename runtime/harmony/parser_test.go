@@ -230,6 +230,15 @@ func TestParserFinish(t *testing.T) {
 	if evs := p.Finish(); len(evs) != 1 || evs[0].Kind != EventError || p.Err() == nil {
 		t.Fatalf("Finish in a header: %+v", evs)
 	}
+	// An empty completion, and one cut right after <|end|><|start|>, end cleanly.
+	p, _ = feed(t, "")
+	if evs := p.Finish(); len(evs) != 0 || p.Err() != nil || !p.Done() {
+		t.Fatalf("Finish of an empty completion: %+v, %v", evs, p.Err())
+	}
+	p, _ = feed(t, "<|channel|>analysis<|message|>x<|end|><|start|>")
+	if evs := p.Finish(); len(evs) != 0 || p.Err() != nil || len(p.Messages()) != 1 {
+		t.Fatalf("Finish after <|start|>: %+v, %v", evs, p.Err())
+	}
 	// An invalid byte mid-stream is U+FFFD at once.
 	p, _ = feed(t, "<|channel|>final<|message|>a\xffb<|return|>")
 	if got := p.Messages()[0].Content; got != "a\uFFFDb" {
