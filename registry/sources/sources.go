@@ -4,6 +4,7 @@
 package sources
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,8 +12,10 @@ import (
 	"github.com/gptoss/gptoss/registry"
 	"github.com/gptoss/gptoss/registry/hf"
 	"github.com/gptoss/gptoss/registry/local"
+	"github.com/gptoss/gptoss/registry/objstore"
 	"github.com/gptoss/gptoss/registry/oci"
 	"github.com/gptoss/gptoss/registry/ocilayout"
+	"github.com/gptoss/gptoss/registry/s3"
 )
 
 // Options carry what backends need from the command line and environment.
@@ -20,6 +23,76 @@ type Options struct {
 	HF     hf.Options   // endpoint and token; zero = from the environment
 	OCI    oci.Options  // registry credentials and plain HTTP; see ociOptions for the environment
 	Client *http.Client // shared HTTP client, nil = each backend's default
+	S3     s3.Options   // endpoint, region, anonymous; zero = the AWS default chain and environment
+	// Known supplies digests for an object-store prefix without a gptoss
+	// manifest (objstore.SourceOptions.Known); nil = the catalog's.
+	Known objstore.KnownFunc
+}
+
+// objectStore is one row of the object-store table: which locations it
+// takes and how to open the bucket (and the prefix within it) they name.
+type objectStore struct {
+	match func(loc string) bool
+	open  func(ctx context.Context, loc string, o Options) (objstore.Bucket, string, error)
+}
+
+// objectStores is every object-store backend. Each gives a Source and a
+// Target through package objstore (pull --from, mirror --to,
+// GPTOSS_MIRROR). Rows are tried in order, before the Hub-mirror https://
+// case, so a specific https host (Azure's) must come first.
+var objectStores = []objectStore{
+	{match: func(l string) bool { return strings.HasPrefix(l, s3.Scheme) }, open: openS3},
+	// az://ACCOUNT/CONTAINER/PREFIX and https://ACCOUNT.blob.core.windows.net/…: registry/azure
+	// dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/PATH: registry/databricks
+}
+
+func openS3(ctx context.Context, loc string, o Options) (objstore.Bucket, string, error) {
+	bucket, prefix, err := s3.ParseURL(loc)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := s3.New(ctx, bucket, o.S3)
+	return b, prefix, err
+}
+
+// IsObjectStore reports whether loc names an object-store location
+// (s3://…, and the others of the table).
+func IsObjectStore(loc string) bool {
+	for _, st := range objectStores {
+		if st.match(loc) {
+			return true
+		}
+	}
+	return false
+}
+
+// OpenBucket opens the bucket an object-store location names and returns
+// it with the prefix within it.
+func OpenBucket(ctx context.Context, loc string, o Options) (objstore.Bucket, string, error) {
+	for _, st := range objectStores {
+		if st.match(loc) {
+			return st.open(ctx, loc, o)
+		}
+	}
+	return nil, "", fmt.Errorf("%w: %q is not an object-store location", registry.ErrUnsupported, loc)
+}
+
+// ObjectSource is the Source for the snapshot at an object-store location.
+func ObjectSource(ctx context.Context, loc string, o Options) (*objstore.Source, error) {
+	b, prefix, err := OpenBucket(ctx, loc, o)
+	if err != nil {
+		return nil, err
+	}
+	return objstore.NewSource(b, prefix, objstore.SourceOptions{Known: o.Known})
+}
+
+// ObjectTarget is the Target that mirrors to an object-store location.
+func ObjectTarget(ctx context.Context, loc string, o Options) (*objstore.Target, error) {
+	b, prefix, err := OpenBucket(ctx, loc, o)
+	if err != nil {
+		return nil, err
+	}
+	return objstore.NewTarget(b, prefix)
 }
 
 // ociOptions adds the environment to the OCI options: GPTOSS_PLAIN_HTTP=1
@@ -108,9 +181,10 @@ func Mirror() string {
 
 // For returns the source for ref. from, when set (--from), names where to
 // get the model instead of the reference's own scheme: a directory, a Hub
-// mirror (hf://host, http(s)://host), or an OCI registry (oci://host/ns or
-// oci://host/repo:tag, see OCITarget); any other scheme is reported
-// unsupported.
+// mirror (hf://host, http(s)://host), an OCI registry (oci://host/ns or
+// oci://host/repo:tag, see OCITarget), or an object-store prefix holding
+// one snapshot (s3://bucket/prefix and the other rows of objectStores);
+// any other scheme is reported unsupported.
 func For(ref registry.Ref, from string, o Options) (registry.Source, registry.Ref, error) {
 	st, err := LoadSettings()
 	if err != nil {
@@ -121,6 +195,12 @@ func For(ref registry.Ref, from string, o Options) (registry.Source, registry.Re
 	}
 	if from != "" {
 		switch {
+		case IsObjectStore(from):
+			s, err := ObjectSource(context.Background(), from, o)
+			if err != nil {
+				return nil, ref, err
+			}
+			return s, ref, nil
 		case strings.HasPrefix(from, "hf://") || strings.HasPrefix(from, "http://") || strings.HasPrefix(from, "https://"):
 			// A Hub mirror (an endpoint speaking the Hub protocol).
 			ep := strings.TrimPrefix(from, "hf://")
