@@ -1,0 +1,362 @@
+// Package synth writes synthetic gpt-oss models: GPU-ready layout files
+// (the format convert.WriteLayout produces, opened by convert.OpenLayout)
+// with random weights of a config's real shapes, for benchmarks and for
+// engines to run without downloading 13 or 65 GB.
+//
+// Design decisions:
+//
+//   - The file format is convert's layout v1 (header, 2 MiB-aligned blocks
+//     of 4096-aligned tensors in the original checkpoint's order, JSON
+//     tensor table after the data). synth writes it itself from the
+//     exported pieces of convert (constants, ModelConfig, LayoutTensor);
+//     the tests open every file with convert.OpenLayout and Verify it, so
+//     a format change in convert breaks them, not the engines.
+//   - Values: BF16 tensors are drawn from a 65536-entry table of a normal
+//     distribution's quantiles (one 16-bit random index per value):
+//     weights N(0, 0.02), biases N(0, 0.01), norm scales N(1, 0.02), sinks
+//     N(0, 0.1). MXFP4 blocks are uniform random bytes (E2M1 values of RMS
+//     ≈ 3) with scales 2^-8…2^-6, so expert weights have RMS ≈ 0.02 too.
+//     With these, activations stay finite through any depth (the RMSNorms
+//     keep every sub-layer's input at unit scale).
+//   - Speed: the file is created at its full size, memory-mapped and
+//     filled in 4 MiB pieces by GOMAXPROCS goroutines, each piece from its
+//     own PRNG stream (PCG seeded by seed, tensor and piece), so the bytes
+//     depend only on the config and seed. CRC-32C checksums are then
+//     computed per tensor in parallel. It is written to PATH.tmp and
+//     renamed, so a reader never sees half a file.
+package synth
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gptoss/gptoss/convert"
+)
+
+// Config returns a preset's config: "20b" and "120b" are the real models'
+// dimensions (GPT-OSS.md §2); "tiny" is testdata/golden/tiny's. Override
+// NumHiddenLayers or VocabSize on the result for smaller files.
+func Config(name string) (convert.ModelConfig, error) {
+	c := convert.ModelConfig{
+		NumHiddenLayers: 24, NumExperts: 32, ExpertsPerToken: 4, VocabSize: 201088, HiddenSize: 2880,
+		IntermediateSize: 2880, SwigluLimit: 7, HeadDim: 64, NumAttentionHeads: 64, NumKeyValueHeads: 8,
+		SlidingWindow: 128, InitialContextLength: 4096, RopeTheta: 150000, RopeScalingFactor: 32,
+		RopeNTKAlpha: 1, RopeNTKBeta: 32, RMSNormEps: 1e-5,
+	}
+	switch name {
+	case "20b":
+	case "120b":
+		c.NumHiddenLayers, c.NumExperts = 36, 128
+	case "tiny":
+		c.NumHiddenLayers, c.NumExperts, c.VocabSize, c.HiddenSize, c.IntermediateSize = 4, 8, 1024, 128, 64
+		c.HeadDim, c.NumAttentionHeads, c.NumKeyValueHeads, c.SlidingWindow = 16, 8, 2, 4
+	default:
+		return c, fmt.Errorf("synth: no preset %q (have 20b, 120b, tiny)", name)
+	}
+	return c, nil
+}
+
+// Tensor kinds: how the values are drawn.
+const (
+	kindWeight = iota // BF16 N(0, 0.02)
+	kindBias          // BF16 N(0, 0.01)
+	kindNorm          // BF16 N(1, 0.02)
+	kindSink          // BF16 N(0, 0.1)
+	kindBlocks        // U8 uniform
+	kindScales        // U8 in 119…121
+)
+
+type tensor struct {
+	convert.LayoutTensor
+	kind int
+}
+
+// Plan lists the layout's tensors for c with their offsets (file order)
+// and returns the end of the data.
+func plan(c convert.ModelConfig) ([]tensor, int64, error) {
+	H, I, E, V := int64(c.HiddenSize), int64(c.IntermediateSize), int64(c.NumExperts), int64(c.VocabSize)
+	q, kv := int64(c.NumAttentionHeads*c.HeadDim), int64(c.NumKeyValueHeads*c.HeadDim)
+	if c.NumHiddenLayers <= 0 || H <= 0 || I <= 0 || E <= 0 || V <= 0 || q <= 0 || kv <= 0 || H%32 != 0 || I%32 != 0 {
+		return nil, 0, fmt.Errorf("synth: bad config: %d layers, hidden %d, intermediate %d (multiples of 32), %d experts, vocab %d, %d×%d heads",
+			c.NumHiddenLayers, H, I, E, V, c.NumAttentionHeads, c.HeadDim)
+	}
+	type spec struct {
+		name  string
+		dtype string
+		shape []int64
+		kind  int
+	}
+	blocks := [][]spec{{{"embedding.weight", "BF16", []int64{V, H}, kindWeight}}}
+	for n := 0; n < c.NumHiddenLayers; n++ {
+		p := fmt.Sprintf("block.%d.", n)
+		blocks = append(blocks, []spec{
+			{p + "attn.norm.scale", "BF16", []int64{H}, kindNorm},
+			{p + "attn.qkv.weight", "BF16", []int64{q + 2*kv, H}, kindWeight},
+			{p + "attn.qkv.bias", "BF16", []int64{q + 2*kv}, kindBias},
+			{p + "attn.sinks", "BF16", []int64{int64(c.NumAttentionHeads)}, kindSink},
+			{p + "attn.out.weight", "BF16", []int64{H, q}, kindWeight},
+			{p + "attn.out.bias", "BF16", []int64{H}, kindBias},
+			{p + "mlp.norm.scale", "BF16", []int64{H}, kindNorm},
+			{p + "mlp.gate.weight", "BF16", []int64{E, H}, kindWeight},
+			{p + "mlp.gate.bias", "BF16", []int64{E}, kindBias},
+			{p + "mlp.mlp1_weight.blocks", "U8", []int64{E, 2 * I, H / 32, 16}, kindBlocks},
+			{p + "mlp.mlp1_weight.scales", "U8", []int64{E, 2 * I, H / 32}, kindScales},
+			{p + "mlp.mlp1_bias", "BF16", []int64{E, 2 * I}, kindBias},
+			{p + "mlp.mlp2_weight.blocks", "U8", []int64{E, H, I / 32, 16}, kindBlocks},
+			{p + "mlp.mlp2_weight.scales", "U8", []int64{E, H, I / 32}, kindScales},
+			{p + "mlp.mlp2_bias", "BF16", []int64{E, H}, kindBias},
+		})
+	}
+	blocks = append(blocks, []spec{{"norm.scale", "BF16", []int64{H}, kindNorm}, {"unembedding.weight", "BF16", []int64{V, H}, kindWeight}})
+	var out []tensor
+	off := int64(convert.LayerAlign)
+	for _, b := range blocks {
+		off = alignUp(off, convert.LayerAlign)
+		for _, s := range b {
+			off = alignUp(off, convert.TensorAlign)
+			size := convert.DTypeSize[s.dtype]
+			for _, d := range s.shape {
+				size *= d
+			}
+			out = append(out, tensor{convert.LayoutTensor{Name: s.name, DType: s.dtype, Shape: s.shape, Offset: off, Size: size}, s.kind})
+			off += size
+		}
+	}
+	return out, off, nil
+}
+
+func alignUp(x, a int64) int64 { return (x + a - 1) / a * a }
+
+// FileSize is the size of the layout file WriteLayout makes for c.
+func FileSize(c convert.ModelConfig) (int64, error) {
+	ts, end, err := plan(c)
+	if err != nil {
+		return 0, err
+	}
+	js, err := metaJSON(c, ts)
+	if err != nil {
+		return 0, err
+	}
+	return alignUp(end, convert.TensorAlign) + int64(len(js)), nil
+}
+
+// layoutMeta mirrors convert's JSON block.
+type layoutMeta struct {
+	Format         string                 `json:"format"`
+	Version        int                    `json:"version"`
+	KernelABI      int                    `json:"kernel_abi"`
+	Config         convert.ModelConfig    `json:"config"`
+	SourceManifest string                 `json:"source_manifest"`
+	Tensors        []convert.LayoutTensor `json:"tensors"`
+}
+
+// SourceManifest is what a synthetic layout records as its source.
+const SourceManifest = "synthetic"
+
+func metaJSON(c convert.ModelConfig, ts []tensor) ([]byte, error) {
+	m := layoutMeta{Format: "gptoss-layout", Version: convert.LayoutVersion, KernelABI: convert.KernelABI, Config: c, SourceManifest: SourceManifest}
+	for _, t := range ts {
+		lt := t.LayoutTensor
+		if lt.CRC32C == "" {
+			lt.CRC32C = "00000000"
+		}
+		m.Tensors = append(m.Tensors, lt)
+	}
+	return json.Marshal(m)
+}
+
+const headerSize = 56
+
+// piece is the unit of parallel filling.
+const piece = 4 << 20
+
+// normTable[i] is the (i+0.5)/65536 quantile of N(0,1).
+var normTable = sync.OnceValue(func() *[65536]float32 {
+	var t [65536]float32
+	for i := range t {
+		p := (float64(i) + 0.5) / 65536
+		t[i] = float32(math.Sqrt2 * math.Erfinv(2*p-1))
+	}
+	return &t
+})
+
+// bf16Table returns the 65536 BF16 encodings of mean + sd·quantile.
+func bf16Table(mean, sd float64) *[65536]uint16 {
+	n := normTable()
+	var t [65536]uint16
+	for i := range t {
+		f := float32(mean + sd*float64(n[i]))
+		b := math.Float32bits(f)
+		b += 0x7fff + (b>>16)&1 // round to nearest even
+		t[i] = uint16(b >> 16)
+	}
+	return &t
+}
+
+// WriteLayout writes a layout file for c with random weights (the same
+// bytes for the same c and seed) to path.
+func WriteLayout(path string, c convert.ModelConfig, seed uint64) error {
+	if c.RMSNormEps == 0 {
+		c.RMSNormEps = 1e-5
+	}
+	ts, dataEnd, err := plan(c)
+	if err != nil {
+		return err
+	}
+	placeholder, err := metaJSON(c, ts)
+	if err != nil {
+		return err
+	}
+	jsonOff := alignUp(dataEnd, convert.TensorAlign)
+	size := jsonOff + int64(len(placeholder))
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Truncate(size); err != nil {
+		return fmt.Errorf("synth: %s: %w", tmp, err)
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("synth: map %s: %w", tmp, err)
+	}
+	defer func() {
+		if data != nil {
+			unix.Munmap(data)
+		}
+	}()
+	tables := map[int]*[65536]uint16{
+		kindWeight: bf16Table(0, 0.02), kindBias: bf16Table(0, 0.01), kindNorm: bf16Table(1, 0.02), kindSink: bf16Table(0, 0.1),
+	}
+	type job struct{ ti, pi int }
+	var jobs []job
+	for ti, t := range ts {
+		for p := int64(0); p*piece < t.Size; p++ {
+			jobs = append(jobs, job{ti, int(p)})
+		}
+	}
+	// Largest tensors first would not help: pieces are equal; keep order.
+	workers := runtime.GOMAXPROCS(0)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				j := int(next.Add(1)) - 1
+				if j >= len(jobs) {
+					return
+				}
+				t := ts[jobs[j].ti]
+				lo := t.Offset + int64(jobs[j].pi)*piece
+				hi := min(lo+piece, t.Offset+t.Size)
+				rng := rand.NewPCG(seed, uint64(jobs[j].ti)<<32|uint64(jobs[j].pi))
+				fill(data[lo:hi], t.kind, tables[t.kind], rng)
+			}
+		}()
+	}
+	wg.Wait()
+	// Checksums, per tensor, biggest first.
+	order := make([]int, len(ts))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return ts[order[a]].Size > ts[order[b]].Size })
+	table := crc32.MakeTable(crc32.Castagnoli)
+	next.Store(0)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := int(next.Add(1)) - 1
+				if k >= len(order) {
+					return
+				}
+				t := &ts[order[k]]
+				t.CRC32C = fmt.Sprintf("%08x", crc32.Checksum(data[t.Offset:t.Offset+t.Size], table))
+			}
+		}()
+	}
+	wg.Wait()
+	js, err := metaJSON(c, ts)
+	if err != nil {
+		return err
+	}
+	if len(js) != len(placeholder) {
+		return fmt.Errorf("synth: internal error: JSON block changed length")
+	}
+	copy(data[jsonOff:], js)
+	hdr := data[:headerSize]
+	copy(hdr, convert.LayoutMagic)
+	le := binary.LittleEndian
+	le.PutUint32(hdr[8:], convert.LayoutVersion)
+	le.PutUint32(hdr[12:], convert.KernelABI)
+	le.PutUint64(hdr[16:], convert.LayerAlign)
+	le.PutUint64(hdr[24:], uint64(jsonOff-convert.LayerAlign))
+	le.PutUint64(hdr[32:], uint64(jsonOff))
+	le.PutUint64(hdr[40:], uint64(len(js)))
+	le.PutUint64(hdr[48:], uint64(size))
+	err = unix.Munmap(data)
+	data = nil
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	ok = true
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func fill(b []byte, kind int, tab *[65536]uint16, rng *rand.PCG) {
+	switch kind {
+	case kindBlocks:
+		i := 0
+		for ; i+8 <= len(b); i += 8 {
+			binary.LittleEndian.PutUint64(b[i:], rng.Uint64())
+		}
+		for ; i < len(b); i++ {
+			b[i] = byte(rng.Uint64())
+		}
+	case kindScales:
+		for i := range b {
+			b[i] = byte(119 + rng.Uint64()%3) // 2^-8…2^-6
+		}
+	default: // BF16 from the table, four values per random word
+		n := len(b) / 2
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			r := rng.Uint64()
+			binary.LittleEndian.PutUint64(b[2*i:], uint64(tab[uint16(r)])|uint64(tab[uint16(r>>16)])<<16|
+				uint64(tab[uint16(r>>32)])<<32|uint64(tab[uint16(r>>48)])<<48)
+		}
+		for ; i < n; i++ {
+			binary.LittleEndian.PutUint16(b[2*i:], tab[uint16(rng.Uint64())])
+		}
+	}
+}
