@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/gptoss/gptoss/registry"
 	"github.com/gptoss/gptoss/registry/objstore"
@@ -118,6 +119,10 @@ func New(ctx context.Context, bucket string, o Options) (*Bucket, error) {
 	b := &Bucket{name: bucket, endpoint: o.Endpoint, anon: o.Anonymous, part: o.Part}
 	lo := []func(*config.LoadOptions) error{
 		config.WithHTTPClient(hc),
+		// The SDK logs warnings (IMDSv1 fallback …) to stderr itself; gptoss
+		// reports through its errors.
+		config.WithLogger(logging.Nop{}),
+		config.WithClientLogMode(0),
 		// gptoss checks sha256 itself; a CRC over every GET would only
 		// cost CPU, and multipart objects have no whole-object CRC anyway.
 		config.WithResponseChecksumValidation(aws.ResponseChecksumValidationWhenRequired),

@@ -14,6 +14,7 @@ import (
 	"github.com/gptoss/gptoss/registry"
 	"github.com/gptoss/gptoss/registry/hf"
 	"github.com/gptoss/gptoss/registry/local"
+	"github.com/gptoss/gptoss/registry/objstore"
 	"github.com/gptoss/gptoss/registry/oci"
 )
 
@@ -118,12 +119,36 @@ func TestForPicksBackend(t *testing.T) {
 	}
 }
 
+func TestForObjectStore(t *testing.T) {
+	clearEnv(t)
+	// A local endpoint: nothing is asked of AWS (no region discovery).
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	for _, c := range []struct{ from, mirror, want string }{
+		{"s3://models/gpt-oss-20b", "", "s3://models/gpt-oss-20b"},
+		{"", "s3://models/corp/gpt-oss-20b/", "s3://models/corp/gpt-oss-20b"},
+	} {
+		t.Setenv("GPTOSS_MIRROR", c.mirror)
+		src, ref, err := For(parse(t, "20b"), c.from, Options{})
+		if err != nil {
+			t.Fatalf("%q/%q: %v", c.from, c.mirror, err)
+		}
+		if _, ok := src.(*objstore.Source); !ok || describe(src) != c.want || ref.Name() != "openai/gpt-oss-20b" {
+			t.Errorf("%q/%q: %T %q %q", c.from, c.mirror, src, describe(src), ref.Name())
+		}
+	}
+	for _, bad := range []string{"s3://x", "s3://models/../etc"} {
+		if _, _, err := For(parse(t, "20b"), bad, Options{}); !errors.Is(err, registry.ErrInvalidRef) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
+
 func TestForUnsupported(t *testing.T) {
 	clearEnv(t)
 	for _, c := range []struct{ ref, from, mirror string }{
-		{"20b", "s3://bucket/gpt-oss-20b", ""},
 		{"20b", "gs://bucket/gpt-oss-20b", ""},
-		{"20b", "", "s3://bucket/models"},
+		{"20b", "", "gs://bucket/models"},
 		{"120b", "", "az://container/x"},
 	} {
 		t.Setenv("GPTOSS_MIRROR", c.mirror)
