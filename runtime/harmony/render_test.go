@@ -111,9 +111,12 @@ func equalIDs(a, b []int32) bool {
 }
 
 // GPT-OSS.md §6.3, harmony test-data/test_simple_convo.txt.
+func simpleConvo() Conversation {
+	return Conversation{Messages: []Message{{Role: RoleUser, Content: "What is 2 + 2?"}}}
+}
+
 func TestGoldenDefaultSystem(t *testing.T) {
-	c := Conversation{Messages: []Message{{Role: RoleUser, Content: "What is 2 + 2?"}}}
-	checkGolden(t, c, true, "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"+
+	checkGolden(t, simpleConvo(), true, "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"+
 		"Knowledge cutoff: 2024-06\n\nReasoning: medium\n\n"+
 		"# Valid channels: analysis, commentary, final. Channel must be included for every message.<|end|>"+
 		"<|start|>user<|message|>What is 2 + 2?<|end|><|start|>assistant")
@@ -132,8 +135,8 @@ func TestGoldenSystemFields(t *testing.T) {
 // harmony test_render_functions_with_parameters: developer instructions,
 // function tools with and without parameters, and the kitchen sink of
 // JSON Schema features.
-func TestGoldenFunctionsWithParameters(t *testing.T) {
-	c := Conversation{
+func functionsConvo() Conversation {
+	return Conversation{
 		System: SystemContent{Reasoning: "high", CurrentDate: "2025-06-28"},
 		Developer: &DeveloperContent{
 			Instructions: "Always respond in riddles",
@@ -173,6 +176,9 @@ func TestGoldenFunctionsWithParameters(t *testing.T) {
 		},
 		Messages: []Message{{Role: RoleUser, Content: "What is the weather like in SF?"}},
 	}
+}
+
+func TestGoldenFunctionsWithParameters(t *testing.T) {
 	want := `<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.
 Knowledge cutoff: 2024-06
 Current date: 2025-06-28
@@ -229,7 +235,7 @@ oneof_string_or_number?:
 }) => any;
 
 } // namespace functions<|end|><|start|>user<|message|>What is the weather like in SF?<|end|><|start|>assistant`
-	checkGolden(t, c, true, want)
+	checkGolden(t, functionsConvo(), true, want)
 }
 
 // Nested objects, arrays of objects, integer, boolean, type unions,
@@ -275,8 +281,8 @@ func TestToolSectionShapes(t *testing.T) {
 // GPT-OSS.md §6.5: a function call with the recipient in the role part
 // and <|constrain|>json, its result from the tool to the assistant, and
 // the analysis before the call kept (the turn is not over).
-func TestGoldenToolCallAndResult(t *testing.T) {
-	c := Conversation{
+func toolCallConvo() Conversation {
+	return Conversation{
 		Developer: &DeveloperContent{Tools: []Tool{{Name: "get_weather", Description: "Gets the weather.",
 			Parameters: json.RawMessage(`{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}`)}}},
 		Messages: []Message{
@@ -286,6 +292,9 @@ func TestGoldenToolCallAndResult(t *testing.T) {
 			{Role: RoleTool, Name: "functions.get_weather", Recipient: RoleAssistant, Channel: ChannelCommentary, Content: `{"sunny": true, "temperature": 20}`},
 		},
 	}
+}
+
+func TestGoldenToolCallAndResult(t *testing.T) {
 	want := "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\nKnowledge cutoff: 2024-06\n\nReasoning: medium\n\n" +
 		"# Valid channels: analysis, commentary, final. Channel must be included for every message.\n" +
 		"Calls to these tools must go to the commentary channel: 'functions'.<|end|>" +
@@ -296,7 +305,7 @@ func TestGoldenToolCallAndResult(t *testing.T) {
 		`<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{"location":"San Francisco"}<|call|>` +
 		`<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{"sunny": true, "temperature": 20}<|end|>` +
 		"<|start|>assistant"
-	checkGolden(t, c, true, want)
+	checkGolden(t, toolCallConvo(), true, want)
 }
 
 // harmony test_dropping_cot_by_default: the analysis of an answered turn
