@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/gptoss/gptoss/registry"
+	"github.com/gptoss/gptoss/registry/azure"
 	"github.com/gptoss/gptoss/registry/hf"
 	"github.com/gptoss/gptoss/registry/local"
 	"github.com/gptoss/gptoss/registry/objstore"
@@ -24,6 +25,9 @@ type Options struct {
 	OCI    oci.Options  // registry credentials and plain HTTP; see ociOptions for the environment
 	Client *http.Client // shared HTTP client, nil = each backend's default
 	S3     s3.Options   // endpoint, region, anonymous; zero = the AWS default chain and environment
+	// Azure: endpoint, block size; zero = the AZURE_STORAGE_* environment,
+	// then DefaultAzureCredential.
+	Azure azure.Options
 	// Known supplies digests for an object-store prefix without a gptoss
 	// manifest (objstore.SourceOptions.Known); nil = the catalog's.
 	Known objstore.KnownFunc
@@ -43,6 +47,7 @@ type objectStore struct {
 var objectStores = []objectStore{
 	{match: func(l string) bool { return strings.HasPrefix(l, s3.Scheme) }, open: openS3},
 	// az://ACCOUNT/CONTAINER/PREFIX and https://ACCOUNT.blob.core.windows.net/…: registry/azure
+	{match: azure.IsURL, open: openAzure},
 	// dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/PATH: registry/databricks
 }
 
@@ -53,6 +58,14 @@ func openS3(ctx context.Context, loc string, o Options) (objstore.Bucket, string
 	}
 	b, err := s3.New(ctx, bucket, o.S3)
 	return b, prefix, err
+}
+
+func openAzure(_ context.Context, loc string, o Options) (objstore.Bucket, string, error) {
+	ao := o.Azure
+	if ao.Client == nil {
+		ao.Client = o.Client
+	}
+	return azure.Open(loc, ao)
 }
 
 // IsObjectStore reports whether loc names an object-store location

@@ -149,7 +149,7 @@ func TestForUnsupported(t *testing.T) {
 	for _, c := range []struct{ ref, from, mirror string }{
 		{"20b", "gs://bucket/gpt-oss-20b", ""},
 		{"20b", "", "gs://bucket/models"},
-		{"120b", "", "az://container/x"},
+		{"120b", "", "r2://container/x"},
 	} {
 		t.Setenv("GPTOSS_MIRROR", c.mirror)
 		_, _, err := For(parse(t, c.ref), c.from, Options{})
