@@ -289,3 +289,18 @@ func TestRenderParseRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkParser(b *testing.B) {
+	tok := newTestTok()
+	ids := tok.encodeWithSpecials("<|channel|>analysis<|message|>" + strings.Repeat("Let me think about café 🙂. ", 40) +
+		"<|end|><|start|>assistant<|channel|>final<|message|>" + strings.Repeat("The answer is 4. ", 40) + "<|return|>")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		p := NewParser(tok)
+		for _, id := range ids {
+			p.Add(id)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ids)), "ns/token")
+}
