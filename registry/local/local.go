@@ -101,6 +101,9 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 	if err != nil {
 		return nil, &registry.Permanent{Err: err}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	fh, err := os.Open(filepath.Join(s.Dir, filepath.FromSlash(p)))
 	if err != nil {
 		return nil, &registry.Permanent{Err: fmt.Errorf("%w: %v", registry.ErrNotFound, err)}
@@ -121,5 +124,19 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 	if n < 0 {
 		n = f.Size - off
 	}
-	return registry.ExactReader(io.NewSectionReader(fh, off, n), fh, n), nil
+	return registry.ExactReader(&ctxReader{ctx, io.NewSectionReader(fh, off, n)}, fh, n), nil
+}
+
+// ctxReader stops a read when its context ends (sourcetest: a cancelled
+// pull stops promptly, even from a fast disk).
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

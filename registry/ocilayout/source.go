@@ -277,6 +277,9 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 	if off < 0 || off > f.Size || (n >= 0 && off+n > f.Size) {
 		return nil, &registry.Permanent{Err: fmt.Errorf("ocilayout: range %d+%d outside %s", off, n, f.Path)}
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if n < 0 {
 		n = f.Size - off
 	}
@@ -311,7 +314,7 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 		fh.Close()
 		return nil, &registry.Permanent{Err: fmt.Errorf("%w: blob of %s is %d bytes, the manifest says %d", registry.ErrSizeMismatch, f.Path, size, f.Size)}
 	}
-	return registry.ExactReader(io.NewSectionReader(fh, base+off, n), fh, n), nil
+	return registry.ExactReader(&ctxReader{ctx, io.NewSectionReader(fh, base+off, n)}, fh, n), nil
 }
 
 func permanentIfNotFound(err error, f registry.File) error {
