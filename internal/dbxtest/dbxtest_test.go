@@ -375,3 +375,17 @@ func TestMultipartUpload(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+func TestDenyRead(t *testing.T) {
+	s := Start(t, Options{})
+	vol := s.AddVolume("c", "s", "secret")
+	os.WriteFile(filepath.Join(vol, "f"), []byte("x"), 0o644)
+	c := client{t, s, "tok"}
+	c.want(200, "GET", "/api/2.0/fs/files/Volumes/c/s/secret/f", nil)
+	s.DenyRead("c", "s", "secret")
+	for _, p := range []string{"/api/2.0/fs/files/Volumes/c/s/secret/f", "/api/2.0/fs/directories/Volumes/c/s/secret"} {
+		if code := errCode(t, c.want(403, "GET", p, nil)); code != "PERMISSION_DENIED" {
+			t.Errorf("%s: %s", p, code)
+		}
+	}
+}

@@ -54,7 +54,9 @@
 // for this API."; with an unknown token: 403 "Invalid access token." (what
 // the service answers, error_code PERMISSION_DENIED here); a token in
 // Options.ReadOnlyTokens may read and list but every write is 403
-// PERMISSION_DENIED "User does not have WRITE VOLUME on Volume 'c.s.v'.".
+// PERMISSION_DENIED "User does not have WRITE VOLUME on Volume 'c.s.v'.";
+// DenyRead makes every request on a volume 403 PERMISSION_DENIED "User does
+// not have READ VOLUME on Volume 'c.s.v'.".
 // The error code and message choices where the public docs are silent
 // (413 for a PUT over MaxPut, the exact messages) are this package's.
 //

@@ -76,6 +76,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	denied   map[string]bool // volumes ("c.s.v") no token may read
 	wg       sync.WaitGroup
 }
 
@@ -172,6 +173,18 @@ func (s *Server) AddVolume(catalog, schema, volume string) string {
 		panic(err)
 	}
 	return d
+}
+
+// DenyRead takes READ VOLUME away from every token on catalog.schema.volume:
+// listing and reading it answer 403 PERMISSION_DENIED (the volume exists,
+// the caller may not see inside it).
+func (s *Server) DenyRead(catalog, schema, volume string) {
+	s.mu.Lock()
+	if s.denied == nil {
+		s.denied = map[string]bool{}
+	}
+	s.denied[catalog+"."+schema+"."+volume] = true
+	s.mu.Unlock()
 }
 
 // SetFaults replaces the fault rules; AddFault appends one.
@@ -371,6 +384,13 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	if rest != "" {
 		if fi, err := os.Stat(s.volumeDir(v)); err != nil || !fi.IsDir() {
 			s.fail(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("Volume '%s' does not exist.", v.volumeName()))
+			return
+		}
+		s.mu.Lock()
+		denied := s.denied[v.volumeName()]
+		s.mu.Unlock()
+		if denied {
+			s.fail(w, http.StatusForbidden, "PERMISSION_DENIED", fmt.Sprintf("User does not have READ VOLUME on Volume '%s'.", v.volumeName()))
 			return
 		}
 		if write && acc < accessWrite {
