@@ -32,6 +32,11 @@
 //     schema's order (the schema is parsed with an order-keeping decoder,
 //     as harmony's serde_json preserve_order does). Invalid parameter
 //     JSON is an error from Render (RenderText writes "any").
+//   - DeveloperContent.ResponseFormat renders harmony's documented
+//     structured-output section last in the developer message: "# Response
+//     Formats", "## name", then "// description" and the schema as compact
+//     JSON (key order kept). The harmony library itself has no renderer for
+//     it; the shape follows its docs/format.md.
 //   - The recipient is rendered in the role part
 //     ("assistant to=functions.x<|channel|>commentary <|constrain|>json"),
 //     as current harmony does; the parser accepts it there or after the

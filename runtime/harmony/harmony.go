@@ -1,6 +1,7 @@
 package harmony
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -113,6 +114,17 @@ type DeveloperContent struct {
 	Instructions string
 	// Tools are the function tools (the functions namespace).
 	Tools []Tool
+	// ResponseFormat asks for structured output (rendered last, under
+	// "# Response Formats"); it only guides the model, a grammar must
+	// enforce it.
+	ResponseFormat *ResponseFormat
+}
+
+// ResponseFormat is a named JSON Schema the answer should follow.
+type ResponseFormat struct {
+	Name        string
+	Description string
+	Schema      json.RawMessage
 }
 
 // Conversation is what the model is prompted with.
@@ -414,6 +426,20 @@ func developerText(d DeveloperContent) (string, error) {
 		var text string
 		text, err = toolsSection([]Namespace{{Name: "functions", Tools: d.Tools}})
 		sections = append(sections, text)
+	}
+	if rf := d.ResponseFormat; rf != nil {
+		var schema bytes.Buffer
+		if cerr := json.Compact(&schema, rf.Schema); cerr != nil && err == nil {
+			err = fmt.Errorf("harmony: response format %s: the schema is not valid JSON: %v", rf.Name, cerr)
+		}
+		if rf.Name == "" && err == nil {
+			err = fmt.Errorf("harmony: a response format needs a name")
+		}
+		body := schema.String()
+		if rf.Description != "" {
+			body = "// " + strings.Join(textLines(rf.Description), "\n// ") + "\n" + body
+		}
+		sections = append(sections, "# Response Formats", "## "+rf.Name, body)
 	}
 	return strings.Join(sections, "\n\n"), err
 }

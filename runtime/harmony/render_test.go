@@ -492,3 +492,21 @@ func TestSystemBuiltinToolsSorted(t *testing.T) {
 		t.Fatalf("system tools section:\n%s\nwant to contain:\n%s", got, want)
 	}
 }
+
+// Structured output (harmony docs/format.md "Structured output"): the
+// response format closes the developer message.
+func TestGoldenResponseFormat(t *testing.T) {
+	c := Conversation{NoSystem: true, Developer: &DeveloperContent{
+		Instructions: "You are a helpful shopping assistant",
+		ResponseFormat: &ResponseFormat{Name: "shopping_list", Description: "A list of items to buy", Schema: json.RawMessage(`{
+			"properties": {"items": {"type": "array", "description": "entries on the shopping list", "items": {"type": "string"}}},
+			"type": "object"}`)},
+	}, Messages: []Message{{Role: RoleUser, Content: "I need to buy coffee, soda and eggs"}}}
+	checkGolden(t, c, true, "<|start|>developer<|message|># Instructions\n\nYou are a helpful shopping assistant\n\n# Response Formats\n\n## shopping_list\n\n"+
+		"// A list of items to buy\n"+`{"properties":{"items":{"type":"array","description":"entries on the shopping list","items":{"type":"string"}}},"type":"object"}`+
+		"<|end|><|start|>user<|message|>I need to buy coffee, soda and eggs<|end|><|start|>assistant")
+	c.Developer.ResponseFormat.Schema = json.RawMessage(`{"type":`)
+	if _, err := Render(newTestTok(), c); err == nil || !strings.Contains(err.Error(), "response format shopping_list: the schema is not valid JSON") {
+		t.Errorf("bad schema: err = %v", err)
+	}
+}
