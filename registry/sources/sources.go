@@ -11,6 +11,7 @@ import (
 
 	"github.com/gptoss/gptoss/registry"
 	"github.com/gptoss/gptoss/registry/azure"
+	"github.com/gptoss/gptoss/registry/databricks"
 	"github.com/gptoss/gptoss/registry/hf"
 	"github.com/gptoss/gptoss/registry/local"
 	"github.com/gptoss/gptoss/registry/objstore"
@@ -28,6 +29,9 @@ type Options struct {
 	// Azure: endpoint, block size; zero = the AZURE_STORAGE_* environment,
 	// then DefaultAzureCredential.
 	Azure azure.Options
+	// Databricks: workspace and token; empty fields come from
+	// DATABRICKS_HOST/DATABRICKS_TOKEN, then ~/.databrickscfg.
+	Databricks databricks.Options
 	// Known supplies digests for an object-store prefix without a gptoss
 	// manifest (objstore.SourceOptions.Known); nil = the catalog's.
 	Known objstore.KnownFunc
@@ -49,6 +53,26 @@ var objectStores = []objectStore{
 	// az://ACCOUNT/CONTAINER/PREFIX and https://ACCOUNT.blob.core.windows.net/…: registry/azure
 	{match: azure.IsURL, open: openAzure},
 	// dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/PATH: registry/databricks
+	{match: databricks.Is, open: openDatabricks},
+}
+
+// openDatabricks opens a Unity Catalog volume: o.Databricks, with what it
+// leaves empty from DATABRICKS_HOST/DATABRICKS_TOKEN or ~/.databrickscfg.
+func openDatabricks(_ context.Context, loc string, o Options) (objstore.Bucket, string, error) {
+	do := o.Databricks
+	if do.Host == "" || do.Token == "" {
+		env, err := databricks.OptionsFromEnv()
+		if err != nil {
+			return nil, "", err
+		}
+		if do.Host == "" {
+			do.Host = env.Host
+		}
+		if do.Token == "" {
+			do.Token = env.Token
+		}
+	}
+	return databricks.Open(loc, do)
 }
 
 func openS3(ctx context.Context, loc string, o Options) (objstore.Bucket, string, error) {
