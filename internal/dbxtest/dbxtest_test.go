@@ -389,3 +389,18 @@ func TestDenyRead(t *testing.T) {
 		}
 	}
 }
+
+func TestRate(t *testing.T) {
+	s := Start(t, Options{Rate: 1 << 20})
+	vol := s.AddVolume("c", "s", "v")
+	data := randBytes(300 << 10)
+	os.WriteFile(filepath.Join(vol, "f"), data, 0o644)
+	c := client{t, s, "tok"}
+	if b := c.want(200, "GET", "/api/2.0/fs/files/Volumes/c/s/v/f", nil); !bytes.Equal(b, data) {
+		t.Error("a paced body differs")
+	}
+	s.SetRate(0)
+	if b := c.want(206, "GET", "/api/2.0/fs/files/Volumes/c/s/v/f", nil, "Range", "bytes=10-19"); !bytes.Equal(b, data[10:20]) {
+		t.Error("range after SetRate(0) differs")
+	}
+}

@@ -74,6 +74,9 @@
 // Retry-After. Body faults match GET bodies of files longer than
 // AfterBytes; 503 matches any request of the selected endpoints.
 //
+// Options.Rate / SetRate caps each file body at a rate in bytes/s, paced
+// in ~20 ms slices (to interrupt a download half-way in a test).
+//
 // Stats counts requests per endpoint kind, responses per status, injected
 // faults, body bytes and body requests per file (keyed by the volume path,
 // "/Volumes/c/s/v/x"), and bytes received by uploads per file. Counters are

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -54,6 +55,9 @@ type Options struct {
 	NoMultipart bool
 	// Faults are injected into matching requests (SetFaults, AddFault).
 	Faults []Fault
+	// Rate caps every file body at this many bytes/s per request (0 =
+	// uncapped); SetRate changes it.
+	Rate int64
 	// Logf, when set, receives one line per request.
 	Logf func(format string, args ...any)
 }
@@ -73,6 +77,7 @@ type Server struct {
 	key     []byte
 	faults  faultSet
 	stats   statsState
+	rate    atomic.Int64
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -111,6 +116,7 @@ func New(o Options) (*Server, error) {
 	rand.Read(s.key)
 	s.faults.set(o.Faults)
 	s.stats.reset()
+	s.rate.Store(o.Rate)
 	listen := func(addr string) (net.Listener, error) {
 		if addr == "" {
 			addr = "127.0.0.1:0"
@@ -186,6 +192,9 @@ func (s *Server) DenyRead(catalog, schema, volume string) {
 	s.denied[catalog+"."+schema+"."+volume] = true
 	s.mu.Unlock()
 }
+
+// SetRate caps file bodies at bytesPerSec per request (0 lifts the cap).
+func (s *Server) SetRate(bytesPerSec int64) { s.rate.Store(bytesPerSec) }
 
 // SetFaults replaces the fault rules; AddFault appends one.
 func (s *Server) SetFaults(f ...Fault) { s.faults.set(f) }
@@ -610,7 +619,8 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, ep Endpoint, v vpat
 	if n == 0 {
 		return
 	}
-	if !plan.active() {
+	rate := s.rate.Load()
+	if !plan.active() && rate <= 0 {
 		if _, err := fh.Seek(off, io.SeekStart); err != nil {
 			return
 		}
@@ -624,9 +634,26 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, ep Endpoint, v vpat
 		limit = plan.cutAfter
 	}
 	buf := make([]byte, 256<<10)
+	chunk := int64(len(buf))
+	if rate > 0 {
+		chunk = min(max(rate/50, 1024), chunk) // ~50 writes a second
+	}
+	t0 := time.Now()
 	var sent int64
 	for sent < limit {
-		k := min(int64(len(buf)), limit-sent)
+		if rate > 0 && sent > 0 {
+			due := t0.Add(time.Duration(float64(sent) / float64(rate) * float64(time.Second)))
+			if d := time.Until(due); d > 0 {
+				tm := time.NewTimer(d)
+				select {
+				case <-tm.C:
+				case <-r.Context().Done():
+					tm.Stop()
+					return
+				}
+			}
+		}
+		k := min(chunk, limit-sent)
 		m, err := fh.ReadAt(buf[:k], off+sent)
 		if m == 0 && err != nil {
 			break
