@@ -4,7 +4,7 @@ BIN     := bin
 GOFLAGS := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci vet fmt clean
+.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci vet fmt clean cuda gpu-bundle
 
 all: build
 
@@ -47,6 +47,23 @@ bench-convert: build
 # gptoss pull from a local OCI registry against oras and crane.
 bench-oci: build
 	./scripts/bench-oci.sh
+
+# The CUDA kernels (runtime/cuda/kernels/*.cu) as one fatbin — SASS for
+# sm_80/86/89/90 plus PTX — embedded in the binary by go:embed; run before
+# `make build`. Without it the binary has no CUDA engine and says so.
+NVCC ?= nvcc
+CUDA_FATBIN := runtime/cuda/fatbin/kernels.fatbin
+CUDA_GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
+	-gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=[sm_90,compute_90]
+cuda: $(CUDA_FATBIN)
+$(CUDA_FATBIN): $(wildcard runtime/cuda/kernels/*.cu runtime/cuda/kernels/*.cuh)
+	$(NVCC) -O3 -std=c++17 -fatbin $(CUDA_GENCODE) -o $@ runtime/cuda/kernels/gptoss.cu
+
+# What scripts/gpu-check.sh runs on a GPU machine with no Go toolchain:
+# bin/gptoss and the cuda-tagged test binary, both with the kernels embedded.
+gpu-bundle: cuda
+	$(GO) build $(GOFLAGS) -o $(BIN)/gptoss ./cmd/gptoss
+	$(GO) test $(GOFLAGS) -c -tags cuda -o $(BIN)/cuda.test ./runtime/cuda
 
 vet:
 	$(GO) vet ./...

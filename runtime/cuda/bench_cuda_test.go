@@ -1,0 +1,205 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/internal/fixture"
+	"github.com/gptoss/gptoss/runtime"
+	"github.com/gptoss/gptoss/runtime/cpu"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	fixture.RemoveCached()
+	os.Exit(code)
+}
+
+// BenchResult is what TestBenchSynthetic measures.
+type BenchResult struct {
+	Model             string  `json:"model"`
+	Device            string  `json:"device"`
+	LayoutBytes       int64   `json:"layout_bytes"`
+	LoadSeconds       float64 `json:"load_s"`
+	FirstTokenSeconds float64 `json:"load_to_first_token_s"`
+	PrefillTokens     int     `json:"prefill_tokens"`
+	PrefillTokPerSec  float64 `json:"prefill_tok_s"`
+	Decode0TokPerSec  float64 `json:"decode_tok_s_ctx0"`
+	Context8k         int     `json:"context_long"`
+	Prefill8kTokPerS  float64 `json:"prefill_tok_s_to_long"`
+	Decode8kTokPerSec float64 `json:"decode_tok_s_long"`
+	PeakVRAMBytes     uint64  `json:"peak_vram_bytes"`
+	DeviceUsedBytes   uint64  `json:"device_used_bytes"`
+	CPUDecodeTokPerS  float64 `json:"cpu_decode_tok_s,omitempty"`
+}
+
+// TestBenchSynthetic times the engine on a synthetic full-size model
+// (random weights of gpt-oss-20b's or -120b's shapes): GPTOSS_BENCH=20b or
+// 120b, GPTOSS_BENCH_DIR a scratch folder (the checkpoint and its layout),
+// GPTOSS_BENCH_OUT a JSON file for the results, GPTOSS_BENCH_CPU=1 adds a
+// short CPU-engine decode baseline.
+func TestBenchSynthetic(t *testing.T) {
+	which := os.Getenv("GPTOSS_BENCH")
+	if which == "" {
+		t.Skip("set GPTOSS_BENCH=20b (and GPTOSS_BENCH_DIR) to run")
+	}
+	gpu(t)
+	opts := fixture.GPTOSS20B()
+	if which == "120b" {
+		opts = fixture.GPTOSS120B()
+	}
+	opts.Original, opts.MetalBytes, opts.Shards = fixture.OriginalNone, -1, 1
+	dir := os.Getenv("GPTOSS_BENCH_DIR")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	ckDir, layoutPath := filepath.Join(dir, "ckpt-"+which), filepath.Join(dir, which+".layout")
+	if _, err := os.Stat(layoutPath); err != nil {
+		start := time.Now()
+		if err := fixture.Write(ckDir, opts); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("synthetic %s checkpoint written in %v", which, time.Since(start).Round(time.Millisecond))
+		start = time.Now()
+		ck, err := convert.OpenCheckpoint(ckDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := os.ReadFile(filepath.Join(ckDir, "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := convert.WriteLayoutFile(layoutPath, ck, cfg, "sha256:synthetic"); err != nil {
+			t.Fatal(err)
+		}
+		ck.Close()
+		os.RemoveAll(ckDir)
+		t.Logf("converted in %v", time.Since(start).Round(time.Millisecond))
+	}
+	l, err := convert.OpenLayout(layoutPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, _ := os.Stat(layoutPath)
+	res := BenchResult{Model: "synthetic gpt-oss-" + which, LayoutBytes: fi.Size()}
+	ctx := context.Background()
+	V := l.Config.VocabSize
+	r := rand.New(rand.NewPCG(1, 1))
+	tokens := func(n int) []int32 {
+		v := make([]int32, n)
+		for i := range v {
+			v[i] = int32(r.IntN(V - 16))
+		}
+		return v
+	}
+
+	// load → first token (page cache warm: the layout was just written or
+	// read before)
+	start := time.Now()
+	m, err := Load(ctx, l, runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	res.LoadSeconds = time.Since(start).Seconds()
+	res.Device = m.Device()
+	s0, err := m.newSequence(512 + 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s0.Forward(ctx, tokens(1), false); err != nil {
+		t.Fatal(err)
+	}
+	res.FirstTokenSeconds = time.Since(start).Seconds()
+
+	decode := func(s *Sequence, n int) float64 {
+		t.Helper()
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			tok, err := s.Greedy()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Forward(ctx, []int32{tok}, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return float64(n) / time.Since(start).Seconds()
+	}
+	decode(s0, 8) // warm-up, graph capture
+	res.Decode0TokPerSec = decode(s0, 128)
+	s0.Close()
+
+	res.PrefillTokens = 512
+	s1, err := m.newSequence(1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Forward(ctx, tokens(64), false) // warm-up
+	s1.Truncate(0)
+	start = time.Now()
+	if _, err := s1.Forward(ctx, tokens(512), false); err != nil {
+		t.Fatal(err)
+	}
+	res.PrefillTokPerSec = 512 / time.Since(start).Seconds()
+	s1.Close()
+
+	res.Context8k = 8192
+	s2, err := m.newSequence(8192 + 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start = time.Now()
+	if _, err := s2.Forward(ctx, tokens(8192), false); err != nil {
+		t.Fatal(err)
+	}
+	res.Prefill8kTokPerS = 8192 / time.Since(start).Seconds()
+	decode(s2, 8)
+	res.Decode8kTokPerSec = decode(s2, 128)
+	res.PeakVRAMBytes = m.PeakDeviceBytes()
+	free, total := m.d.memInfo()
+	res.DeviceUsedBytes = total - free
+	s2.Close()
+	m.Close()
+
+	if os.Getenv("GPTOSS_BENCH_CPU") == "1" {
+		cm, err := cpu.Engine{}.Load(ctx, l, runtime.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := cm.NewSequence(64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := tokens(1)
+		cs.Forward(ctx, next, false)
+		start := time.Now()
+		const n = 4
+		for i := 0; i < n; i++ {
+			out, err := cs.Forward(ctx, next, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			next = []int32{argmaxF(out)}
+		}
+		res.CPUDecodeTokPerS = n / time.Since(start).Seconds()
+		cs.Close()
+		cm.Close()
+	}
+
+	b, _ := json.MarshalIndent(res, "", "  ")
+	fmt.Printf("BENCH %s\n", b)
+	if p := os.Getenv("GPTOSS_BENCH_OUT"); p != "" {
+		os.WriteFile(p, b, 0o644)
+	}
+}

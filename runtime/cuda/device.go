@@ -1,0 +1,281 @@
+package cuda
+
+import (
+	"embed"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// The kernels, built by `make cuda` (nvcc) into fatbin/kernels.fatbin. The
+// folder holds a README so that a build without nvcc still compiles.
+//
+//go:embed all:fatbin
+var fatbinFS embed.FS
+
+func kernelImage() ([]byte, error) {
+	b, err := fatbinFS.ReadFile("fatbin/kernels.fatbin")
+	if err != nil || len(b) == 0 {
+		return nil, errNoKernels
+	}
+	return b, nil
+}
+
+// kernelNames are the kernels the module must export.
+var kernelNames = []string{
+	"embed", "rmsnorm", "matvec_bf16_t1", "matvec_bf16_t8", "rope_kv",
+	"attn_partial_d16", "attn_partial_d32", "attn_partial_d64", "attn_partial_d128", "attn_combine",
+	"router_topk", "moe_plan", "moe_mlp1_t1", "moe_mlp1_t8", "moe_mlp2_t1", "moe_mlp2_t8",
+	"moe_combine", "argmax",
+}
+
+// device is one GPU with its primary context and the loaded kernels.
+type device struct {
+	ordinal  int
+	dev      cuDevice
+	ctx      cuContext
+	name     string
+	ccMajor  int
+	ccMinor  int
+	sms      int
+	mod      cuModule
+	fn       map[string]cuFunction
+	mu       sync.Mutex
+	allocs   map[devPtr]uint64
+	inUse    uint64
+	peakUse  uint64
+	baseFree uint64 // free device memory when the device was opened
+}
+
+var (
+	devMu   sync.Mutex
+	devices = map[int]*device{}
+)
+
+// probe says whether device ordinal can run this engine, without loading
+// the kernels.
+func probe(ordinal int) (name string, err error) {
+	if err := loadDriver(); err != nil {
+		return "", err
+	}
+	var n int32
+	if err := check("cuDeviceGetCount", drv.DeviceGetCount(&n)); err != nil {
+		return "", err
+	}
+	if ordinal < 0 || int(n) <= ordinal {
+		return "", fmt.Errorf("no CUDA device %d (%d devices)", ordinal, n)
+	}
+	var d cuDevice
+	if err := check("cuDeviceGet", drv.DeviceGet(&d, int32(ordinal))); err != nil {
+		return "", err
+	}
+	var major, minor int32
+	drv.DeviceGetAttribute(&major, attrCCMajor, d)
+	drv.DeviceGetAttribute(&minor, attrCCMinor, d)
+	var buf [256]byte
+	drv.DeviceGetName(&buf[0], int32(len(buf)), d)
+	name = cString(&buf[0])
+	if major < 8 {
+		return name, fmt.Errorf("GPU %d (%s) has compute capability %d.%d; the CUDA engine needs 8.0 or newer", ordinal, name, major, minor)
+	}
+	return name, nil
+}
+
+// openDevice returns device ordinal with its context and kernels, opening
+// it once per process.
+func openDevice(ordinal int) (*device, error) {
+	devMu.Lock()
+	defer devMu.Unlock()
+	if d, ok := devices[ordinal]; ok {
+		return d, nil
+	}
+	name, err := probe(ordinal)
+	if err != nil {
+		return nil, err
+	}
+	img, err := kernelImage()
+	if err != nil {
+		return nil, err
+	}
+	d := &device{ordinal: ordinal, name: name, fn: map[string]cuFunction{}, allocs: map[devPtr]uint64{}}
+	if err := check("cuDeviceGet", drv.DeviceGet(&d.dev, int32(ordinal))); err != nil {
+		return nil, err
+	}
+	var v int32
+	drv.DeviceGetAttribute(&v, attrCCMajor, d.dev)
+	d.ccMajor = int(v)
+	drv.DeviceGetAttribute(&v, attrCCMinor, d.dev)
+	d.ccMinor = int(v)
+	drv.DeviceGetAttribute(&v, attrMultiprocessors, d.dev)
+	d.sms = int(v)
+	if err := check("cuDevicePrimaryCtxRetain", drv.DevicePrimaryCtxRetain(&d.ctx, d.dev)); err != nil {
+		return nil, err
+	}
+	unlock := d.enter()
+	defer unlock()
+	if err := check("cuModuleLoadData (the embedded kernels)", drv.ModuleLoadData(&d.mod, unsafe.Pointer(&img[0]))); err != nil {
+		return nil, fmt.Errorf("%w: GPU %s, compute capability %d.%d", err, d.name, d.ccMajor, d.ccMinor)
+	}
+	for _, k := range kernelNames {
+		var f cuFunction
+		if err := check("cuModuleGetFunction "+k, drv.ModuleGetFunction(&f, d.mod, cStr(k))); err != nil {
+			return nil, err
+		}
+		d.fn[k] = f
+	}
+	var free, total uint64
+	drv.MemGetInfo(&free, &total)
+	d.baseFree = free
+	devices[ordinal] = d
+	return d, nil
+}
+
+// enter pins the goroutine to its OS thread and makes the device's context
+// current there; call the returned func when done.
+func (d *device) enter() func() {
+	runtime.LockOSThread()
+	drv.CtxSetCurrent(d.ctx)
+	return runtime.UnlockOSThread
+}
+
+// alloc allocates size bytes of device memory (at least 1).
+func (d *device) alloc(size uint64) (devPtr, error) {
+	if size == 0 {
+		size = 1
+	}
+	var p devPtr
+	if err := check(fmt.Sprintf("cuMemAlloc(%d bytes)", size), drv.MemAlloc(&p, size)); err != nil {
+		return 0, err
+	}
+	d.mu.Lock()
+	d.allocs[p] = size
+	d.inUse += size
+	d.peakUse = max(d.peakUse, d.inUse)
+	d.mu.Unlock()
+	return p, nil
+}
+
+func (d *device) free(p devPtr) {
+	if p == 0 {
+		return
+	}
+	d.mu.Lock()
+	d.inUse -= d.allocs[p]
+	delete(d.allocs, p)
+	d.mu.Unlock()
+	drv.MemFree(p)
+}
+
+// memInfo returns the device's free and total memory.
+func (d *device) memInfo() (free, total uint64) {
+	drv.MemGetInfo(&free, &total)
+	return
+}
+
+// stream is a CUDA stream with its own kernel-parameter block (C memory,
+// so no Go pointer is handed to the driver).
+type stream struct {
+	d      *device
+	s      cuStream
+	params unsafe.Pointer // maxParams pointers, then maxParams 8-byte values
+}
+
+const maxParams = 32
+
+func (d *device) newStream() (*stream, error) {
+	s := &stream{d: d}
+	if err := check("cuStreamCreate", drv.StreamCreate(&s.s, 1)); err != nil { // non-blocking
+		return nil, err
+	}
+	if err := check("cuMemAllocHost", drv.MemAllocHost(&s.params, 16*maxParams)); err != nil {
+		drv.StreamDestroy(s.s)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *stream) close() {
+	if s == nil || s.s == 0 {
+		return
+	}
+	drv.StreamDestroy(s.s)
+	drv.MemFreeHost(s.params)
+	s.s = 0
+}
+
+func (s *stream) sync() error { return check("cuStreamSynchronize", drv.StreamSynchronize(s.s)) }
+
+// dim3 is a grid or block shape.
+type dim3 struct{ x, y, z uint32 }
+
+func grid(x, y, z int) dim3 { return dim3{uint32(x), uint32(y), uint32(z)} }
+
+// launch runs kernel name on the stream. args are devPtr, int (as a C int),
+// int32 or float32.
+func (s *stream) launch(name string, g, b dim3, args ...any) error {
+	f, ok := s.d.fn[name]
+	if !ok {
+		return fmt.Errorf("no kernel %q", name)
+	}
+	if len(args) > maxParams {
+		return fmt.Errorf("kernel %s: %d arguments", name, len(args))
+	}
+	ptrs := unsafe.Slice((*uintptr)(s.params), maxParams)
+	vals := unsafe.Slice((*uint64)(unsafe.Add(s.params, 8*maxParams)), maxParams)
+	for i, a := range args {
+		switch v := a.(type) {
+		case devPtr:
+			vals[i] = uint64(v)
+		case int:
+			vals[i] = uint64(uint32(int32(v)))
+		case int32:
+			vals[i] = uint64(uint32(v))
+		case float32:
+			vals[i] = uint64(math.Float32bits(v))
+		default:
+			return fmt.Errorf("kernel %s: argument %d has type %T", name, i, a)
+		}
+		ptrs[i] = uintptr(unsafe.Add(s.params, 8*maxParams+8*i))
+	}
+	if g.y == 0 {
+		g.y = 1
+	}
+	if g.z == 0 {
+		g.z = 1
+	}
+	if b.y == 0 {
+		b.y = 1
+	}
+	if b.z == 0 {
+		b.z = 1
+	}
+	if g.x == 0 {
+		return nil // nothing to do
+	}
+	return check("launch "+name, drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, 0, s.s, s.params, nil))
+}
+
+// upload copies host bytes to the device (through the driver's staging for
+// pageable memory) and waits.
+func (s *stream) upload(dst devPtr, src unsafe.Pointer, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := check("cuMemcpyHtoDAsync", drv.MemcpyHtoDAsync(dst, src, uint64(n), s.s)); err != nil {
+		return err
+	}
+	return s.sync()
+}
+
+// download copies device bytes to host memory and waits.
+func (s *stream) download(dst unsafe.Pointer, src devPtr, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := check("cuMemcpyDtoHAsync", drv.MemcpyDtoHAsync(dst, src, uint64(n), s.s)); err != nil {
+		return err
+	}
+	return s.sync()
+}

@@ -1,0 +1,227 @@
+package cuda
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/runtime"
+)
+
+func init() { runtime.Register(Engine{}) }
+
+// Engine is the CUDA engine ("cuda").
+type Engine struct{}
+
+func (Engine) Name() string { return "cuda" }
+
+var (
+	availOnce sync.Once
+	availErr  error
+)
+
+// Available says whether this build has its kernels and device 0 is a
+// usable GPU (a driver, compute capability ≥ 8.0).
+func (Engine) Available() error {
+	availOnce.Do(func() {
+		if _, err := kernelImage(); err != nil {
+			availErr = err
+			return
+		}
+		_, availErr = probe(0)
+	})
+	return availErr
+}
+
+// DefaultContext is a sequence's length when neither NewSequence nor
+// Options.MaxContext names one.
+const DefaultContext = 16384
+
+// layerWeights are one block's tensors on the device.
+type layerWeights struct {
+	attnNorm, qkvW, qkvB, sinks, outW, outB        devPtr
+	mlpNorm, gateW, gateB                          devPtr
+	w1Blocks, w1Scales, b1, w2Blocks, w2Scales, b2 devPtr
+}
+
+// Model is a model whose weights live on one GPU.
+type Model struct {
+	d       *device
+	cfg     convert.ModelConfig
+	opts    runtime.Options
+	arena   devPtr
+	embed   devPtr
+	norm    devPtr
+	unembed devPtr
+	layers  []layerWeights
+	invFreq devPtr
+	conc    float32
+	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
+	LoadTime  time.Duration
+	LoadBytes int64
+}
+
+// checkConfig refuses dimensions the kernels do not handle.
+func checkConfig(c convert.ModelConfig) error {
+	switch {
+	case c.HeadDim != 16 && c.HeadDim != 32 && c.HeadDim != 64 && c.HeadDim != 128:
+		return fmt.Errorf("head_dim %d: the CUDA kernels handle 16, 32, 64 and 128", c.HeadDim)
+	case c.HiddenSize%32 != 0 || c.IntermediateSize%32 != 0:
+		return fmt.Errorf("hidden %d / intermediate %d: must be multiples of 32 (MXFP4 blocks)", c.HiddenSize, c.IntermediateSize)
+	case c.NumKeyValueHeads <= 0 || c.NumAttentionHeads%c.NumKeyValueHeads != 0:
+		return fmt.Errorf("%d attention heads over %d KV heads", c.NumAttentionHeads, c.NumKeyValueHeads)
+	case c.NumExperts <= 0 || c.NumExperts > 256:
+		return fmt.Errorf("%d experts: the router kernel handles 1–256", c.NumExperts)
+	case c.ExpertsPerToken <= 0 || c.ExpertsPerToken > 8 || c.ExpertsPerToken > c.NumExperts:
+		return fmt.Errorf("%d experts per token: the router kernel handles 1–8", c.ExpertsPerToken)
+	case c.VocabSize <= 0 || c.NumHiddenLayers <= 0:
+		return fmt.Errorf("vocab %d, %d layers", c.VocabSize, c.NumHiddenLayers)
+	}
+	return nil
+}
+
+// ropeTables returns YaRN's inverse frequencies (head_dim/2) and the
+// concentration that scales cos and sin (GPT-OSS.md §4.3), computed in
+// float32 exactly as the CPU engine's cpu.NewRope does.
+func ropeTables(c convert.ModelConfig) ([]float32, float32) {
+	d := c.HeadDim
+	half := d / 2
+	inv := make([]float32, half)
+	conc := float32(1)
+	base, s := c.RopeTheta, c.RopeScalingFactor
+	var low, high float64
+	if s > 1 {
+		conc = float32(0.1*math.Log(s) + 1)
+		dh := float64(half)
+		low = dh * math.Log(float64(c.InitialContextLength)/(c.RopeNTKBeta*2*math.Pi)) / math.Log(base)
+		high = dh * math.Log(float64(c.InitialContextLength)/(c.RopeNTKAlpha*2*math.Pi)) / math.Log(base)
+	}
+	for i := range inv {
+		freq := float32(math.Pow(base, float64(float32(2*i)/float32(d))))
+		ext := 1 / freq
+		if s <= 1 {
+			inv[i] = ext
+			continue
+		}
+		interp := 1 / (float32(s) * freq)
+		ramp := min(max(float32((float64(i)-low)/(high-low)), 0), 1)
+		inv[i] = interp*ramp + ext*(1-ramp)
+	}
+	return inv, conc
+}
+
+// Load copies the layout's weights to GPU o.Device (MXFP4 stays 4-bit):
+// chunks go through pinned staging buffers on two streams so that the
+// reads of the mapping overlap the transfers.
+func (Engine) Load(ctx context.Context, l *convert.Layout, o runtime.Options) (runtime.Model, error) {
+	return Load(ctx, l, o)
+}
+
+// Load is Engine.Load returning the concrete model.
+func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, error) {
+	start := time.Now()
+	cfg := l.Config
+	if err := checkConfig(cfg); err != nil {
+		return nil, fmt.Errorf("cuda: %s: %w", l.Path, err)
+	}
+	d, err := openDevice(o.Device)
+	if err != nil {
+		return nil, fmt.Errorf("cuda: %w", err)
+	}
+	unlock := d.enter()
+	defer unlock()
+
+	m := &Model{d: d, cfg: cfg, opts: o}
+	type tensor struct {
+		name string
+		dst  *devPtr
+		size int64
+	}
+	var list []tensor
+	add := func(name string, dst *devPtr, want int64) {
+		list = append(list, tensor{name, dst, want})
+	}
+	H, E, I, V := int64(cfg.HiddenSize), int64(cfg.NumExperts), int64(cfg.IntermediateSize), int64(cfg.VocabSize)
+	qkv := int64((cfg.NumAttentionHeads + 2*cfg.NumKeyValueHeads) * cfg.HeadDim)
+	attn := int64(cfg.NumAttentionHeads * cfg.HeadDim)
+	add("embedding.weight", &m.embed, V*H*2)
+	add("norm.scale", &m.norm, H*2)
+	add("unembedding.weight", &m.unembed, V*H*2)
+	m.layers = make([]layerWeights, cfg.NumHiddenLayers)
+	for n := range m.layers {
+		w := &m.layers[n]
+		p := fmt.Sprintf("block.%d.", n)
+		add(p+"attn.norm.scale", &w.attnNorm, H*2)
+		add(p+"attn.qkv.weight", &w.qkvW, qkv*H*2)
+		add(p+"attn.qkv.bias", &w.qkvB, qkv*2)
+		add(p+"attn.sinks", &w.sinks, int64(cfg.NumAttentionHeads)*2)
+		add(p+"attn.out.weight", &w.outW, H*attn*2)
+		add(p+"attn.out.bias", &w.outB, H*2)
+		add(p+"mlp.norm.scale", &w.mlpNorm, H*2)
+		add(p+"mlp.gate.weight", &w.gateW, E*H*2)
+		add(p+"mlp.gate.bias", &w.gateB, E*2)
+		add(p+"mlp.mlp1_weight.blocks", &w.w1Blocks, E*2*I*H/2)
+		add(p+"mlp.mlp1_weight.scales", &w.w1Scales, E*2*I*H/32)
+		add(p+"mlp.mlp1_bias", &w.b1, E*2*I*2)
+		add(p+"mlp.mlp2_weight.blocks", &w.w2Blocks, E*H*I/2)
+		add(p+"mlp.mlp2_weight.scales", &w.w2Scales, E*H*I/32)
+		add(p+"mlp.mlp2_bias", &w.b2, E*H*2)
+	}
+	var total uint64
+	jobs := make([]copyJob, 0, len(list))
+	for _, t := range list {
+		b := l.Bytes(t.name)
+		if b == nil {
+			return nil, fmt.Errorf("cuda: %s: no tensor %s", l.Path, t.name)
+		}
+		if int64(len(b)) != t.size {
+			return nil, fmt.Errorf("cuda: %s: tensor %s has %d bytes, the config implies %d", l.Path, t.name, len(b), t.size)
+		}
+		jobs = append(jobs, copyJob{off: total, src: b})
+		total += (uint64(len(b)) + 255) &^ 255
+	}
+	inv, conc := ropeTables(cfg)
+	m.conc = conc
+	if m.arena, err = d.alloc(total + 256); err != nil {
+		return nil, fmt.Errorf("cuda: weights: %w", err)
+	}
+	for i, t := range list {
+		*t.dst = m.arena + devPtr(jobs[i].off)
+	}
+	m.invFreq = m.arena + devPtr(total)
+	if err := uploadStaged(ctx, d, m.arena, jobs, unsafe.Slice((*byte)(unsafe.Pointer(&inv[0])), 4*len(inv)), total); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("cuda: loading weights: %w", err)
+	}
+	m.LoadBytes = int64(total)
+	m.LoadTime = time.Since(start)
+	return m, nil
+}
+
+func (m *Model) Config() convert.ModelConfig { return m.cfg }
+func (m *Model) Engine() string              { return "cuda" }
+
+// Device names the GPU the model runs on.
+func (m *Model) Device() string { return m.d.name }
+
+// PeakDeviceBytes is the most device memory this process has held through
+// the engine's allocations (weights, KV caches, scratch).
+func (m *Model) PeakDeviceBytes() uint64 {
+	m.d.mu.Lock()
+	defer m.d.mu.Unlock()
+	return m.d.peakUse
+}
+
+func (m *Model) Close() error {
+	if m.arena != 0 {
+		unlock := m.d.enter()
+		m.d.free(m.arena)
+		unlock()
+		m.arena = 0
+	}
+	return nil
+}

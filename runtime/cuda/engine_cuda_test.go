@@ -1,0 +1,241 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/internal/fixture"
+	"github.com/gptoss/gptoss/runtime"
+	"github.com/gptoss/gptoss/runtime/cpu"
+)
+
+const goldenDir = "../../testdata/golden/tiny"
+
+type golden struct {
+	Tokens    []int32     `json:"tokens"`
+	LogitsF32 [][]float64 `json:"logits_f32"`
+	Greedy    struct {
+		Prompt    []int32 `json:"prompt"`
+		Generated []int32 `json:"generated"`
+	} `json:"greedy_f32"`
+}
+
+// layoutOf converts the checkpoint in dir into a GPU-ready layout file and
+// opens it.
+func layoutOf(t testing.TB, dir string) *convert.Layout {
+	t.Helper()
+	ck, err := convert.OpenCheckpoint(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.layout")
+	if _, _, err := convert.WriteLayoutFile(path, ck, cfg, "sha256:test"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := convert.OpenLayout(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func loadBoth(t *testing.T, l *convert.Layout) (gm *Model, cm runtime.Model) {
+	t.Helper()
+	gpu(t)
+	gm, err := Load(context.Background(), l, runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gm.Close() })
+	cm, err = cpu.Engine{}.Load(context.Background(), l, runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cm.Close() })
+	return gm, cm
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	m := 0.0
+	for i := range a {
+		d := math.Abs(float64(a[i] - b[i]))
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		m = max(m, d)
+	}
+	return m
+}
+
+func argmaxF(v []float32) int32 {
+	b := 0
+	for i, x := range v {
+		if x > v[b] {
+			b = i
+		}
+	}
+	return int32(b)
+}
+
+func newSeq(t *testing.T, m runtime.Model, n int) runtime.Sequence {
+	t.Helper()
+	s, err := m.NewSequence(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestGolden: the tiny real-format checkpoint through the CUDA engine, every
+// position's logits against the CPU engine (≤ 2e-2) and OpenAI's reference,
+// then greedy decoding (CUDA graph) must give the same tokens as both.
+func TestGolden(t *testing.T) {
+	var g golden
+	b, err := os.ReadFile(filepath.Join(goldenDir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	for _, layout := range []struct{ name, dir string }{{"hf", goldenDir}, {"original", filepath.Join(goldenDir, "original")}} {
+		t.Run(layout.name, func(t *testing.T) {
+			gm, cm := loadBoth(t, layoutOf(t, layout.dir))
+			ctx := context.Background()
+			V := gm.Config().VocabSize
+			gs, cs := newSeq(t, gm, 64), newSeq(t, cm, 64)
+			gl, err := gs.Forward(ctx, g.Tokens, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := cs.Forward(ctx, g.Tokens, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(gl) != len(g.Tokens)*V {
+				t.Fatalf("%d logits, want %d", len(gl), len(g.Tokens)*V)
+			}
+			dCPU := maxAbsDiff(gl, cl)
+			ref := make([]float32, 0, len(gl))
+			for _, row := range g.LogitsF32 {
+				for _, v := range row {
+					ref = append(ref, float32(v))
+				}
+			}
+			dRef := maxAbsDiff(gl, ref)
+			t.Logf("golden %s: max |logit − CPU engine| = %.3g, max |logit − reference f32| = %.3g", layout.name, dCPU, dRef)
+			if dCPU > 2e-2 || dRef > 2e-2 {
+				t.Fatalf("logits differ: %.3g from the CPU engine, %.3g from the reference (limit 2e-2)", dCPU, dRef)
+			}
+
+			// greedy decoding, one token at a time (the CUDA graph path), on
+			// both engines
+			gs2, cs2 := newSeq(t, gm, 64), newSeq(t, cm, 64)
+			gnext, cnext := mustForward(t, gs2, g.Greedy.Prompt), mustForward(t, cs2, g.Greedy.Prompt)
+			var gotG, gotC []int32
+			for range g.Greedy.Generated {
+				tg, tc := argmaxF(gnext), argmaxF(cnext)
+				dev, err := gs2.(*Sequence).Greedy()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if dev != tg {
+					t.Fatalf("device argmax %d, host argmax %d", dev, tg)
+				}
+				gotG, gotC = append(gotG, tg), append(gotC, tc)
+				gnext, cnext = mustForward(t, gs2, []int32{tg}), mustForward(t, cs2, []int32{tc})
+				if d := maxAbsDiff(gnext, cnext); d > 2e-2 {
+					t.Fatalf("decode step %d: logits differ from the CPU engine by %.3g", len(gotG), d)
+				}
+			}
+			if !equal(gotG, gotC) || !equal(gotG, g.Greedy.Generated) {
+				t.Fatalf("greedy tokens: cuda %v, cpu %v, reference %v", gotG, gotC, g.Greedy.Generated)
+			}
+		})
+	}
+}
+
+func mustForward(t *testing.T, s runtime.Sequence, toks []int32) []float32 {
+	t.Helper()
+	out, err := s.Forward(context.Background(), toks, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]float32(nil), out...)
+}
+
+func equal(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestLongSequence: a prompt longer than one prefill chunk and many sliding
+// windows, then decode steps with and without the CUDA graph, and Truncate
+// to reuse a prefix — all against the CPU engine.
+func TestLongSequence(t *testing.T) {
+	dir := fixture.Cached(t, fixture.Tiny())
+	gm, cm := loadBoth(t, layoutOf(t, dir))
+	ctx := context.Background()
+	V := gm.Config().VocabSize
+	toks := make([]int32, 600)
+	for i := range toks {
+		toks[i] = int32((i*7919 + 13) % (V - 16))
+	}
+	gs, cs := newSeq(t, gm, 1024), newSeq(t, cm, 1024)
+	gl, cl := mustForward(t, gs, toks[:590]), mustForward(t, cs, toks[:590])
+	if d := maxAbsDiff(gl, cl); d > 2e-2 {
+		t.Fatalf("after a 590-token prefill: max |Δlogit| %.3g", d)
+	}
+	for i := 590; i < 600; i++ {
+		gl, cl = mustForward(t, gs, toks[i:i+1]), mustForward(t, cs, toks[i:i+1])
+		if d := maxAbsDiff(gl, cl); d > 2e-2 {
+			t.Fatalf("decode at %d: max |Δlogit| %.3g", i, d)
+		}
+	}
+	// back to 595 and forward again: same logits as the first time
+	if err := gs.Truncate(595); err != nil {
+		t.Fatal(err)
+	}
+	if gs.Len() != 595 {
+		t.Fatalf("Len %d after Truncate(595)", gs.Len())
+	}
+	again := mustForward(t, gs, toks[595:600])
+	if d := maxAbsDiff(again, gl); d > 1e-3 {
+		t.Fatalf("after Truncate the logits moved by %.3g", d)
+	}
+	// the same decode without a graph
+	t.Setenv("GPTOSS_CUDA_GRAPH", "0")
+	ns := newSeq(t, gm, 1024)
+	mustForward(t, ns, toks[:599])
+	direct := mustForward(t, ns, toks[599:600])
+	if d := maxAbsDiff(direct, gl); d > 1e-4 {
+		t.Fatalf("graph and direct decode differ by %.3g", d)
+	}
+	if _, err := gs.Forward(ctx, []int32{int32(V)}, false); err == nil {
+		t.Fatal("a token outside the vocabulary was accepted")
+	}
+	if _, err := newSeq(t, gm, 8).Forward(ctx, toks[:9], false); err == nil {
+		t.Fatal("9 tokens went into an 8-token sequence")
+	}
+}

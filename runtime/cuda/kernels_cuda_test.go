@@ -1,0 +1,453 @@
+//go:build cuda
+
+package cuda
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"unsafe"
+
+	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/runtime/cpu"
+)
+
+// The kernels against the CPU engine's ops (runtime/cpu) on random inputs
+// of gpt-oss-20b shapes. Without a GPU these skip, unless
+// GPTOSS_REQUIRE_GPU=1 (scripts/gpu-check.sh), where they fail.
+
+const (
+	tH   = 2880 // hidden
+	tI   = 2880 // expert intermediate
+	tD   = 64   // head_dim
+	tHq  = 64
+	tHkv = 8
+	tE   = 32
+	tK   = 4
+)
+
+// gpu returns device 0 and a stream, or skips.
+func gpu(t testing.TB) (*device, *stream) {
+	t.Helper()
+	if err := (Engine{}).Available(); err != nil {
+		if os.Getenv("GPTOSS_REQUIRE_GPU") == "1" {
+			t.Fatalf("GPTOSS_REQUIRE_GPU=1 but the CUDA engine is unavailable: %v", err)
+		}
+		t.Skipf("no CUDA: %v", err)
+	}
+	d, err := openDevice(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock := d.enter()
+	t.Cleanup(unlock)
+	s, err := d.newStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.close)
+	return d, s
+}
+
+// buffers on the device, freed at cleanup.
+func devBytes(t testing.TB, d *device, s *stream, b []byte) devPtr {
+	t.Helper()
+	p, err := d.alloc(uint64(len(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.free(p) })
+	if len(b) > 0 {
+		if err := s.upload(p, unsafe.Pointer(&b[0]), len(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+func devF32(t testing.TB, d *device, s *stream, v []float32) devPtr {
+	return devBytes(t, d, s, f32Bytes(v))
+}
+
+func devI32(t testing.TB, d *device, s *stream, v []int32) devPtr {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], uint32(x))
+	}
+	return devBytes(t, d, s, b)
+}
+
+// devPoison allocates n float32s filled with NaN, so unwritten outputs show.
+func devPoison(t testing.TB, d *device, s *stream, n int) devPtr {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(math.NaN())
+	}
+	return devF32(t, d, s, v)
+}
+
+func f32Bytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	return b
+}
+
+func readF32(t testing.TB, s *stream, p devPtr, n int) []float32 {
+	t.Helper()
+	if err := s.sync(); err != nil {
+		t.Fatal(err)
+	}
+	v := make([]float32, n)
+	if err := s.download(unsafe.Pointer(&v[0]), p, 4*n); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func readI32(t testing.TB, s *stream, p devPtr, n int) []int32 {
+	t.Helper()
+	v := make([]int32, n)
+	if err := s.download(unsafe.Pointer(&v[0]), p, 4*n); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randF32(r *rand.Rand, n int, scale float32) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = (r.Float32()*2 - 1) * scale
+	}
+	return v
+}
+
+// randBF16 returns n random BF16 values in [−scale, scale) as bytes.
+func randBF16(r *rand.Rand, n int, scale float32) []byte {
+	b := make([]byte, 2*n)
+	for i := 0; i < n; i++ {
+		f := (r.Float32()*2 - 1) * scale
+		binary.LittleEndian.PutUint16(b[2*i:], uint16(math.Float32bits(f)>>16))
+	}
+	return b
+}
+
+func bf16Round(f float32) float32 {
+	u := math.Float32bits(f)
+	u += 0x7fff + (u>>16)&1
+	return math.Float32frombits(u &^ 0xffff)
+}
+
+// randMXFP4 returns random blocks and scales for rows × cols weights with
+// block exponents around 2^-6.
+func randMXFP4(r *rand.Rand, rows, cols int) (blocks, scales []byte) {
+	blocks = make([]byte, rows*cols/2)
+	scales = make([]byte, rows*cols/32)
+	for i := range blocks {
+		blocks[i] = byte(r.Uint32())
+	}
+	for i := range scales {
+		scales[i] = byte(118 + r.IntN(5))
+	}
+	return
+}
+
+// relErr is ‖got − want‖ / ‖want‖; NaN anywhere fails.
+func relErr(t testing.TB, what string, got, want []float32, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	var num, den float64
+	for i := range got {
+		if math.IsNaN(float64(got[i])) || math.IsInf(float64(got[i]), 0) {
+			t.Fatalf("%s: value %d is %v (want %v)", what, i, got[i], want[i])
+		}
+		d := float64(got[i] - want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+	}
+	e := math.Sqrt(num / max(den, 1e-30))
+	if e > tol {
+		t.Fatalf("%s: relative error %.3g > %.3g", what, e, tol)
+	}
+	t.Logf("%s: relative error %.3g", what, e)
+}
+
+func TestKernelEmbed(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	const V = 1000
+	table := randBF16(r, V*tH, 1)
+	toks := []int32{0, 999, 17, 17, 512}
+	x := devPoison(t, d, s, len(toks)*tH)
+	must(t, s.embed(devBytes(t, d, s, table), devI32(t, d, s, toks), x, len(toks), tH))
+	got := readF32(t, s, x, len(toks)*tH)
+	want := make([]float32, len(toks)*tH)
+	for i, tok := range toks {
+		cpu.Embed(want[i*tH:], table, tok, tH)
+	}
+	relErr(t, "embed", got, want, 0)
+}
+
+func TestKernelRMSNorm(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(3, 4))
+	const T = 5
+	x := randF32(r, T*tH, 3)
+	scale := randBF16(r, tH, 2)
+	out := devPoison(t, d, s, T*tH)
+	must(t, s.rmsnorm(devF32(t, d, s, x), devBytes(t, d, s, scale), out, T, tH, 1e-5))
+	got := readF32(t, s, out, T*tH)
+	want := make([]float32, T*tH)
+	for i := 0; i < T; i++ {
+		cpu.RMSNorm(want[i*tH:(i+1)*tH], x[i*tH:(i+1)*tH], scale, 1e-5)
+	}
+	relErr(t, "rmsnorm", got, want, 1e-6)
+}
+
+func TestKernelMatVecBF16(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct {
+		name       string
+		N, K, T    int
+		bias, accu bool
+	}{
+		{"qkv decode", 5120, tH, 1, true, false},
+		{"out decode accumulate", tH, tHq * tD, 1, true, true},
+		{"router prefill", tE, tH, 13, true, false},
+		{"unembedding slice prefill", 3001, tH, 8, false, false},
+		{"qkv prefill partial tile", 5120, tH, 19, true, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := randBF16(r, c.N*c.K, 0.05)
+			var bias []byte
+			var dbias devPtr
+			if c.bias {
+				bias = randBF16(r, c.N, 0.5)
+				dbias = devBytes(t, d, s, bias)
+			}
+			x := randF32(r, c.T*c.K, 1)
+			y0 := randF32(r, c.T*c.N, 1)
+			var y devPtr
+			if c.accu {
+				y = devF32(t, d, s, y0)
+			} else {
+				y = devPoison(t, d, s, c.T*c.N)
+			}
+			must(t, s.matvec(devBytes(t, d, s, w), dbias, devF32(t, d, s, x), y, c.N, c.K, c.T, c.accu))
+			got := readF32(t, s, y, c.T*c.N)
+			want := make([]float32, c.T*c.N)
+			if c.T == 1 {
+				cpu.MatVecBF16(want, w, bias, x, c.N, c.K)
+			} else {
+				cpu.MatMulBF16(want, w, bias, x, c.T, c.N, c.K)
+			}
+			if c.accu {
+				for i := range want {
+					want[i] += y0[i]
+				}
+			}
+			relErr(t, "matvec", got, want, 1e-5)
+		})
+	}
+}
+
+func cfg20b() convert.ModelConfig {
+	return convert.ModelConfig{
+		NumHiddenLayers: 24, NumExperts: tE, ExpertsPerToken: tK, VocabSize: 201088, HiddenSize: tH,
+		IntermediateSize: tI, SwigluLimit: 7, HeadDim: tD, NumAttentionHeads: tHq, NumKeyValueHeads: tHkv,
+		SlidingWindow: 128, InitialContextLength: 4096, RopeTheta: 150000, RopeScalingFactor: 32,
+		RopeNTKAlpha: 1, RopeNTKBeta: 32, RMSNormEps: 1e-5,
+	}
+}
+
+func TestKernelRopeKV(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(7, 8))
+	c := cfg20b()
+	const T, pos0, maxLen = 6, 70000, 70010
+	W := (tHq + 2*tHkv) * tD
+	qkv := randF32(r, T*W, 2)
+	inv, conc := ropeTables(c)
+	dqkv := devF32(t, d, s, qkv)
+	kc := devBytes(t, d, s, make([]byte, maxLen*tHkv*tD*2))
+	vc := devBytes(t, d, s, make([]byte, maxLen*tHkv*tD*2))
+	must(t, s.ropeKV(dqkv, devF32(t, d, s, inv), devI32(t, d, s, []int32{pos0}), kc, vc, T, tHq, tHkv, tD, conc))
+	got := readF32(t, s, dqkv, T*W)
+	rope := cpu.NewRope(c, 1)
+	want := append([]float32(nil), qkv...)
+	for i := 0; i < T; i++ {
+		rope.Apply(want[i*W:], tHq+tHkv, pos0+i)
+	}
+	relErr(t, "rope q,k", got, want, 1e-5)
+	// the cache rows hold the rotated k and the v, rounded to bf16
+	kvw := tHkv * tD
+	kb := make([]byte, T*kvw*2)
+	vb := make([]byte, T*kvw*2)
+	must(t, s.download(unsafe.Pointer(&kb[0]), kc+devPtr(pos0*kvw*2), len(kb)))
+	must(t, s.download(unsafe.Pointer(&vb[0]), vc+devPtr(pos0*kvw*2), len(vb)))
+	kg, vg := make([]float32, T*kvw), make([]float32, T*kvw)
+	cpu.BF16ToF32(kb, kg)
+	cpu.BF16ToF32(vb, vg)
+	kw, vw := make([]float32, T*kvw), make([]float32, T*kvw)
+	for i := 0; i < T; i++ {
+		for j := 0; j < kvw; j++ {
+			kw[i*kvw+j] = bf16Round(want[i*W+tHq*tD+j])
+			vw[i*kvw+j] = bf16Round(qkv[i*W+(tHq+tHkv)*tD+j])
+		}
+	}
+	relErr(t, "k cache", kg, kw, 4e-3)
+	relErr(t, "v cache", vg, vw, 0)
+}
+
+func TestKernelAttention(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, c := range []struct {
+		name        string
+		D, Hq, Hkv  int
+		pos, T, win int
+	}{
+		{"decode full 8k", tD, tHq, tHkv, 8191, 1, 0},
+		{"decode sliding", tD, tHq, tHkv, 5000, 1, 128},
+		{"decode first token", tD, tHq, tHkv, 0, 1, 0},
+		{"prefill full", tD, tHq, tHkv, 300, 37, 0},
+		{"prefill sliding", tD, tHq, tHkv, 100, 90, 128},
+		{"tiny dims", 16, 8, 2, 20, 3, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n := c.pos + c.T
+			kvw := c.Hkv * c.D
+			W := (c.Hq + 2*c.Hkv) * c.D
+			kb, vb := randBF16(r, n*kvw, 1.5), randBF16(r, n*kvw, 1)
+			keys, vals := make([]float32, n*kvw), make([]float32, n*kvw)
+			cpu.BF16ToF32(kb, keys)
+			cpu.BF16ToF32(vb, vals)
+			qkv := randF32(r, c.T*W, 1.5)
+			sinkb := randBF16(r, c.Hq, 2)
+			sinks := make([]float32, c.Hq)
+			cpu.BF16ToF32(sinkb, sinks)
+			S := attnSplits(c.T)
+			part := devPoison(t, d, s, c.T*c.Hq*S*(c.D+2))
+			out := devPoison(t, d, s, c.T*c.Hq*c.D)
+			must(t, s.attention(devF32(t, d, s, qkv), devBytes(t, d, s, kb), devBytes(t, d, s, vb), devI32(t, d, s, []int32{int32(c.pos)}),
+				part, devBytes(t, d, s, sinkb), out, c.T, c.Hq, c.Hkv, c.D, c.win))
+			got := readF32(t, s, out, c.T*c.Hq*c.D)
+			want := make([]float32, c.T*c.Hq*c.D)
+			for i := 0; i < c.T; i++ {
+				p := c.pos + i
+				lo := 0
+				if c.win > 0 {
+					lo = max(0, p-c.win+1)
+				}
+				cpu.Attend(want[i*c.Hq*c.D:], qkv[i*W:i*W+c.Hq*c.D], keys[lo*kvw:(p+1)*kvw], vals[lo*kvw:(p+1)*kvw], sinks, p+1-lo, c.Hq, c.Hkv, c.D)
+			}
+			relErr(t, "attention", got, want, 1e-5)
+		})
+	}
+}
+
+func TestKernelRouterTopK(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, E := range []int{8, 32, 128} {
+		const T = 21
+		logits := randF32(r, T*E, 4)
+		// a tie: the lower index must win
+		logits[3] = 10
+		logits[5] = 10
+		ids, wts := devPoison(t, d, s, T*tK), devPoison(t, d, s, T*tK)
+		must(t, s.routerTopK(devF32(t, d, s, logits), ids, wts, T, E, tK))
+		gw := readF32(t, s, wts, T*tK)
+		gi := readI32(t, s, ids, T*tK)
+		for i := 0; i < T; i++ {
+			idx := make([]int, tK)
+			w := make([]float32, tK)
+			cpu.RouterTopK(logits[i*E:(i+1)*E], tK, idx, w)
+			for k := 0; k < tK; k++ {
+				if int(gi[i*tK+k]) != idx[k] || math.Abs(float64(gw[i*tK+k]-w[k])) > 1e-6 {
+					t.Fatalf("E=%d token %d: got experts %v weights %v, want %v %v", E, i, gi[i*tK:(i+1)*tK], gw[i*tK:(i+1)*tK], idx, w)
+				}
+			}
+		}
+	}
+}
+
+// TestKernelMoE runs the MoE block (router top-k, plan, mlp1 with SwiGLU,
+// mlp2, weighted combine into the residual) for decode and prefill and
+// compares it with the CPU engine's MatVecMXFP4 + SwiGLU per expert.
+func TestKernelMoE(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(13, 14))
+	const E = 8
+	w1b, w1s := randMXFP4(r, E*2*tI, tH)
+	w2b, w2s := randMXFP4(r, E*tH, tI)
+	b1, b2 := randBF16(r, E*2*tI, 0.5), randBF16(r, E*tH, 0.5)
+	dw1b, dw1s, db1 := devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1)
+	dw2b, dw2s, db2 := devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2)
+	for _, T := range []int{1, 3, 40} {
+		xn := randF32(r, T*tH, 1)
+		x0 := randF32(r, T*tH, 1)
+		logits := randF32(r, T*E, 3)
+		n := T * tK
+		tile := moeTile(T)
+		maxTiles := moeMaxTiles(n, E, tile)
+		ids, wts := devPoison(t, d, s, n), devPoison(t, d, s, n)
+		order, tiles, ntiles := devPoison(t, d, s, n), devPoison(t, d, s, 4*maxTiles), devPoison(t, d, s, 1)
+		act, y := devPoison(t, d, s, n*tI), devPoison(t, d, s, n*tH)
+		dxn, dx := devF32(t, d, s, xn), devF32(t, d, s, x0)
+		must(t, s.routerTopK(devF32(t, d, s, logits), ids, wts, T, E, tK))
+		must(t, s.moePlan(ids, n, E, tile, order, tiles, ntiles))
+		must(t, s.moeMLP1(dw1b, dw1s, db1, dxn, order, tiles, ntiles, act, tI, tH, tK, tile, maxTiles, 7))
+		must(t, s.moeMLP2(dw2b, dw2s, db2, act, order, tiles, ntiles, y, tH, tI, tile, maxTiles))
+		must(t, s.moeCombine(y, wts, dx, T, tH, tK))
+		got := readF32(t, s, dx, T*tH)
+		want := append([]float32(nil), x0...)
+		h := make([]float32, 2*tI)
+		a := make([]float32, tI)
+		o := make([]float32, tH)
+		for i := 0; i < T; i++ {
+			idx := make([]int, tK)
+			w := make([]float32, tK)
+			cpu.RouterTopK(logits[i*E:(i+1)*E], tK, idx, w)
+			for k, e := range idx {
+				r1, r2 := 2*tI, tH
+				cpu.MatVecMXFP4(h, w1b[e*r1*tH/2:(e+1)*r1*tH/2], w1s[e*r1*tH/32:(e+1)*r1*tH/32], b1[e*r1*2:(e+1)*r1*2], xn[i*tH:(i+1)*tH], r1, tH)
+				cpu.SwiGLU(a, h, 7)
+				cpu.MatVecMXFP4(o, w2b[e*r2*tI/2:(e+1)*r2*tI/2], w2s[e*r2*tI/32:(e+1)*r2*tI/32], b2[e*r2*2:(e+1)*r2*2], a, r2, tI)
+				for j := range o {
+					want[i*tH+j] += w[k] * o[j]
+				}
+			}
+		}
+		relErr(t, "moe", got, want, 1e-5)
+	}
+}
+
+func TestKernelArgmax(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(15, 16))
+	const V = 201088
+	v := randF32(r, V, 10)
+	best := r.IntN(V)
+	v[best] = 11
+	v[V-1] = 11 // a tie after it: the lower index wins
+	out := devI32(t, d, s, []int32{-1})
+	must(t, s.argmax(devF32(t, d, s, v), V, out))
+	must(t, s.sync())
+	if got := readI32(t, s, out, 1)[0]; int(got) != min(best, V-1) {
+		t.Fatalf("argmax %d, want %d", got, best)
+	}
+}

@@ -1,0 +1,104 @@
+package cuda
+
+import (
+	"fmt"
+	"math"
+)
+
+// Kernel launches, one method per kernel (see kernels/gptoss.cu). Shapes are
+// in elements; activations are float32.
+
+const warpsPerBlock = 8 // matvec / MoE kernels: 256 threads, one warp per row
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func (s *stream) embed(table, tokens, x devPtr, T, H int) error {
+	return s.launch("embed", grid(T, 1, 1), grid(256, 1, 1), table, tokens, x, T, H)
+}
+
+func (s *stream) rmsnorm(x, scale, out devPtr, T, H int, eps float32) error {
+	return s.launch("rmsnorm", grid(T, 1, 1), grid(256, 1, 1), x, scale, out, T, H, eps)
+}
+
+// matvec: y[T,N] (+)= x[T,K] · W[N,K]ᵀ + b (bias may be 0).
+func (s *stream) matvec(W, bias, x, y devPtr, N, K, T int, accumulate bool) error {
+	if K%8 != 0 {
+		return fmt.Errorf("matvec: K=%d is not a multiple of 8", K)
+	}
+	acc := 0
+	if accumulate {
+		acc = 1
+	}
+	if T == 1 {
+		return s.launch("matvec_bf16_t1", grid(ceilDiv(N, warpsPerBlock), 1, 1), grid(32*warpsPerBlock, 1, 1), W, bias, x, y, N, K, T, acc)
+	}
+	return s.launch("matvec_bf16_t8", grid(ceilDiv(N, warpsPerBlock), ceilDiv(T, 8), 1), grid(32*warpsPerBlock, 1, 1), W, bias, x, y, N, K, T, acc)
+}
+
+func (s *stream) ropeKV(qkv, invFreq, pos, kc, vc devPtr, T, Hq, Hkv, D int, conc float32) error {
+	return s.launch("rope_kv", grid(T, 1, 1), grid(256, 1, 1), qkv, invFreq, pos, kc, vc, T, Hq, Hkv, D, conc)
+}
+
+// attnSplits is the number of key splits for T query tokens: many for
+// decode (one token must fill the GPU), one for prefill.
+func attnSplits(T int) int {
+	if T <= 4 {
+		return 32
+	}
+	return 1
+}
+
+// attention: out[T, Hq*D] for the queries in qkv at positions pos..pos+T-1
+// over the cache rows 0..pos+T-1 (window > 0: the last window of them).
+// part holds T*Hq*S*(D+2) floats.
+func (s *stream) attention(qkv, kc, vc, pos, part, sinks, out devPtr, T, Hq, Hkv, D, window int) error {
+	switch D {
+	case 16, 32, 64, 128:
+	default:
+		return fmt.Errorf("attention: head_dim %d is not 16, 32, 64 or 128", D)
+	}
+	S := attnSplits(T)
+	scale := float32(1 / math.Sqrt(float64(D)))
+	if err := s.launch(fmt.Sprintf("attn_partial_d%d", D), grid(Hq, T, S), grid(128, 1, 1),
+		qkv, kc, vc, pos, part, T, Hq, Hkv, window, S, scale); err != nil {
+		return err
+	}
+	return s.launch("attn_combine", grid(Hq, T, 1), grid(max(32, D), 1, 1), part, sinks, out, T, Hq, D, S)
+}
+
+func (s *stream) routerTopK(logits, ids, wts devPtr, T, E, k int) error {
+	return s.launch("router_topk", grid(ceilDiv(T, 8), 1, 1), grid(256, 1, 1), logits, ids, wts, T, E, k)
+}
+
+// moeTile is the assignments per MoE tile for T tokens (1 when decoding).
+func moeTile(T int) int {
+	if T == 1 {
+		return 1
+	}
+	return 8
+}
+
+// moeMaxTiles bounds the tiles moe_plan can make for n assignments.
+func moeMaxTiles(n, E, tile int) int { return min(n, ceilDiv(n, tile)+E) }
+
+func (s *stream) moePlan(ids devPtr, n, E, tile int, order, tiles, ntiles devPtr) error {
+	return s.launch("moe_plan", grid(1, 1, 1), grid(1024, 1, 1), ids, n, E, tile, order, tiles, ntiles)
+}
+
+func (s *stream) moeMLP1(blocks, scales, bias, x, order, tiles, ntiles, act devPtr, I, K, topk, tile, maxTiles int, limit float32) error {
+	return s.launch(fmt.Sprintf("moe_mlp1_t%d", tile), grid(ceilDiv(I, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, x, order, tiles, ntiles, act, I, K, topk, limit)
+}
+
+func (s *stream) moeMLP2(blocks, scales, bias, act, order, tiles, ntiles, y devPtr, H, I, tile, maxTiles int) error {
+	return s.launch(fmt.Sprintf("moe_mlp2_t%d", tile), grid(ceilDiv(H, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, act, order, tiles, ntiles, y, H, I)
+}
+
+func (s *stream) moeCombine(y, wts, x devPtr, T, H, k int) error {
+	return s.launch("moe_combine", grid(T, 1, 1), grid(256, 1, 1), y, wts, x, T, H, k)
+}
+
+func (s *stream) argmax(v devPtr, n int, out devPtr) error {
+	return s.launch("argmax", grid(1, 1, 1), grid(1024, 1, 1), v, n, out)
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# GPU check for the CUDA engine, on a machine with an NVIDIA GPU but no Go
+# toolchain and no network: it runs what `make gpu-bundle` built here and
+# carried there (bin/gptoss, bin/cuda.test, both with the kernels embedded).
+# Most important first, each step under its own timeout:
+#   1. the kernel tests (each kernel against the CPU engine's op),
+#   2. the golden test (tiny real-format checkpoint: logits vs CPU engine and
+#      OpenAI's reference, greedy tokens) and the long-sequence test,
+#   3. the CLI on the GPU (doctor),
+#   4. the benchmark on a synthetic full-size 20b: load, prefill, decode at
+#      context 0 and 8k, peak VRAM, a CPU-engine baseline.
+# Logs go to $OUT (when set) as well as stdout.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/.gpu-check}
+mkdir -p "$OUT"
+export GPTOSS_REQUIRE_GPU=1
+fail=0
+step() { # name timeout_s command...
+	local name=$1 to=$2
+	shift 2
+	echo "=== $name"
+	local t0=$SECONDS
+	timeout --kill-after=5 "$to" "$@" 2>&1 | tee "$OUT/$name.log"
+	local rc=${PIPESTATUS[0]}
+	echo "=== $name: rc=$rc in $((SECONDS - t0))s"
+	[ "$rc" = 0 ] || fail=1
+}
+
+for f in bin/gptoss bin/cuda.test; do
+	[ -x "$f" ] || { echo "missing $f: run 'make gpu-bundle' first" >&2; exit 2; }
+done
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+
+cd runtime/cuda
+step kernels 120 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestKernel'
+step golden 120 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestGolden|TestLongSequence|TestEngine'
+cd "$ROOT"
+step doctor 30 bin/gptoss doctor 20b
+if bin/gptoss help 2>&1 | grep -q bench-engine || bin/gptoss bench-engine --help >/dev/null 2>&1; then
+	step bench-cli 240 bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench-cli --context 0,8192 --json
+else
+	cd runtime/cuda
+	GPTOSS_BENCH=20b GPTOSS_BENCH_DIR=/tmp/gptoss-bench GPTOSS_BENCH_CPU=1 GPTOSS_BENCH_OUT="$OUT/bench.json" \
+		step bench 240 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 230s
+	cd "$ROOT"
+fi
+echo "=== summary"
+grep -h -E '^(--- |ok|FAIL|PASS)|relative error|golden .*max|BENCH' "$OUT"/*.log | grep -v '^=== RUN' | head -80
+exit $fail
