@@ -17,6 +17,9 @@ const (
 	TokConstrain = "<|constrain|>"
 	TokReturn    = "<|return|>"
 	TokCall      = "<|call|>"
+	// TokEndOfText is not a Harmony token, but in the HF configs' EOS
+	// list; the parser takes it as the end of the completion.
+	TokEndOfText = "<|endoftext|>"
 )
 
 // Roles.
@@ -205,6 +208,24 @@ func encodePieces(tok Tokenizer, ps pieces) ([]int32, error) {
 		}
 	}
 	return out, nil
+}
+
+// FunctionCall is the assistant's call of function tool name with its
+// JSON arguments, as the model emits it.
+func FunctionCall(name, args string) Message {
+	return Message{Role: RoleAssistant, Channel: ChannelCommentary, Recipient: "functions." + name, ContentType: ContentTypeJSON, Content: args}
+}
+
+// FunctionResult is the result of function tool name, for the history.
+func FunctionResult(name, output string) Message {
+	return Message{Role: RoleTool, Name: "functions." + name, Recipient: RoleAssistant, Channel: ChannelCommentary, Content: output}
+}
+
+// Function is the name of the function tool m calls ("get_weather" for
+// recipient functions.get_weather), and whether m is such a call.
+func (m Message) Function() (string, bool) {
+	name, ok := strings.CutPrefix(m.Recipient, "functions.")
+	return name, ok && name != "" && m.Role == RoleAssistant
 }
 
 // StopTokens are the ids that end an assistant action: <|return|> (the

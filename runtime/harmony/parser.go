@@ -49,7 +49,8 @@ type Event struct {
 	// Message is the whole message (EventDone).
 	Message Message
 	// Terminator is the token that ended the message: <|end|>,
-	// <|return|> or <|call|>, or "" when Finish ended it (EventDone).
+	// <|return|>, <|call|> or <|endoftext|>, or "" when Finish ended it
+	// (EventDone).
 	Terminator string
 	Err        error
 }
@@ -84,7 +85,7 @@ type Parser struct {
 // "<|start|>assistant" (so its first message's role is assistant).
 func NewParser(tok Tokenizer) *Parser {
 	p := &Parser{tok: tok, special: map[int32]string{}, role: RoleAssistant}
-	for _, s := range []string{TokStart, TokEnd, TokMessage, TokChannel, TokConstrain, TokReturn, TokCall} {
+	for _, s := range []string{TokStart, TokEnd, TokMessage, TokChannel, TokConstrain, TokReturn, TokCall, TokEndOfText} {
 		if id, ok := tok.SpecialID(s); ok {
 			p.special[id] = s
 		}
@@ -95,8 +96,8 @@ func NewParser(tok Tokenizer) *Parser {
 // Messages are the messages completed so far.
 func (p *Parser) Messages() []Message { return p.messages }
 
-// Done says whether the completion is over: <|return|> or <|call|> came
-// (or Finish was called, or the stream failed).
+// Done says whether the completion is over: <|return|>, <|call|> or
+// <|endoftext|> came (or Finish was called, or the stream failed).
 func (p *Parser) Done() bool { return p.state >= stateDone }
 
 // Err is the error that stopped a malformed stream, nil otherwise.
@@ -113,6 +114,10 @@ func (p *Parser) Add(id int32) []Event {
 	sp := p.special[id]
 	switch p.state {
 	case stateExpectStart:
+		if sp == TokEndOfText {
+			p.state = stateDone
+			return nil
+		}
 		if sp != TokStart {
 			return p.fail(fmt.Errorf("harmony: expected <|start|> after <|end|>, got %s", p.describe(id)))
 		}
@@ -144,8 +149,8 @@ func (p *Parser) Add(id int32) []Event {
 		}
 	case stateContent:
 		switch sp {
-		case TokEnd, TokReturn, TokCall:
-			evs := p.flush(false)
+		case TokEnd, TokReturn, TokCall, TokEndOfText:
+			evs := p.flush(sp == TokEndOfText)
 			evs = append(evs, p.done(sp))
 			switch sp {
 			case TokEnd:

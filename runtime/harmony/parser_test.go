@@ -239,6 +239,16 @@ func TestParserFinish(t *testing.T) {
 	if evs := p.Finish(); len(evs) != 0 || p.Err() != nil || len(p.Messages()) != 1 {
 		t.Fatalf("Finish after <|start|>: %+v, %v", evs, p.Err())
 	}
+	// <|endoftext|> (HF's EOS) ends the completion, in a message or
+	// between messages; a split character is flushed as U+FFFD.
+	p, _ = feed(t, "<|channel|>final<|message|>ok\xc3<|endoftext|>")
+	if p.Err() != nil || !p.Done() || p.Messages()[0].Content != "ok\uFFFD" {
+		t.Fatalf("<|endoftext|> in content: %v, done %v, %+v", p.Err(), p.Done(), p.Messages())
+	}
+	p, _ = feed(t, "<|channel|>analysis<|message|>x<|end|><|endoftext|>")
+	if p.Err() != nil || !p.Done() || len(p.Messages()) != 1 {
+		t.Fatalf("<|endoftext|> after <|end|>: %v, done %v", p.Err(), p.Done())
+	}
 	// An invalid byte mid-stream is U+FFFD at once.
 	p, _ = feed(t, "<|channel|>final<|message|>a\xffb<|return|>")
 	if got := p.Messages()[0].Content; got != "a\uFFFDb" {

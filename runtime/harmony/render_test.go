@@ -288,8 +288,8 @@ func toolCallConvo() Conversation {
 		Messages: []Message{
 			{Role: RoleUser, Content: "Weather in SF?"},
 			{Role: RoleAssistant, Channel: ChannelAnalysis, Content: "Need get_weather."},
-			{Role: RoleAssistant, Channel: ChannelCommentary, Recipient: "functions.get_weather", ContentType: ContentTypeJSON, Content: `{"location":"San Francisco"}`},
-			{Role: RoleTool, Name: "functions.get_weather", Recipient: RoleAssistant, Channel: ChannelCommentary, Content: `{"sunny": true, "temperature": 20}`},
+			FunctionCall("get_weather", `{"location":"San Francisco"}`),
+			FunctionResult("get_weather", `{"sunny": true, "temperature": 20}`),
 		},
 	}
 }
@@ -508,5 +508,22 @@ func TestGoldenResponseFormat(t *testing.T) {
 	c.Developer.ResponseFormat.Schema = json.RawMessage(`{"type":`)
 	if _, err := Render(newTestTok(), c); err == nil || !strings.Contains(err.Error(), "response format shopping_list: the schema is not valid JSON") {
 		t.Errorf("bad schema: err = %v", err)
+	}
+}
+
+func TestFunctionHelpers(t *testing.T) {
+	call := FunctionCall("get_weather", "{}")
+	if name, ok := call.Function(); !ok || name != "get_weather" {
+		t.Errorf("Function() of a call = %q, %v", name, ok)
+	}
+	for _, m := range []Message{
+		FunctionResult("get_weather", "{}"),
+		{Role: RoleAssistant, Recipient: "python"},
+		{Role: RoleAssistant, Recipient: "functions."},
+		{Role: RoleAssistant, Channel: ChannelFinal},
+	} {
+		if name, ok := m.Function(); ok {
+			t.Errorf("Function() of %+v = %q, true", m, name)
+		}
 	}
 }
