@@ -51,7 +51,10 @@
 //     out — so a client that sends its whole history gets harmony's prompt.
 //   - StopTokens is <|return|> and <|call|> (harmony's
 //     stop_tokens_for_assistant_actions); the parser also ends a message
-//     at <|end|> and then expects <|start|>.
+//     at <|end|> and then expects <|start|>. <|endoftext|> (in the HF
+//     configs' EOS list, not a Harmony token) ends the completion too, so
+//     an engine that also stops on it loses nothing. Tokens after the end
+//     are an error: one parser reads one completion.
 //   - The parser is strict: a stray token between messages, a special
 //     token other than <|channel|>/<|constrain|> in a header, a
 //     <|start|>/<|message|>/<|channel|>/<|constrain|> inside content, an
