@@ -108,5 +108,5 @@ func corpus() []string {
 		}
 	}
 	texts = append(texts, strings.Join(handTexts, "\n"))
-	return append(texts, randomTexts(1, 3000)...)
+	return append(texts, randomTexts(1, 1500)...)
 }

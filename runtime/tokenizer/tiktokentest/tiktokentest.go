@@ -56,9 +56,8 @@ type Oracle struct {
 	// NumRanks is the number of ranked (byte-level) tokens.
 	NumRanks int
 
-	jsonOnce sync.Once
-	json     map[bool][]byte
-	jsonErr  error
+	mu   sync.Mutex
+	json map[bool][]byte
 }
 
 var (
@@ -181,19 +180,22 @@ func (o *Oracle) WriteRanks(tb testing.TB, dir string) string {
 // pre-tokenizer of the real gpt-oss file.
 func (o *Oracle) WriteTokenizerJSON(tb testing.TB, dir string, stringMerges bool) string {
 	tb.Helper()
-	o.jsonOnce.Do(func() {
-		o.json = map[bool][]byte{}
-		for _, sm := range []bool{false, true} {
-			if o.json[sm], o.jsonErr = o.buildJSON(sm); o.jsonErr != nil {
-				return
-			}
+	o.mu.Lock()
+	b, ok := o.json[stringMerges]
+	if !ok {
+		var err error
+		if b, err = o.buildJSON(stringMerges); err != nil {
+			o.mu.Unlock()
+			tb.Fatal(err)
 		}
-	})
-	if o.jsonErr != nil {
-		tb.Fatal(o.jsonErr)
+		if o.json == nil {
+			o.json = map[bool][]byte{}
+		}
+		o.json[stringMerges] = b
 	}
+	o.mu.Unlock()
 	p := filepath.Join(dir, "tokenizer.json")
-	if err := os.WriteFile(p, o.json[stringMerges], 0o644); err != nil {
+	if err := os.WriteFile(p, b, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return p
@@ -220,23 +222,27 @@ func (o *Oracle) ranks() (map[string]int, error) {
 // split merges tok with tiktoken's rule using only ranks below maxRank and
 // returns the parts left: for a token of rank maxRank, its two halves.
 func split(ranks map[string]int, tok string, maxRank int) []string {
-	parts := make([]string, len(tok))
-	for i := 0; i < len(tok); i++ {
-		parts[i] = tok[i : i+1]
+	bounds := make([]int, len(tok)+1) // part i is tok[bounds[i]:bounds[i+1]]
+	for i := range bounds {
+		bounds[i] = i
 	}
 	for {
 		best, bi := maxRank, -1
-		for i := 0; i+1 < len(parts); i++ {
-			if r, ok := ranks[parts[i]+parts[i+1]]; ok && r < best {
+		for i := 0; i+2 < len(bounds); i++ {
+			if r, ok := ranks[tok[bounds[i]:bounds[i+2]]]; ok && r < best {
 				best, bi = r, i
 			}
 		}
 		if bi < 0 {
-			return parts
+			break
 		}
-		parts[bi] += parts[bi+1]
-		parts = append(parts[:bi+1], parts[bi+2:]...)
+		bounds = append(bounds[:bi+1], bounds[bi+2:]...)
 	}
+	parts := make([]string, len(bounds)-1)
+	for i := range parts {
+		parts[i] = tok[bounds[i]:bounds[i+1]]
+	}
+	return parts
 }
 
 func byteLevel(s string) string {
@@ -336,59 +342,52 @@ func (o *Oracle) buildJSON(stringMerges bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-const encodeJS = `
+const referenceJS = `
 const { Tiktoken } = require("js-tiktoken/lite");
 const r = require("js-tiktoken/ranks/o200k_base");
 const req = JSON.parse(require("fs").readFileSync(0, "utf8"));
 const enc = new Tiktoken({ ...r, special_tokens: req.specials });
-const out = req.texts.map((t) => req.all ? enc.encode(t, "all") : enc.encode(t, [], []));
-process.stdout.write(JSON.stringify(out));
+const re = new RegExp(r.pat_str, "ug");
+process.stdout.write(JSON.stringify({
+  ordinary: req.texts.map((t) => enc.encode(t, [], [])),
+  all: req.texts.map((t) => t.includes("<|") ? enc.encode(t, "all") : null),
+  pieces: req.texts.map((t) => Array.from(t.matchAll(re), (m) => m[0])),
+}));
 `
 
-// Encode encodes texts with js-tiktoken: as ordinary text, or with every
-// Harmony special recognised (allSpecial).
-func (o *Oracle) Encode(tb testing.TB, texts []string, allSpecial bool) [][]int32 {
-	tb.Helper()
-	req, err := json.Marshal(map[string]any{"texts": texts, "all": allSpecial, "specials": Specials()})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := node(o.Dir, encodeJS, req)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var ids [][]int32
-	if err := json.Unmarshal(out, &ids); err != nil {
-		tb.Fatalf("js-tiktoken output: %v", err)
-	}
-	if len(ids) != len(texts) {
-		tb.Fatalf("js-tiktoken encoded %d texts, want %d", len(ids), len(texts))
-	}
-	return ids
+// Reference is what js-tiktoken makes of a list of texts.
+type Reference struct {
+	// Ordinary: encode(text, [], []) — special-token text as plain text.
+	Ordinary [][]int32
+	// All: encode(text, "all") — every Harmony special recognised; nil
+	// for a text without "<|" (it would be Ordinary).
+	All [][]int32
+	// Pieces: the o200k regex's matches (JavaScript's regex engine).
+	Pieces [][]string
 }
 
-const splitJS = `
-const r = require("js-tiktoken/ranks/o200k_base");
-const texts = JSON.parse(require("fs").readFileSync(0, "utf8"));
-const re = new RegExp(r.pat_str, "ug");
-process.stdout.write(JSON.stringify(texts.map((t) => Array.from(t.matchAll(re), (m) => m[0]))));
-`
-
-// Split pre-tokenizes texts with js-tiktoken's o200k regex (JavaScript's
-// regex engine).
-func (o *Oracle) Split(tb testing.TB, texts []string) [][]string {
+// Reference runs js-tiktoken on texts (valid UTF-8) in one node process.
+func (o *Oracle) Reference(tb testing.TB, texts []string) *Reference {
 	tb.Helper()
-	req, err := json.Marshal(texts)
+	req, err := json.Marshal(map[string]any{"texts": texts, "specials": Specials()})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out, err := node(o.Dir, splitJS, req)
+	out, err := node(o.Dir, referenceJS, req)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var pieces [][]string
-	if err := json.Unmarshal(out, &pieces); err != nil || len(pieces) != len(texts) {
-		tb.Fatalf("js split output: %v (%d texts)", err, len(pieces))
+	var ref Reference
+	if err := json.Unmarshal(out, &ref); err != nil {
+		tb.Fatalf("js-tiktoken output: %v", err)
 	}
-	return pieces
+	if len(ref.Ordinary) != len(texts) || len(ref.All) != len(texts) || len(ref.Pieces) != len(texts) {
+		tb.Fatalf("js-tiktoken answered for %d/%d/%d texts, want %d", len(ref.Ordinary), len(ref.All), len(ref.Pieces), len(texts))
+	}
+	for i, ids := range ref.All {
+		if ids == nil {
+			ref.All[i] = ref.Ordinary[i]
+		}
+	}
+	return &ref
 }
