@@ -57,6 +57,13 @@ type Model interface {
 	Close() error
 }
 
+// DeviceMemoryReporter is an optional interface of a Model that holds
+// accelerator memory (the CUDA engine): the most bytes of device memory it
+// has held at once. bench-engine reports it.
+type DeviceMemoryReporter interface {
+	PeakDeviceBytes() int64
+}
+
 // Sequence is one sequence's state: the tokens fed so far and their KV
 // cache. A Sequence is not safe for concurrent use.
 type Sequence interface {
