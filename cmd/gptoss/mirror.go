@@ -22,10 +22,11 @@ func newMirrorCmd(g *globalOptions) *cobra.Command {
 		passwordStdin        bool
 		plainHTTP            bool
 		connections          int
+		cloud                cloudFlags
 	)
 	c := &cobra.Command{
-		Use:   "mirror MODEL --to oci://HOST/NAMESPACE[/REPO:TAG]",
-		Short: "Push a cached model to an OCI registry (CNCF ModelPack artifact) for air-gapped pulls",
+		Use:   "mirror MODEL --to oci://HOST/NAMESPACE[/REPO:TAG] | s3://BUCKET/PREFIX",
+		Short: "Push a cached model to an OCI registry or an object store (S3) for air-gapped pulls",
 		Long: `Push a cached model to an OCI registry as a CNCF ModelPack artifact: one
 raw layer per file (path in the org.cncf.model.filepath annotation, digest =
 the file's SHA-256), the ModelPack config, and the manifest, pushed last, so
@@ -42,22 +43,47 @@ which is where "gptoss pull 20b" looks with GPTOSS_MIRROR=oci://reg.corp/models
 Registries on localhost or a loopback address are spoken to over plain HTTP;
 --plain-http (or GPTOSS_PLAIN_HTTP=1) for others. Credentials: --username with
 --password-stdin, GPTOSS_REGISTRY_USERNAME/GPTOSS_REGISTRY_PASSWORD, or
-~/.docker/config.json (docker login); they are never printed.`,
+~/.docker/config.json (docker login); they are never printed.
+
+--to s3://BUCKET/PREFIX writes the snapshot's files under PREFIX with the
+same paths as the Hugging Face repository (so aws s3 cp/sync and other
+tools see an ordinary snapshot), each with its SHA-256 in the object
+metadata (x-amz-meta-sha256), large files as parallel multipart uploads
+that leave nothing behind on failure, then gptoss-manifest.json (every
+file's path, size and SHA-256, the source and the revision) LAST: that
+manifest is what "gptoss pull 20b --from s3://BUCKET/PREFIX" checks every
+byte against. Files already there with the same SHA-256 are skipped. A
+prefix holds one model; several formats of the same revision share it.
+Credentials: the AWS default chain (AWS_PROFILE, AWS_ACCESS_KEY_ID …, SSO,
+instance roles); --endpoint or AWS_ENDPOINT_URL for S3-compatible stores.`,
 		Example: `  gptoss mirror 20b --to oci://registry.corp/models
   gptoss mirror 20b --to oci://127.0.0.1:5000/models/gpt-oss-20b:hf
+  gptoss mirror 20b --to s3://corp-models/gpt-oss-20b
+  gptoss mirror 20b --to s3://models/gpt-oss-20b --endpoint http://127.0.0.1:7070
   echo "$TOKEN" | gptoss mirror 120b --to oci://registry.corp/ml --username ci --password-stdin
   # inside the air gap:
   GPTOSS_MIRROR=oci://registry.corp/models gptoss pull 20b`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
-				return usageError{fmt.Errorf("--to oci://HOST/NAMESPACE is required")}
-			}
-			if !strings.HasPrefix(to, "oci://") {
-				return usageError{fmt.Errorf("--to %q: only oci:// registries are supported here (gptoss export writes OCI layouts)", to)}
+				return usageError{fmt.Errorf("--to oci://HOST/NAMESPACE or s3://BUCKET/PREFIX is required")}
 			}
 			if connections < 1 || connections > 64 {
 				return usageError{fmt.Errorf("--connections must be 1..64")}
+			}
+			if sources.IsObjectStore(to) {
+				store, err := g.store()
+				if err != nil {
+					return err
+				}
+				es, err := matchEntries(store, args[0], format)
+				if err != nil {
+					return err
+				}
+				return mirrorObject(cmd, g, to, newestPerFormat(es), store, connections, &cloud)
+			}
+			if !strings.HasPrefix(to, "oci://") {
+				return usageError{fmt.Errorf("--to %q: want oci://HOST/NAMESPACE or s3://BUCKET/PREFIX (gptoss export writes OCI layouts)", to)}
 			}
 			if passwordStdin && username == "" {
 				return usageError{fmt.Errorf("--password-stdin needs --username")}
@@ -170,6 +196,7 @@ Registries on localhost or a loopback address are spoken to over plain HTTP;
 	f.StringVarP(&username, "username", "u", "", "registry user name (default GPTOSS_REGISTRY_USERNAME, else ~/.docker/config.json)")
 	f.BoolVar(&passwordStdin, "password-stdin", false, "read the registry password or token from stdin")
 	f.IntVarP(&connections, "connections", "c", 4, "files uploaded at once")
+	cloud.add(f)
 	return c
 }
 

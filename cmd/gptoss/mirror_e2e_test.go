@@ -134,7 +134,7 @@ func TestMirrorErrors(t *testing.T) {
 	e.wantCode(exitNotFound, "mirror", "20b", "--to", "oci://"+reg.Host+"/models")
 	// Usage.
 	e.wantCode(exitUsage, "mirror", "20b")
-	e.wantCode(exitUsage, "mirror", "20b", "--to", "s3://bucket/x")
+	e.wantCode(exitUsage, "mirror", "20b", "--to", "gs://bucket/x")
 	e.wantCode(exitUsage, "mirror", "20b", "--to", "oci://"+reg.Host)
 	e.wantCode(exitUsage, "mirror", "20b", "--to", "oci://"+reg.Host+"/m", "--password-stdin")
 

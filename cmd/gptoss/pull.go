@@ -10,6 +10,7 @@ import (
 	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/fetch"
 	"github.com/gptoss/gptoss/registry"
+	"github.com/gptoss/gptoss/registry/objstore"
 	"github.com/gptoss/gptoss/registry/ocilayout"
 	"github.com/gptoss/gptoss/registry/sources"
 )
@@ -27,6 +28,7 @@ type pullOptions struct {
 	partSize    string
 	force       bool
 	noConvert   bool
+	cloud       cloudFlags // s3:// options
 }
 
 func newPullCmd(g *globalOptions) *cobra.Command {
@@ -56,7 +58,7 @@ a GPU nor RAM is refused (exit 9) unless --force.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runPull(cmd, g, o, args[0]) },
 	}
 	f := c.Flags()
-	f.StringVar(&o.from, "from", "", "get the model from here instead: a directory, an OCI layout dir or .tar (gptoss export), oci://HOST/NAMESPACE, or a Hub mirror URL (default $GPTOSS_MIRROR, else Hugging Face)")
+	f.StringVar(&o.from, "from", "", "get the model from here instead: a directory, an OCI layout dir or .tar (gptoss export), oci://HOST/NAMESPACE, s3://BUCKET/PREFIX, or a Hub mirror URL (default $GPTOSS_MIRROR, else Hugging Face)")
 	f.StringVar(&o.format, "format", "", "file set of a catalog model: hf (default), original, metal")
 	f.StringVar(&o.revision, "revision", "", "branch, tag or commit (same as MODEL@REV)")
 	f.StringArrayVar(&o.include, "include", nil, "only files matching this glob (repeatable)")
@@ -69,6 +71,7 @@ a GPU nor RAM is refused (exit 9) unless --force.`,
 	f.MarkHidden("part-size")
 	f.BoolVar(&o.force, "force", envTrue("GPTOSS_FORCE"), "download even if the model would not run on this machine, e.g. for mirroring (also GPTOSS_FORCE=1)")
 	f.BoolVar(&o.noConvert, "no-convert", false, "do not convert a gpt-oss model to the GPU-ready layout after the download (see gptoss convert)")
+	o.cloud.add(f)
 	return c
 }
 
@@ -96,11 +99,12 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	if err != nil {
 		return err
 	}
-	src, ref, err := sources.For(ref, o.from, sources.Options{})
+	src, ref, err := sources.For(ref, o.from, o.cloud.options(store))
 	if err != nil {
 		return err
 	}
 	layoutSrc, _ := src.(*ocilayout.Source)
+	objSrc, _ := src.(*objstore.Source)
 	src = withFitCheck(cmd, g, o, src, ref, store)
 	eng := fetch.New(fetch.Options{Connections: o.connections, LimitRate: rate, PartSize: partSize})
 	out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
@@ -121,6 +125,9 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	}
 	if err := out.pulled(res, time.Since(start), store); err != nil {
 		return err
+	}
+	if !res.Cached {
+		reportUnchecked(cmd, g, objSrc, res.Manifest)
 	}
 	if conv && !g.json {
 		convertAfterPull(cmd, g, store, *res.Entry)

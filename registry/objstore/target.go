@@ -41,10 +41,22 @@ func (t *Target) Describe() string { return Location(t.b, t.prefix) }
 // what it cannot read).
 func (t *Target) load(ctx context.Context) (*registry.Manifest, error) {
 	t.once.Do(func() {
+		// A List rather than a Head: it tells a missing bucket (an error)
+		// from a missing manifest (an empty listing).
 		key := Join(t.prefix, ManifestName)
-		o, ok, err := t.b.Head(ctx, key)
-		if err != nil || !ok {
+		objs, err := t.b.List(ctx, key)
+		if err != nil {
 			t.errOnce = err
+			return
+		}
+		var o Object
+		ok := false
+		for _, x := range objs {
+			if x.Key == key {
+				o, ok = x, true
+			}
+		}
+		if !ok {
 			return
 		}
 		if o.Size > MaxManifestSize {
