@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy is a reverse proxy in front of Azurite that counts the blob bytes
@@ -26,6 +27,9 @@ type Proxy struct {
 	faults []*Fault
 	body   atomic.Int64 // bytes of GET response bodies read from Azurite
 	fired  atomic.Int64
+	rate   atomic.Int64 // bytes per second over all downloads; 0 = no cap
+	lmu    sync.Mutex
+	next   time.Time // when the limiter lets the next byte through
 }
 
 // Fault fails the next Count requests that Match with Status and the
@@ -57,7 +61,7 @@ func (s *Server) Proxy(t testing.TB) *Proxy {
 	p := &Proxy{}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if resp.Request.Method == http.MethodGet && IsBlobGet(resp.Request) {
-			resp.Body = &countingBody{resp.Body, &p.body}
+			resp.Body = &countingBody{resp.Body, p}
 		}
 		return nil
 	}
@@ -118,13 +122,39 @@ func (p *Proxy) BodyBytes() int64 { return p.body.Load() }
 // ResetBytes zeroes the byte count.
 func (p *Proxy) ResetBytes() { p.body.Store(0) }
 
+// SetRate caps the bytes per second served to all downloads together (0:
+// no cap). The proxy reads from Azurite only as fast as it may send, so
+// BodyBytes is close to what clients received.
+func (p *Proxy) SetRate(bytesPerSec int64) { p.rate.Store(bytesPerSec) }
+
+// wait blocks until n more bytes may go out.
+func (p *Proxy) wait(n int) {
+	r := p.rate.Load()
+	if r <= 0 || n == 0 {
+		return
+	}
+	p.lmu.Lock()
+	now := time.Now()
+	if p.next.Before(now) {
+		p.next = now
+	}
+	at := p.next
+	p.next = p.next.Add(time.Duration(int64(n) * int64(time.Second) / r))
+	p.lmu.Unlock()
+	time.Sleep(time.Until(at))
+}
+
 type countingBody struct {
 	io.ReadCloser
-	n *atomic.Int64
+	p *Proxy
 }
 
 func (c *countingBody) Read(b []byte) (int, error) {
+	if c.p.rate.Load() > 0 && len(b) > 16<<10 {
+		b = b[:16<<10]
+	}
+	c.p.wait(len(b))
 	n, err := c.ReadCloser.Read(b)
-	c.n.Add(int64(n))
+	c.p.body.Add(int64(n))
 	return n, err
 }
