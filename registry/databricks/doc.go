@@ -51,9 +51,10 @@
 //     "Invalid access token", are ErrUnauthorized with a hint about
 //     DATABRICKS_TOKEN; other 403s (PERMISSION_DENIED, e.g. a read-only
 //     token used to mirror) are ErrForbidden.
-//   - Listing and HEAD are retried here (503/429/5xx, honouring Retry-After,
-//     4 attempts); ranged reads are retried by package fetch, uploads by
-//     objstore.UploadParts.
+//   - Listing, HEAD and single-shot PUTs are retried here (503/429/5xx and
+//     network errors, honouring Retry-After, 4 attempts); ranged reads are
+//     retried by package fetch, multipart parts by objstore.UploadParts.
+//     Messages name files by their dbfs: path, not the API URL.
 //
 // Reference: https://docs.databricks.com/api/workspace/files
 package databricks

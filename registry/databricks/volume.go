@@ -110,9 +110,7 @@ func (v *Volume) httpError(op string, u string, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var ae apiError
 	json.Unmarshal(body, &ae)
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		u = u[:i]
-	}
+	u = v.display(u)
 	msg := strings.Join(strings.Fields(ae.Message), " ")
 	if len(msg) > 300 {
 		msg = msg[:300] + "…"
@@ -129,6 +127,22 @@ func (v *Volume) httpError(op string, u string, resp *http.Response) error {
 		return &authError{h, " (DATABRICKS_TOKEN is not valid for " + v.base + ": expired, revoked or for another workspace)"}
 	}
 	return h
+}
+
+// display names a workspace URL for messages: the dbfs: path of a file or
+// directory endpoint, else the URL without its query.
+func (v *Volume) display(u string) string {
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i]
+	}
+	for _, ep := range []string{"/api/2.0/fs/files", "/api/2.0/fs/directories"} {
+		if rest, ok := strings.CutPrefix(u, v.base+ep); ok {
+			if p, err := url.PathUnescape(rest); err == nil {
+				return Scheme + p
+			}
+		}
+	}
+	return u
 }
 
 // do sends one request to the workspace with the token.
@@ -157,11 +171,7 @@ func (v *Volume) do(ctx context.Context, method, u string, body io.Reader, size 
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		q := u
-		if i := strings.IndexByte(q, '?'); i >= 0 {
-			q = q[:i]
-		}
-		return nil, fmt.Errorf("%s %s: %w", method, q, err)
+		return nil, fmt.Errorf("%s %s: %w", method, v.display(u), err)
 	}
 	return resp, nil
 }
@@ -428,11 +438,10 @@ func (v *Volume) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 				registry.ErrUnsupported, v.Describe(), key, size)}
 		}
 	}
-	o := v.parts
-	o.PartSize = max(size, 1)
-	return objstore.UploadParts(ctx, size, o, func(ctx context.Context, _ int, off, n int64) error {
-		return v.putOnce(ctx, key, io.NewSectionReader(r, off, n), n)
+	_, err := retry(ctx, func() (struct{}, error) {
+		return struct{}{}, v.putOnce(ctx, key, io.NewSectionReader(r, 0, size), size)
 	})
+	return err
 }
 
 func (v *Volume) putOnce(ctx context.Context, key string, body io.Reader, size int64) error {
@@ -443,7 +452,7 @@ func (v *Volume) putOnce(ctx context.Context, key string, body io.Reader, size i
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return v.httpError("upload "+key, u, resp)
+		return v.httpError("upload", u, resp)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	return nil
