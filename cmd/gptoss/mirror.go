@@ -25,8 +25,8 @@ func newMirrorCmd(g *globalOptions) *cobra.Command {
 		cloud                cloudFlags
 	)
 	c := &cobra.Command{
-		Use:   "mirror MODEL --to oci://HOST/NAMESPACE[/REPO:TAG] | s3://BUCKET/PREFIX",
-		Short: "Push a cached model to an OCI registry or an object store (S3) for air-gapped pulls",
+		Use:   "mirror MODEL --to oci://HOST/NAMESPACE[/REPO:TAG] | s3://BUCKET/PREFIX | az://ACCOUNT/CONTAINER/PREFIX",
+		Short: "Push a cached model to an OCI registry or an object store (S3, Azure Blob) for air-gapped pulls",
 		Long: `Push a cached model to an OCI registry as a CNCF ModelPack artifact: one
 raw layer per file (path in the org.cncf.model.filepath annotation, digest =
 the file's SHA-256), the ModelPack config, and the manifest, pushed last, so
@@ -55,18 +55,29 @@ manifest is what "gptoss pull 20b --from s3://BUCKET/PREFIX" checks every
 byte against. Files already there with the same SHA-256 are skipped. A
 prefix holds one model; several formats of the same revision share it.
 Credentials: the AWS default chain (AWS_PROFILE, AWS_ACCESS_KEY_ID …, SSO,
-instance roles); --endpoint or AWS_ENDPOINT_URL for S3-compatible stores.`,
+instance roles); --endpoint or AWS_ENDPOINT_URL for S3-compatible stores.
+
+--to az://ACCOUNT/CONTAINER/PREFIX (or https://ACCOUNT.blob.core.windows.net/
+CONTAINER/PREFIX) does the same on Azure Blob storage: large files as block
+blobs staged in parallel and committed at once, the SHA-256 in the blob
+metadata (x-ms-meta-gptoss_sha256). Credentials: a SAS token in the URL
+(?sv=…&sig=…, needs sp=racwl), AZURE_STORAGE_CONNECTION_STRING,
+AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_KEY, else DefaultAzureCredential
+(az login, managed identity, AZURE_CLIENT_ID/AZURE_TENANT_ID/
+AZURE_CLIENT_SECRET); --endpoint or AZURE_STORAGE_BLOB_ENDPOINT for Azurite
+or a private endpoint. SAS tokens and keys are never printed.`,
 		Example: `  gptoss mirror 20b --to oci://registry.corp/models
   gptoss mirror 20b --to oci://127.0.0.1:5000/models/gpt-oss-20b:hf
   gptoss mirror 20b --to s3://corp-models/gpt-oss-20b
   gptoss mirror 20b --to s3://models/gpt-oss-20b --endpoint http://127.0.0.1:7070
+  gptoss mirror 20b --to "az://corpmodels/models/gpt-oss-20b?$SAS_TOKEN"
   echo "$TOKEN" | gptoss mirror 120b --to oci://registry.corp/ml --username ci --password-stdin
   # inside the air gap:
   GPTOSS_MIRROR=oci://registry.corp/models gptoss pull 20b`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
-				return usageError{fmt.Errorf("--to oci://HOST/NAMESPACE or s3://BUCKET/PREFIX is required")}
+				return usageError{fmt.Errorf("--to oci://HOST/NAMESPACE, s3://BUCKET/PREFIX or az://ACCOUNT/CONTAINER/PREFIX is required")}
 			}
 			if connections < 1 || connections > 64 {
 				return usageError{fmt.Errorf("--connections must be 1..64")}
@@ -83,7 +94,7 @@ instance roles); --endpoint or AWS_ENDPOINT_URL for S3-compatible stores.`,
 				return mirrorObject(cmd, g, to, newestPerFormat(es), store, connections, &cloud)
 			}
 			if !strings.HasPrefix(to, "oci://") {
-				return usageError{fmt.Errorf("--to %q: want oci://HOST/NAMESPACE or s3://BUCKET/PREFIX (gptoss export writes OCI layouts)", to)}
+				return usageError{fmt.Errorf("--to %q: want oci://HOST/NAMESPACE, s3://BUCKET/PREFIX or az://ACCOUNT/CONTAINER/PREFIX (gptoss export writes OCI layouts)", to)}
 			}
 			if passwordStdin && username == "" {
 				return usageError{fmt.Errorf("--password-stdin needs --username")}
