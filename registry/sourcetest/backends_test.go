@@ -2,7 +2,9 @@ package sourcetest_test
 
 // The conformance suite against every backend, each a real instance on
 // loopback: a directory, the Hugging Face test hub, a docker-registry, an
-// OCI layout directory, the Databricks test server.
+// OCI layout directory, the Databricks test server, versitygw (S3) and
+// Azurite (Azure Blob). The servers that are separate programs skip when
+// missing and fail under CI=true (their helpers decide).
 
 import (
 	"bytes"
@@ -19,9 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gptoss/gptoss/internal/azuritetest"
 	"github.com/gptoss/gptoss/internal/dbxtest"
 	"github.com/gptoss/gptoss/internal/hubtest"
+	"github.com/gptoss/gptoss/internal/s3test"
 	"github.com/gptoss/gptoss/registry"
+	"github.com/gptoss/gptoss/registry/azure"
 	"github.com/gptoss/gptoss/registry/databricks"
 	"github.com/gptoss/gptoss/registry/hf"
 	"github.com/gptoss/gptoss/registry/local"
@@ -29,6 +34,7 @@ import (
 	"github.com/gptoss/gptoss/registry/oci"
 	"github.com/gptoss/gptoss/registry/oci/ocitest"
 	"github.com/gptoss/gptoss/registry/ocilayout"
+	"github.com/gptoss/gptoss/registry/s3"
 	"github.com/gptoss/gptoss/registry/sourcetest"
 )
 
@@ -302,4 +308,127 @@ func TestDatabricks(t *testing.T) {
 			Pace:    pace,
 		}
 	})
+}
+
+func TestS3(t *testing.T) {
+	sourcetest.Run(t, func(t *testing.T, files map[string][]byte) sourcetest.Backend {
+		srv := s3test.Start(t)
+		srv.MakeBucket(t, "models")
+		px := srv.Proxy(t)
+		ctx := context.Background()
+		o := s3.Options{Endpoint: px.URL, Region: s3test.Region}
+		// Another user, who has no access to the admin's bucket (the SDK
+		// takes the environment's credentials when the bucket is made).
+		srv.Setenv(t, srv.EnvAs(s3test.OtherAccess, s3test.OtherSecret))
+		other, err := s3.New(ctx, "models", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Setenv(t, srv.Env())
+		b, err := s3.New(ctx, "models", o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg, err := objstore.NewTarget(b, "sourcetest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		push(t, tg, manifestOf(t, "sourcetest/model", files), files)
+		src, err := objstore.NewSource(b, "sourcetest", objstore.SourceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := registry.Ref{Scheme: "s3", Repo: "sourcetest/model"}
+		return sourcetest.Backend{
+			Source:  src,
+			Ref:     ref,
+			Digests: true,
+			MissingModel: func(ctx context.Context) error {
+				m, err := objstore.NewSource(b, "no-such-model", objstore.SourceOptions{})
+				if err != nil {
+					return err
+				}
+				_, err = m.Resolve(ctx, ref)
+				return err
+			},
+			Denied: func(ctx context.Context) error {
+				d, err := objstore.NewSource(other, "sourcetest", objstore.SourceOptions{})
+				if err != nil {
+					return err
+				}
+				_, err = d.Resolve(ctx, ref)
+				return err
+			},
+			Secrets: []string{s3test.Secret, s3test.OtherSecret},
+			Pace:    func(bps int64) { px.SetRate(int(bps)) },
+		}
+	})
+}
+
+func TestAzure(t *testing.T) {
+	sourcetest.Run(t, func(t *testing.T, files map[string][]byte) sourcetest.Backend {
+		srv := azuritetest.Start(t)
+		srv.CreateContainer(t, "models")
+		px := srv.Proxy(t)
+		env := func(kv map[string]string) func(string) string {
+			return func(k string) string { return kv[k] }
+		}
+		const loc = "az://" + azuritetest.Account + "/models/sourcetest"
+		open := func(prefixLoc string, getenv func(string) string) (*objstore.Source, error) {
+			b, prefix, err := azure.Open(prefixLoc, azure.Options{Endpoint: px.Endpoint, Getenv: getenv})
+			if err != nil {
+				return nil, err
+			}
+			return objstore.NewSource(b, prefix, objstore.SourceOptions{})
+		}
+		withKey := env(map[string]string{azure.EnvKey: azuritetest.Key})
+		b, prefix, err := azure.Open(loc, azure.Options{Endpoint: px.Endpoint, Getenv: withKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg, err := objstore.NewTarget(b, prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		push(t, tg, manifestOf(t, "sourcetest/model", files), files)
+		src, err := open(loc, withKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := registry.Ref{Scheme: "az", Repo: "sourcetest/model"}
+		writeOnly := srv.SAS(t, "models", "w")
+		return sourcetest.Backend{
+			Source:  src,
+			Ref:     ref,
+			Digests: true,
+			MissingModel: func(ctx context.Context) error {
+				m, err := open("az://"+azuritetest.Account+"/models/no-such-model", withKey)
+				if err != nil {
+					return err
+				}
+				_, err = m.Resolve(ctx, ref)
+				return err
+			},
+			Denied: func(ctx context.Context) error {
+				// A SAS that may write but not list or read.
+				d, err := open(loc, env(map[string]string{azure.EnvSASToken: writeOnly}))
+				if err != nil {
+					return err
+				}
+				_, err = d.Resolve(ctx, ref)
+				return err
+			},
+			Secrets: []string{azuritetest.Key, sasSig(writeOnly)},
+			Pace:    px.SetRate,
+		}
+	})
+}
+
+func sasSig(sas string) string {
+	_, sig, _ := strings.Cut(sas, "sig=")
+	sig, _, _ = strings.Cut(sig, "&")
+	if u, err := url.QueryUnescape(sig); err == nil {
+		return u
+	}
+	return sig
 }
