@@ -52,6 +52,7 @@ func newRootCmd() *cobra.Command {
 		newMirrorCmd(g), newExportCmd(g), newImportCmd(g), newGGUFCmd(g), newServeHFCmd(g))
 	root.AddCommand(newBenchEngineCmd(g)) // hidden: engine benchmarks on synthetic models
 	root.AddCommand(newRunCmd(g), newLogitsCmd(g))
+	root.AddCommand(newTokenizeCmd(g))
 	return root
 }
 
