@@ -4,7 +4,7 @@ BIN     := bin
 GOFLAGS := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci vet fmt clean cuda gpu-bundle
+.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci bench-cpu vet fmt clean cuda gpu-bundle
 
 all: build
 
@@ -47,6 +47,11 @@ bench-convert: build
 # gptoss pull from a local OCI registry against oras and crane.
 bench-oci: build
 	./scripts/bench-oci.sh
+
+# The CPU engine on a synthetic 2-layer model of gpt-oss-20b's shapes:
+# prefill and decode tok/s, peak RSS against the layout size.
+bench-cpu: build
+	./scripts/bench-cpu.sh
 
 # The CUDA kernels (runtime/cuda/kernels/*.cu) as one fatbin — SASS for
 # sm_80/86/89/90 plus PTX — embedded in the binary by go:embed; run before

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -37,28 +38,32 @@ type benchEngineOpts struct {
 
 // benchDecode is one decode measurement.
 type benchDecode struct {
-	Context int     `json:"context"`
-	Tokens  int     `json:"tokens"`
-	Seconds float64 `json:"seconds"`
-	TokS    float64 `json:"tok_s"`
+	Context    int     `json:"context"`
+	Tokens     int     `json:"tokens"`
+	Seconds    float64 `json:"seconds"`
+	TokS       float64 `json:"tok_s"`
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 type benchEngineReport struct {
-	Engine          string              `json:"engine"`
-	Synthetic       string              `json:"synthetic"`
-	Config          convert.ModelConfig `json:"config"`
-	Layout          string              `json:"layout"`
-	LayoutBytes     int64               `json:"layout_bytes"`
-	Reused          bool                `json:"reused"`
-	WriteSeconds    float64             `json:"write_seconds"`
-	LoadSeconds     float64             `json:"load_seconds"`
-	PrefillTokens   int                 `json:"prefill_tokens"`
-	PrefillSeconds  float64             `json:"prefill_seconds"`
-	PrefillTokS     float64             `json:"prefill_tok_s"`
-	Decode          []benchDecode       `json:"decode"`
-	PeakRSSBytes    int64               `json:"peak_rss_bytes"`
-	PeakDeviceBytes int64               `json:"peak_device_bytes,omitempty"`
-	Threads         int                 `json:"threads,omitempty"`
+	Engine         string              `json:"engine"`
+	Synthetic      string              `json:"synthetic"`
+	Config         convert.ModelConfig `json:"config"`
+	Layout         string              `json:"layout"`
+	LayoutBytes    int64               `json:"layout_bytes"`
+	Reused         bool                `json:"reused"`
+	WriteSeconds   float64             `json:"write_seconds"`
+	LoadSeconds    float64             `json:"load_seconds"`
+	PrefillTokens  int                 `json:"prefill_tokens"`
+	PrefillSeconds float64             `json:"prefill_seconds"`
+	PrefillTokS    float64             `json:"prefill_tok_s"`
+	// PrefillCPUSeconds is the process's CPU time (user+system) over the
+	// prefill: on a shared machine, tokens per CPU-second still compare.
+	PrefillCPUSeconds float64       `json:"prefill_cpu_seconds"`
+	Decode            []benchDecode `json:"decode"`
+	PeakRSSBytes      int64         `json:"peak_rss_bytes"`
+	PeakDeviceBytes   int64         `json:"peak_device_bytes,omitempty"`
+	Threads           int           `json:"threads,omitempty"`
 }
 
 func newBenchEngineCmd(g *globalOptions) *cobra.Command {
@@ -226,12 +231,14 @@ func benchEngine(ctx context.Context, log io.Writer, quiet bool, o *benchEngineO
 		return nil, err
 	}
 	prompt := toks(o.prompt)
+	cpu0 := cpuTime()
 	start = time.Now()
 	if _, err := seq.Forward(ctx, prompt, false); err != nil {
 		return nil, err
 	}
 	rep.PrefillTokens, rep.PrefillSeconds = o.prompt, time.Since(start).Seconds()
 	rep.PrefillTokS = float64(o.prompt) / rep.PrefillSeconds
+	rep.PrefillCPUSeconds = cpuTime() - cpu0
 	say("prefill: %d tokens in %.2fs, %.1f tok/s", o.prompt, rep.PrefillSeconds, rep.PrefillTokS)
 	seq.Close()
 
@@ -248,13 +255,14 @@ func benchEngine(ctx context.Context, log io.Writer, quiet bool, o *benchEngineO
 			done += n
 		}
 		next := toks(o.decode)
+		cpu0 := cpuTime()
 		start := time.Now()
 		for i := 0; i < o.decode; i++ {
 			if _, err := seq.Forward(ctx, next[i:i+1], false); err != nil {
 				return nil, err
 			}
 		}
-		d := benchDecode{Context: c, Tokens: o.decode, Seconds: time.Since(start).Seconds()}
+		d := benchDecode{Context: c, Tokens: o.decode, Seconds: time.Since(start).Seconds(), CPUSeconds: cpuTime() - cpu0}
 		d.TokS = float64(o.decode) / d.Seconds
 		rep.Decode = append(rep.Decode, d)
 		say("decode at context %d: %d tokens in %.2fs, %.2f tok/s", c, o.decode, d.Seconds, d.TokS)
@@ -275,9 +283,9 @@ func printBenchEngine(w io.Writer, r *benchEngineReport) {
 		r.Engine, r.Synthetic, r.Config.NumHiddenLayers, r.Config.NumExperts, r.Config.ExpertsPerToken, r.Config.HiddenSize, r.Config.VocabSize)
 	fmt.Fprintf(w, "layout   %.3f GB (%s)\n", float64(r.LayoutBytes)/1e9, r.Layout)
 	fmt.Fprintf(w, "load     %.2f s (open → first token ready)\n", r.LoadSeconds)
-	fmt.Fprintf(w, "prefill  %.1f tok/s (%d tokens in %.2f s)\n", r.PrefillTokS, r.PrefillTokens, r.PrefillSeconds)
+	fmt.Fprintf(w, "prefill  %.1f tok/s (%d tokens in %.2f s, %.2f CPU-s)\n", r.PrefillTokS, r.PrefillTokens, r.PrefillSeconds, r.PrefillCPUSeconds)
 	for _, d := range r.Decode {
-		fmt.Fprintf(w, "decode   %.2f tok/s at context %d (%d tokens in %.2f s)\n", d.TokS, d.Context, d.Tokens, d.Seconds)
+		fmt.Fprintf(w, "decode   %.2f tok/s at context %d (%d tokens in %.2f s, %.2f CPU-s)\n", d.TokS, d.Context, d.Tokens, d.Seconds, d.CPUSeconds)
 	}
 	fmt.Fprintf(w, "peak RSS %.3f GB (%.2f× the layout)\n", float64(r.PeakRSSBytes)/1e9, float64(r.PeakRSSBytes)/float64(max(r.LayoutBytes, 1)))
 	if r.PeakDeviceBytes > 0 {
@@ -301,6 +309,15 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// cpuTime is the process's user+system CPU time in seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // resetPeakRSS resets VmHWM to the current RSS (Linux: clear_refs 5).

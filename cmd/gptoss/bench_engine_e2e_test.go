@@ -62,7 +62,7 @@ func TestBenchEngineSyntheticTiny(t *testing.T) {
 			t.Fatalf("decode %+v", d)
 		}
 	}
-	if r.PeakRSSBytes <= 0 || r.PeakDeviceBytes != 0 {
+	if r.PeakRSSBytes <= 0 || r.PeakDeviceBytes != 0 || r.PrefillCPUSeconds < 0 || r.Decode[0].CPUSeconds < 0 {
 		t.Fatalf("peak RSS %d, device %d", r.PeakRSSBytes, r.PeakDeviceBytes)
 	}
 

@@ -92,6 +92,19 @@ func bf16RowGo(out []float32, w []byte) {
 
 // mxfp4Row dequantizes one row (len(scales) blocks) into out.
 func mxfp4Row(out []float32, blocks, scales []byte) {
+	if len(scales) == 0 {
+		return
+	}
+	_ = blocks[16*len(scales)-1]
+	_ = out[32*len(scales)-1]
+	if useAsm {
+		mxfp4RowAsm(&out[0], &blocks[0], &scales[0], len(scales))
+		return
+	}
+	mxfp4RowGo(out, blocks, scales)
+}
+
+func mxfp4RowGo(out []float32, blocks, scales []byte) {
 	for g, s := range scales {
 		f := e8m0Half[s] * 2
 		blk := blocks[16*g : 16*g+16]

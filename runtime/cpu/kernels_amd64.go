@@ -23,3 +23,6 @@ func bf16RowAsm(out *float32, w unsafe.Pointer, n int)
 
 //go:noescape
 func dot4F32Asm(w, x *float32, strideBytes, n int, out *[4]float32)
+
+//go:noescape
+func mxfp4RowAsm(out *float32, blocks, scales *byte, nblocks int)

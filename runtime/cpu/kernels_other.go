@@ -11,3 +11,5 @@ func dotF32Asm(a, b *float32, n int) float32                            { panic(
 func dotMXFP4Asm(blocks, scales *byte, nblocks int, x *float32) float32 { panic("no asm") }
 func bf16RowAsm(out *float32, w unsafe.Pointer, n int)                  { panic("no asm") }
 func dot4F32Asm(w, x *float32, strideBytes, n int, out *[4]float32)     { panic("no asm") }
+
+func mxfp4RowAsm(out *float32, blocks, scales *byte, nblocks int) { panic("no asm") }

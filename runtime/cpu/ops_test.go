@@ -121,9 +121,18 @@ func TestKernelsAgree(t *testing.T) {
 		x := randF32(r, 32*nb, 1)
 		useAsm = true
 		a := dotMXFP4(blocks, scales, x)
+		rowA := make([]float32, 32*nb)
+		mxfp4Row(rowA, blocks, scales)
 		useAsm = false
 		g := dotMXFP4(blocks, scales, x)
+		rowG := make([]float32, 32*nb)
+		mxfp4Row(rowG, blocks, scales)
 		useAsm = true
+		for i := range rowA {
+			if rowA[i] != rowG[i] {
+				t.Fatalf("nb=%d: mxfp4Row[%d] asm %v go %v", nb, i, rowA[i], rowG[i])
+			}
+		}
 		if math.Abs(float64(a-g)) > 1e-5*(1+math.Abs(float64(g))) {
 			t.Errorf("nb=%d: dotMXFP4 asm %v go %v", nb, a, g)
 		}
