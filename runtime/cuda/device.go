@@ -133,7 +133,9 @@ func openDevice(ordinal int) (*device, error) {
 }
 
 // enter pins the goroutine to its OS thread and makes the device's context
-// current there; call the returned func when done.
+// current there; call the returned func when done. Every helper that calls
+// the driver enters by itself (goroutines move between threads, the
+// context is per thread); the engine's methods enter once around a batch.
 func (d *device) enter() func() {
 	runtime.LockOSThread()
 	drv.CtxSetCurrent(d.ctx)
@@ -142,6 +144,7 @@ func (d *device) enter() func() {
 
 // alloc allocates size bytes of device memory (at least 1).
 func (d *device) alloc(size uint64) (devPtr, error) {
+	defer d.enter()()
 	if size == 0 {
 		size = 1
 	}
@@ -165,11 +168,13 @@ func (d *device) free(p devPtr) {
 	d.inUse -= d.allocs[p]
 	delete(d.allocs, p)
 	d.mu.Unlock()
+	defer d.enter()()
 	drv.MemFree(p)
 }
 
 // memInfo returns the device's free and total memory.
 func (d *device) memInfo() (free, total uint64) {
+	defer d.enter()()
 	drv.MemGetInfo(&free, &total)
 	return
 }
@@ -185,6 +190,7 @@ type stream struct {
 const maxParams = 32
 
 func (d *device) newStream() (*stream, error) {
+	defer d.enter()()
 	s := &stream{d: d}
 	if err := check("cuStreamCreate", drv.StreamCreate(&s.s, 1)); err != nil { // non-blocking
 		return nil, err
@@ -200,12 +206,16 @@ func (s *stream) close() {
 	if s == nil || s.s == 0 {
 		return
 	}
+	defer s.d.enter()()
 	drv.StreamDestroy(s.s)
 	drv.MemFreeHost(s.params)
 	s.s = 0
 }
 
-func (s *stream) sync() error { return check("cuStreamSynchronize", drv.StreamSynchronize(s.s)) }
+func (s *stream) sync() error {
+	defer s.d.enter()()
+	return check("cuStreamSynchronize", drv.StreamSynchronize(s.s))
+}
 
 // dim3 is a grid or block shape.
 type dim3 struct{ x, y, z uint32 }
@@ -254,6 +264,7 @@ func (s *stream) launch(name string, g, b dim3, args ...any) error {
 	if g.x == 0 {
 		return nil // nothing to do
 	}
+	defer s.d.enter()()
 	return check("launch "+name, drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, 0, s.s, s.params, nil))
 }
 
@@ -263,6 +274,7 @@ func (s *stream) upload(dst devPtr, src unsafe.Pointer, n int) error {
 	if n == 0 {
 		return nil
 	}
+	defer s.d.enter()()
 	if err := check("cuMemcpyHtoDAsync", drv.MemcpyHtoDAsync(dst, src, uint64(n), s.s)); err != nil {
 		return err
 	}
@@ -274,6 +286,7 @@ func (s *stream) download(dst unsafe.Pointer, src devPtr, n int) error {
 	if n == 0 {
 		return nil
 	}
+	defer s.d.enter()()
 	if err := check("cuMemcpyDtoHAsync", drv.MemcpyDtoHAsync(dst, src, uint64(n), s.s)); err != nil {
 		return err
 	}

@@ -331,7 +331,7 @@ extern "C" __global__ void router_topk(const float* __restrict__ logits, int* __
   }
   if (lane == 0) {
     float mx = sel[0], sum = 0.f, ex[8];
-    for (int r = 0; r < k; r++) { ex[r] = __expf(sel[r] - mx); sum += ex[r]; }
+    for (int r = 0; r < k; r++) { ex[r] = expf(sel[r] - mx); sum += ex[r]; }
     for (int r = 0; r < k; r++) {
       ids[t * k + r] = seli[r];
       wts[t * k + r] = ex[r] / sum;
@@ -435,7 +435,7 @@ DEV void moe_mlp1_body(const uint8_t* __restrict__ blocks, const uint8_t* __rest
     if (lane == 0 && i < cnt) {
       g = fminf(g, limit);
       l = fminf(fmaxf(l, -limit), limit);
-      float y = g / (1.f + __expf(-1.702f * g)) * (l + 1.f);
+      float y = g / (1.f + expf(-1.702f * g)) * (l + 1.f);
       act[(size_t)a[i] * I + j] = y;
     }
   }
