@@ -4,7 +4,7 @@ BIN     := bin
 GOFLAGS := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci bench-cpu vet fmt clean cuda gpu-bundle
+.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci bench-cloud bench-cpu vet fmt clean cuda gpu-bundle
 
 all: build
 
@@ -47,6 +47,11 @@ bench-convert: build
 # gptoss pull from a local OCI registry against oras and crane.
 bench-oci: build
 	./scripts/bench-oci.sh
+
+# gptoss pull from cloud object-store emulators (versitygw S3; Azurite)
+# against aws s3 cp and s5cmd (and azcopy), 4 GiB.
+bench-cloud: build
+	./scripts/bench-cloud.sh
 
 # The CPU engine on a synthetic 2-layer model of gpt-oss-20b's shapes:
 # prefill and decode tok/s, peak RSS against the layout size.
