@@ -20,6 +20,7 @@ type Target struct {
 	prefix string
 
 	once     sync.Once
+	mu       sync.Mutex
 	existing *registry.Manifest // the manifest already there, if any
 	errOnce  error
 }
@@ -74,10 +75,17 @@ func (t *Target) load(ctx context.Context) (*registry.Manifest, error) {
 			t.errOnce = err
 			return
 		}
-		if t.existing, err = ParseManifest(data); err != nil {
+		m, err := ParseManifest(data)
+		if err != nil {
 			t.errOnce = fmt.Errorf("%s/%s: %w (delete it, or mirror to another prefix)", t.Describe(), ManifestName, err)
+			return
 		}
+		t.mu.Lock()
+		t.existing = m
+		t.mu.Unlock()
 	})
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	return t.existing, t.errOnce
 }
 
@@ -170,6 +178,9 @@ func (t *Target) Commit(ctx context.Context, m *registry.Manifest) error {
 	if err := t.b.Put(ctx, Join(t.prefix, ManifestName), bytes.NewReader(data), int64(len(data)), strings.TrimPrefix(sum, "sha256:")); err != nil {
 		return fmt.Errorf("writing %s: %w", ManifestName, err)
 	}
+	t.mu.Lock()
+	t.existing = &out // the next format of this mirror merges with it
+	t.mu.Unlock()
 	return nil
 }
 
