@@ -16,8 +16,9 @@
 //     \s is Unicode White_Space (so U+0085 is space, U+FEFF is not —
 //     JavaScript's \s differs on both), \p{…} come from Go's unicode
 //     tables (Unicode 15.0), and (?i:'s) also matches 'ſ (U+017F) by
-//     Unicode case folding. A 64 KiB table holds the class bits of every
-//     BMP rune; ASCII is one lookup. Bytes that are not UTF-8 have no class
+//     Unicode case folding. A 192 KiB table holds the class bits of every
+//     rune of planes 0–2 (built once, on the first Load); ASCII is one
+//     lookup. Bytes that are not UTF-8 have no class
 //     (like a symbol) and width 1, so any Go string encodes and
 //     Decode(EncodeOrdinary(s)) == s byte for byte.
 //   - Merging. The merge table is a map keyed by the joined bytes
@@ -30,9 +31,12 @@
 //     quadratic scan (fastest for words); longer ones (whitespace runs,
 //     blobs) a heap, O(n log n).
 //   - A piece that is itself a token is that token without merging for
-//     tiktoken files (tiktoken's rule) and ignore_merges files; merged
-//     pieces go into a sharded cache (pieces ≤ 64 bytes, 32×4096 entries,
-//     a full shard is emptied), so repeated words merge once.
+//     tiktoken files (tiktoken's rule) and ignore_merges files. For other
+//     Hugging Face files the merges decide, but whether a token's bytes
+//     merge back into it is learnt once per id (2 atomic bits per id), so
+//     common words cost one map lookup. Other merged pieces go into a
+//     sharded cache (pieces ≤ 64 bytes, 32×4096 entries, a full shard is
+//     emptied), so repeated words merge once.
 //   - Special tokens are every added_tokens entry. Encode recognises only
 //     those listed (tiktoken's allowed_special, "all" for every one); other
 //     special text is encoded as ordinary text rather than refused, which

@@ -16,10 +16,23 @@ const (
 	cCRLF             // \r or \n
 )
 
+// asciiClass holds the class bits of ASCII (filled by init).
+var asciiClass [utf8.RuneSelf]uint8
+
+func init() {
+	for r := range asciiClass {
+		asciiClass[r] = classOf(rune(r))
+	}
+}
+
 var (
 	bmpOnce  sync.Once
-	bmpClass []uint8 // class bits of every rune below 0x10000
+	bmpClass []uint8 // class bits of every rune below tableRunes
 )
+
+// tableRunes: the class table covers the BMP and planes 1 (emoji, historic
+// scripts) and 2 (CJK extensions): 192 KiB.
+const tableRunes = 0x30000
 
 // classOf computes a rune's class bits from the unicode tables.
 func classOf(r rune) uint8 {
@@ -46,7 +59,7 @@ func classOf(r rune) uint8 {
 
 func initClasses() {
 	bmpOnce.Do(func() {
-		t := make([]uint8, 0x10000)
+		t := make([]uint8, tableRunes)
 		for r := range t {
 			if r >= 0xD800 && r < 0xE000 {
 				continue // surrogates never decode
@@ -62,10 +75,10 @@ func initClasses() {
 func at(s string, i int) (uint8, int) {
 	b := s[i]
 	if b < utf8.RuneSelf {
-		return bmpClass[b], 1
+		return asciiClass[b], 1
 	}
 	r, n := utf8.DecodeRuneInString(s[i:])
-	if r < 0x10000 {
+	if r < tableRunes {
 		if r == utf8.RuneError && n == 1 {
 			return 0, 1
 		}
@@ -77,10 +90,10 @@ func at(s string, i int) (uint8, int) {
 // before returns the class bits and width of the rune that ends at s[i] (i > 0).
 func before(s string, i int) (uint8, int) {
 	if b := s[i-1]; b < utf8.RuneSelf {
-		return bmpClass[b], 1
+		return asciiClass[b], 1
 	}
 	r, n := utf8.DecodeLastRuneInString(s[:i])
-	if r < 0x10000 {
+	if r < tableRunes {
 		if r == utf8.RuneError && n == 1 {
 			return 0, 1
 		}
@@ -93,6 +106,13 @@ func before(s string, i int) (uint8, int) {
 // the bits in want.
 func run(s string, i int, want uint8) int {
 	for i < len(s) {
+		if b := s[i]; b < utf8.RuneSelf {
+			if asciiClass[b]&want == 0 {
+				break
+			}
+			i++
+			continue
+		}
 		c, n := at(s, i)
 		if c&want == 0 {
 			break

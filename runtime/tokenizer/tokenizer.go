@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // maxID bounds token ids read from files, so a hostile file cannot make
@@ -35,7 +36,16 @@ type Tokenizer struct {
 	specialFirst   [256]bool
 	cache          pieceCache
 	scratch        sync.Pool
+	// wholeState says, 2 bits per id, whether merging a vocab token's own
+	// bytes gives back that token (Hugging Face files, learnt lazily):
+	// 0 unknown, wholeYes, wholeNo.
+	wholeState []atomic.Uint32
 }
+
+const (
+	wholeYes = 1
+	wholeNo  = 2
+)
 
 // Load reads a Hugging Face tokenizer.json holding a byte-level BPE model.
 func Load(path string) (*Tokenizer, error) {
@@ -243,6 +253,7 @@ func parseHF(b []byte) (*Tokenizer, error) {
 		t.tokens[a.ID] = []byte(a.Content)
 	}
 	t.setSpecials(sp)
+	t.wholeState = make([]atomic.Uint32, (len(t.tokens)+15)/16)
 	initClasses()
 	return t, nil
 }
@@ -544,9 +555,25 @@ func (t *Tokenizer) piece(p string, out []int32, sp *[]part) []int32 {
 	if len(p) == 1 {
 		return append(out, t.byteID[p[0]])
 	}
-	if t.whole {
-		if id, ok := t.vocab[p]; ok {
+	if id, ok := t.vocab[p]; ok {
+		if t.whole {
 			return append(out, id)
+		}
+		// Hugging Face semantics: the merges decide, but most pieces that
+		// are tokens merge back into themselves; learn that once per id.
+		w, shift := &t.wholeState[id/16], uint(id%16)*2
+		switch (w.Load() >> shift) & 3 {
+		case wholeYes:
+			return append(out, id)
+		case 0:
+			n := len(out)
+			out = t.encode(p, out, sp)
+			if len(out) == n+1 && out[n] == id {
+				w.Or(wholeYes << shift)
+			} else {
+				w.Or(wholeNo << shift)
+			}
+			return out
 		}
 	}
 	if ids, ok := t.cache.get(p); ok {
