@@ -38,14 +38,16 @@ step kernels 120 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestKernel
 step golden 120 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestGolden|TestLongSequence|TestEngine'
 cd "$ROOT"
 step doctor 30 bin/gptoss doctor 20b
-if bin/gptoss help 2>&1 | grep -q bench-engine || bin/gptoss bench-engine --help >/dev/null 2>&1; then
-	step bench-cli 240 bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench-cli --context 0,8192 --json
+mkdir -p /tmp/gptoss-bench
+if bin/gptoss bench-engine --help >/dev/null 2>&1; then
+	step bench-cuda 200 bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench --context 0,8192 --json
+	step bench-cpu 90 bin/gptoss bench-engine --synthetic 20b --engine cpu --dir /tmp/gptoss-bench --prompt 16 --decode 4 --context 0 --json
 else
 	cd runtime/cuda
-	GPTOSS_BENCH=20b GPTOSS_BENCH_DIR=/tmp/gptoss-bench GPTOSS_BENCH_CPU=1 GPTOSS_BENCH_OUT="$OUT/bench.json" \
+	GPTOSS_BENCH=20b GPTOSS_BENCH_DIR=/tmp/gptoss-bench GPTOSS_BENCH_CPU=1 \
 		step bench 240 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 230s
 	cd "$ROOT"
 fi
 echo "=== summary"
-grep -h -E '^(--- |ok|FAIL|PASS)|relative error|golden .*max|BENCH' "$OUT"/*.log | grep -v '^=== RUN' | head -80
+grep -h -E '^(--- |ok|FAIL|PASS)|relative error|golden .*max|BENCH|tok_s|load_seconds|peak_device' "$OUT"/*.log | head -80
 exit $fail

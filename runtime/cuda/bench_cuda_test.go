@@ -16,6 +16,7 @@ import (
 	"github.com/gptoss/gptoss/internal/fixture"
 	"github.com/gptoss/gptoss/runtime"
 	"github.com/gptoss/gptoss/runtime/cpu"
+	"github.com/gptoss/gptoss/runtime/synth"
 )
 
 func TestMain(m *testing.M) {
@@ -53,37 +54,21 @@ func TestBenchSynthetic(t *testing.T) {
 		t.Skip("set GPTOSS_BENCH=20b (and GPTOSS_BENCH_DIR) to run")
 	}
 	gpu(t)
-	opts := fixture.GPTOSS20B()
-	if which == "120b" {
-		opts = fixture.GPTOSS120B()
+	cfg, err := synth.Config(which)
+	if err != nil {
+		t.Fatal(err)
 	}
-	opts.Original, opts.MetalBytes, opts.Shards = fixture.OriginalNone, -1, 1
 	dir := os.Getenv("GPTOSS_BENCH_DIR")
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	ckDir, layoutPath := filepath.Join(dir, "ckpt-"+which), filepath.Join(dir, which+".layout")
+	layoutPath := filepath.Join(dir, which+".layout")
 	if _, err := os.Stat(layoutPath); err != nil {
 		start := time.Now()
-		if err := fixture.Write(ckDir, opts); err != nil {
+		if err := synth.WriteLayout(layoutPath, cfg, 1); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("synthetic %s checkpoint written in %v", which, time.Since(start).Round(time.Millisecond))
-		start = time.Now()
-		ck, err := convert.OpenCheckpoint(ckDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := os.ReadFile(filepath.Join(ckDir, "config.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := convert.WriteLayoutFile(layoutPath, ck, cfg, "sha256:synthetic"); err != nil {
-			t.Fatal(err)
-		}
-		ck.Close()
-		os.RemoveAll(ckDir)
-		t.Logf("converted in %v", time.Since(start).Round(time.Millisecond))
+		t.Logf("synthetic %s layout written in %v", which, time.Since(start).Round(time.Millisecond))
 	}
 	l, err := convert.OpenLayout(layoutPath)
 	if err != nil {

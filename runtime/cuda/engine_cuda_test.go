@@ -145,6 +145,9 @@ func TestGolden(t *testing.T) {
 			// greedy decoding, one token at a time (the CUDA graph path), on
 			// both engines
 			gs2, cs2 := newSeq(t, gm, 64), newSeq(t, cm, 64)
+			if err := gs2.(*Sequence).GraphErr; err != nil {
+				t.Fatalf("decoding without a CUDA graph: %v", err)
+			}
 			gnext, cnext := mustForward(t, gs2, g.Greedy.Prompt), mustForward(t, cs2, g.Greedy.Prompt)
 			var gotG, gotC []int32
 			for range g.Greedy.Generated {

@@ -36,6 +36,9 @@ type Sequence struct {
 	graph                          cuGraphExec
 	noGraph                        bool
 	out                            []float32
+	// GraphErr says why decoding runs without a CUDA graph (nil: it uses
+	// one, or GPTOSS_CUDA_GRAPH=0 turned it off).
+	GraphErr error
 }
 
 // NewSequence allocates a KV cache of maxLen tokens (0: Options.MaxContext,
@@ -106,6 +109,11 @@ func (m *Model) newSequence(maxLen int) (*Sequence, error) {
 	q.hPos = unsafe.Slice((*int32)(unsafe.Add(q.host, 4*C)), 1)
 	q.hAmax = unsafe.Slice((*int32)(unsafe.Add(q.host, 4*C+4)), 1)
 	q.hLogits = unsafe.Slice((*float32)(unsafe.Add(q.host, 4*(C+2))), V)
+	if !q.noGraph {
+		if q.GraphErr = q.capture(); q.GraphErr != nil {
+			q.noGraph = true
+		}
+	}
 	return q, nil
 }
 
@@ -168,7 +176,7 @@ func (q *Sequence) Forward(ctx context.Context, tokens []int32, all bool) ([]flo
 				dst := q.out[len(q.out)-T*V:]
 				err = q.s.download(unsafe.Pointer(&dst[0]), q.logitsAll, T*V*4)
 			}
-		case T == 1 && !q.noGraph:
+		case T == 1 && q.graph != 0:
 			err = q.decodeGraph()
 		default:
 			err = q.enqueue(T, 0)
@@ -187,29 +195,32 @@ func (q *Sequence) Forward(ctx context.Context, tokens []int32, all bool) ([]flo
 	return q.hLogits, nil
 }
 
-// decodeGraph runs the one-token step as a CUDA graph, capturing it first.
-func (q *Sequence) decodeGraph() error {
-	if q.graph == 0 {
-		if err := check("cuStreamBeginCapture", drv.StreamBeginCapture(q.s.s, 2)); err != nil { // relaxed
-			q.noGraph = true
-			return q.runDirect()
-		}
-		err := q.enqueue(1, 0)
-		var g cuGraph
-		if r := drv.StreamEndCapture(q.s.s, &g); err == nil {
-			err = check("cuStreamEndCapture", r)
-		}
-		if err == nil {
-			err = check("cuGraphInstantiate", drv.GraphInstantiate(&q.graph, g, 0))
-		}
-		if g != 0 {
-			drv.GraphDestroy(g)
-		}
-		if err != nil {
-			q.graph = 0
-			return err
-		}
+// capture records the one-token step as a CUDA graph. Capturing runs
+// nothing, so it is done when the sequence is made; a driver that cannot
+// capture leaves the sequence on direct launches.
+func (q *Sequence) capture() error {
+	if err := check("cuStreamBeginCapture", drv.StreamBeginCapture(q.s.s, 2)); err != nil { // relaxed
+		return err
 	}
+	err := q.enqueue(1, 0)
+	var g cuGraph
+	if r := drv.StreamEndCapture(q.s.s, &g); err == nil {
+		err = check("cuStreamEndCapture", r)
+	}
+	if err == nil {
+		err = check("cuGraphInstantiate", drv.GraphInstantiate(&q.graph, g, 0))
+	}
+	if g != 0 {
+		drv.GraphDestroy(g)
+	}
+	if err != nil {
+		q.graph = 0
+	}
+	return err
+}
+
+// decodeGraph replays the captured one-token step.
+func (q *Sequence) decodeGraph() error {
 	if err := check("cuGraphLaunch", drv.GraphLaunch(q.graph, q.s.s)); err != nil {
 		return err
 	}
