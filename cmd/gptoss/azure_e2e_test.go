@@ -73,6 +73,27 @@ func oneLineError(t *testing.T, r result, secrets ...string) string {
 	return errLines[0]
 }
 
+// noSecretInDir fails if any file under dir smaller than 1 MiB (manifests,
+// index, journals, configs: not the model's blobs) contains a secret.
+func noSecretInDir(t *testing.T, dir string, secrets ...string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if fi, err := d.Info(); err != nil || fi.Size() > 1<<20 {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		for _, s := range secrets {
+			if s != "" && bytes.Contains(data, []byte(s)) {
+				t.Errorf("%s holds a secret", p)
+			}
+		}
+		return nil
+	})
+}
+
 func sasSig(sas string) string {
 	_, sig, _ := strings.Cut(sas, "sig=")
 	sig, _, _ = strings.Cut(sig, "&")
@@ -169,6 +190,7 @@ func TestAzureMirrorPullRoundTrip(t *testing.T) {
 		c.Process.Signal(syscall.SIGKILL)
 		c.Wait()
 		proxy.SetRate(0)
+		noSecretInDir(t, e4.home, az.Key) // the journals of the interrupted pull
 		first := proxy.BodyBytes()
 		if first >= total {
 			t.Fatalf("the pull finished before it was interrupted (%d of %d bytes)", first, total)
@@ -274,6 +296,8 @@ func TestAzureSASAndErrors(t *testing.T) {
 			}
 		}
 		e2.checkSnapshot(strings.TrimSpace(e2.mustRun("path", "20b").stdout), files)
+		// Nor does anything the cache keeps (manifests, index, journals).
+		noSecretInDir(t, e2.home, secrets...)
 	}
 	// AZURE_STORAGE_SAS_TOKEN instead of the URL, and --endpoint naming
 	// the emulator's host only (path-style: the account is added).
