@@ -25,7 +25,7 @@ func newMirrorCmd(g *globalOptions) *cobra.Command {
 		cloud                cloudFlags
 	)
 	c := &cobra.Command{
-		Use:   "mirror MODEL --to oci://HOST/NAMESPACE[/REPO:TAG] | s3://BUCKET/PREFIX | az://ACCOUNT/CONTAINER/PREFIX",
+		Use:   "mirror MODEL --to oci://HOST/NAMESPACE[/REPO:TAG] | s3://BUCKET/PREFIX | az://ACCOUNT/CONTAINER/PREFIX | dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/PATH",
 		Short: "Push a cached model to an OCI registry or an object store (S3, Azure Blob) for air-gapped pulls",
 		Long: `Push a cached model to an OCI registry as a CNCF ModelPack artifact: one
 raw layer per file (path in the org.cncf.model.filepath annotation, digest =
@@ -65,19 +65,27 @@ metadata (x-ms-meta-gptoss_sha256). Credentials: a SAS token in the URL
 AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_KEY, else DefaultAzureCredential
 (az login, managed identity, AZURE_CLIENT_ID/AZURE_TENANT_ID/
 AZURE_CLIENT_SECRET); --endpoint or AZURE_STORAGE_BLOB_ENDPOINT for Azurite
-or a private endpoint. SAS tokens and keys are never printed.`,
+or a private endpoint. SAS tokens and keys are never printed.
+
+--to dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/PATH does the same in a Databricks
+Unity Catalog volume through the Files API (files of 64 MiB and more as
+parallel multipart uploads; the volume keeps no metadata, so the manifest
+carries the SHA-256s). Credentials: DATABRICKS_HOST and DATABRICKS_TOKEN (a
+personal access token; the token needs WRITE VOLUME), else a profile of
+~/.databrickscfg (DATABRICKS_CONFIG_PROFILE). The token is never printed.`,
 		Example: `  gptoss mirror 20b --to oci://registry.corp/models
   gptoss mirror 20b --to oci://127.0.0.1:5000/models/gpt-oss-20b:hf
   gptoss mirror 20b --to s3://corp-models/gpt-oss-20b
   gptoss mirror 20b --to s3://models/gpt-oss-20b --endpoint http://127.0.0.1:7070
   gptoss mirror 20b --to "az://corpmodels/models/gpt-oss-20b?$SAS_TOKEN"
+  gptoss mirror 20b --to dbfs:/Volumes/main/ml/models/gpt-oss-20b
   echo "$TOKEN" | gptoss mirror 120b --to oci://registry.corp/ml --username ci --password-stdin
   # inside the air gap:
   GPTOSS_MIRROR=oci://registry.corp/models gptoss pull 20b`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
-				return usageError{fmt.Errorf("--to oci://HOST/NAMESPACE, s3://BUCKET/PREFIX or az://ACCOUNT/CONTAINER/PREFIX is required")}
+				return usageError{fmt.Errorf("--to oci://HOST/NAMESPACE, s3://BUCKET/PREFIX, az://ACCOUNT/CONTAINER/PREFIX or dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/PATH is required")}
 			}
 			if connections < 1 || connections > 64 {
 				return usageError{fmt.Errorf("--connections must be 1..64")}
@@ -94,7 +102,7 @@ or a private endpoint. SAS tokens and keys are never printed.`,
 				return mirrorObject(cmd, g, to, newestPerFormat(es), store, connections, &cloud)
 			}
 			if !strings.HasPrefix(to, "oci://") {
-				return usageError{fmt.Errorf("--to %q: want oci://HOST/NAMESPACE, s3://BUCKET/PREFIX or az://ACCOUNT/CONTAINER/PREFIX (gptoss export writes OCI layouts)", to)}
+				return usageError{fmt.Errorf("--to %q: want oci://HOST/NAMESPACE, s3://BUCKET/PREFIX, az://ACCOUNT/CONTAINER/PREFIX or dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/PATH (gptoss export writes OCI layouts)", to)}
 			}
 			if passwordStdin && username == "" {
 				return usageError{fmt.Errorf("--password-stdin needs --username")}

@@ -58,7 +58,7 @@ a GPU nor RAM is refused (exit 9) unless --force.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return runPull(cmd, g, o, args[0]) },
 	}
 	f := c.Flags()
-	f.StringVar(&o.from, "from", "", "get the model from here instead: a directory, an OCI layout dir or .tar (gptoss export), oci://HOST/NAMESPACE, s3://BUCKET/PREFIX, az://ACCOUNT/CONTAINER/PREFIX[?SAS], or a Hub mirror URL (default $GPTOSS_MIRROR, else Hugging Face)")
+	f.StringVar(&o.from, "from", "", "get the model from here instead: a directory, an OCI layout dir or .tar (gptoss export), oci://HOST/NAMESPACE, s3://BUCKET/PREFIX, az://ACCOUNT/CONTAINER/PREFIX[?SAS], dbfs:/Volumes/CATALOG/SCHEMA/VOLUME/PATH, or a Hub mirror URL (default $GPTOSS_MIRROR, else Hugging Face)")
 	f.StringVar(&o.format, "format", "", "file set of a catalog model: hf (default), original, metal")
 	f.StringVar(&o.revision, "revision", "", "branch, tag or commit (same as MODEL@REV)")
 	f.StringArrayVar(&o.include, "include", nil, "only files matching this glob (repeatable)")
