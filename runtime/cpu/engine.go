@@ -391,10 +391,10 @@ func (s *sequence) attention(li, n, p0 int) {
 		if kv.ring > 0 {
 			maxKeys = min(maxKeys, W)
 		}
-		m.p.For((b-a)*heads, 1, func(w, lo, hi int) {
-			sc := m.scores.get(w, maxKeys)
-			for j := lo; j < hi; j++ {
-				i, h := a+j/heads, j%heads
+		m.p.For((b-a)*kvHeads, 1, func(w, lo, hi int) {
+			buf := m.scores.get(w, attendScratch(group, d, maxKeys))
+			for it := lo; it < hi; it++ {
+				i, kh := a+it/kvHeads, it%kvHeads
 				pos := p0 + i
 				first, cnt := 0, pos+1
 				if kv.ring > 0 {
@@ -403,8 +403,9 @@ func (s *sequence) attention(li, n, p0 int) {
 				}
 				keys := kv.k[first*m.kvDim : (first+cnt)*m.kvDim]
 				vals := kv.v[first*m.kvDim : (first+cnt)*m.kvDim]
-				attendHead(s.attn[i*m.qDim+h*d:i*m.qDim+(h+1)*d], s.qkv[i*row+h*d:i*row+(h+1)*d],
-					keys, vals, m.kvDim, h/group*d, cnt, sinks[h], sc)
+				h0 := kh * group
+				attendGroup(s.attn[i*m.qDim+h0*d:i*m.qDim+(h0+group)*d], s.qkv[i*row+h0*d:i*row+(h0+group)*d],
+					keys, vals, m.kvDim, kh*d, cnt, d, sinks[h0:h0+group], buf)
 			}
 		})
 	}

@@ -193,3 +193,106 @@ func dot4F32(w, x []float32, stride int, out *[4]float32) {
 	}
 	dot4F32Go(w, x, stride, out)
 }
+
+// expConsts: the lowest argument of exp (below it the result would be
+// subnormal: it is clamped, giving ~1e-38), log2 e, ln 2 split in a high
+// part exact in float32 and the rest, and the Taylor coefficients of e^r
+// for |r| ≤ ln2/2 (degree 6: relative error below 2e-7).
+var expConsts = [10]float32{-87.3, 1.44269504, 0.693359375, -2.12194440e-4, 1, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720}
+
+// expSub sets x[i] = exp(x[i] − m) and returns the sum (float64 math in
+// the pure-Go version).
+func expSub(x []float32, m float32) float32 {
+	n := len(x)
+	var sum float32
+	i := 0
+	if useAsm && n >= 8 {
+		i = n &^ 7
+		sum = expSubAsm(&x[0], i, m, &expConsts[0])
+	}
+	for ; i < n; i++ {
+		e := float32(math.Exp(float64(x[i] - m)))
+		x[i] = e
+		sum += e
+	}
+	return sum
+}
+
+// axpy: y += a·x.
+func axpy(y, x []float32, a float32) {
+	n := len(y)
+	x = x[:n]
+	i := 0
+	if useAsm && n >= 8 {
+		i = n &^ 7
+		axpyAsm(&y[0], &x[0], i, a)
+	}
+	for ; i < n; i++ {
+		y[i] += a * x[i]
+	}
+}
+
+// wsum: out[c] += Σ_j p[j]·v[j·stride + c] for c < len(out), j < len(p)
+// (the attention's probability-weighted sum of value rows).
+func wsum(out, v []float32, stride int, p []float32) {
+	n, d := len(p), len(out)
+	if n == 0 {
+		return
+	}
+	_ = v[(n-1)*stride+d-1]
+	c := 0
+	if useAsm {
+		for ; c+32 <= d; c += 32 {
+			wsum32Asm(&out[c], &v[c], stride*4, &p[0], n)
+		}
+		for ; c+8 <= d; c += 8 {
+			wsum8Asm(&out[c], &v[c], stride*4, &p[0], n)
+		}
+	}
+	if c == d {
+		return
+	}
+	for j, pj := range p {
+		row := v[j*stride+c : j*stride+d]
+		for i, x := range row {
+			out[c+i] += pj * x
+		}
+	}
+}
+
+// scores4: for key rows j < n (row stride kstride), out[h·ostride + j] =
+// keys[j]·q[h·d : (h+1)·d] for the four query rows h < 4.
+func scores4(out []float32, ostride int, keys []float32, kstride int, q []float32, d, n int) {
+	if n == 0 {
+		return
+	}
+	_ = out[3*ostride+n-1]
+	_ = keys[(n-1)*kstride+d-1]
+	_ = q[4*d-1]
+	if useAsm && d%8 == 0 {
+		scores4Asm(&out[0], ostride*4, &keys[0], kstride*4, &q[0], d, n)
+		return
+	}
+	var acc [4]float32
+	for j := 0; j < n; j++ {
+		dot4F32Go(keys[j*kstride:j*kstride+d], q, d, &acc)
+		for h := 0; h < 4; h++ {
+			out[h*ostride+j] = acc[h]
+		}
+	}
+}
+
+// maxOf returns max(m, x...) (NaNs are not expected).
+func maxOf(m float32, x []float32) float32 {
+	i := 0
+	if useAsm && len(x) >= 8 {
+		i = len(x) &^ 7
+		m = max(m, maxAsm(&x[0], i))
+	}
+	for _, v := range x[i:] {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}

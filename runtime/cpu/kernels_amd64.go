@@ -26,3 +26,21 @@ func dot4F32Asm(w, x *float32, strideBytes, n int, out *[4]float32)
 
 //go:noescape
 func mxfp4RowAsm(out *float32, blocks, scales *byte, nblocks int)
+
+//go:noescape
+func expSubAsm(x *float32, n int, m float32, c *float32) float32
+
+//go:noescape
+func axpyAsm(y, x *float32, n int, a float32)
+
+//go:noescape
+func wsum32Asm(out, v *float32, strideBytes int, p *float32, n int)
+
+//go:noescape
+func wsum8Asm(out, v *float32, strideBytes int, p *float32, n int)
+
+//go:noescape
+func scores4Asm(out *float32, outStrideBytes int, keys *float32, keyStrideBytes int, q *float32, d, n int)
+
+//go:noescape
+func maxAsm(x *float32, n int) float32

@@ -299,3 +299,238 @@ dq1:
 dqdone:
 	VZEROUPPER
 	RET
+
+// func expSubAsm(x *float32, n int, m float32, c *float32) float32
+// x[i] = exp(x[i] − m) for n (a multiple of 8) values; returns their sum.
+// c: the constants of expConsts (kernels.go).
+TEXT ·expSubAsm(SB), NOSPLIT, $0-36
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS m+16(FP), Y1
+	MOVQ c+24(FP), R8
+	VBROADCASTSS 0(R8), Y2   // lowest argument
+	VBROADCASTSS 4(R8), Y5   // log2 e
+	VBROADCASTSS 8(R8), Y6   // ln 2 hi
+	VBROADCASTSS 12(R8), Y7  // ln 2 lo
+	VBROADCASTSS 16(R8), Y8  // 1
+	VBROADCASTSS 20(R8), Y9  // 1/2
+	VBROADCASTSS 24(R8), Y10 // 1/6
+	VBROADCASTSS 28(R8), Y11 // 1/24
+	VBROADCASTSS 32(R8), Y12 // 1/120
+	VBROADCASTSS 36(R8), Y13 // 1/720
+	VXORPS Y14, Y14, Y14
+ex8:
+	CMPQ CX, $8
+	JL   exdone
+	VMOVUPS (SI), Y0
+	VSUBPS Y1, Y0, Y0
+	VMAXPS Y2, Y0, Y0
+	VMULPS Y5, Y0, Y3
+	VROUNDPS $0, Y3, Y3
+	VFNMADD231PS Y3, Y6, Y0
+	VFNMADD231PS Y3, Y7, Y0
+	VMOVAPS Y13, Y4
+	VFMADD213PS Y12, Y0, Y4
+	VFMADD213PS Y11, Y0, Y4
+	VFMADD213PS Y10, Y0, Y4
+	VFMADD213PS Y9, Y0, Y4
+	VFMADD213PS Y8, Y0, Y4
+	VFMADD213PS Y8, Y0, Y4
+	VCVTPS2DQ Y3, Y3
+	VPSLLD $23, Y3, Y3
+	VPADDD Y3, Y4, Y4
+	VMOVUPS Y4, (SI)
+	VADDPS Y4, Y14, Y14
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  ex8
+exdone:
+	VMOVAPS Y14, Y0
+	HSUM
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// func axpyAsm(y, x *float32, n int, a float32)
+// y[i] += a·x[i] for n (a multiple of 8) values.
+TEXT ·axpyAsm(SB), NOSPLIT, $0-28
+	MOVQ y+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS a+24(FP), Y0
+ax32:
+	CMPQ CX, $32
+	JL   ax8
+	VMOVUPS (DI), Y1
+	VMOVUPS 32(DI), Y2
+	VMOVUPS 64(DI), Y3
+	VMOVUPS 96(DI), Y4
+	VFMADD231PS (SI), Y0, Y1
+	VFMADD231PS 32(SI), Y0, Y2
+	VFMADD231PS 64(SI), Y0, Y3
+	VFMADD231PS 96(SI), Y0, Y4
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y2, 32(DI)
+	VMOVUPS Y3, 64(DI)
+	VMOVUPS Y4, 96(DI)
+	ADDQ $128, DI
+	ADDQ $128, SI
+	SUBQ $32, CX
+	JMP  ax32
+ax8:
+	CMPQ CX, $8
+	JL   axdone
+	VMOVUPS (DI), Y1
+	VFMADD231PS (SI), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  ax8
+axdone:
+	VZEROUPPER
+	RET
+
+// func wsum32Asm(out, v *float32, strideBytes int, p *float32, n int)
+// out[0:32] += Σ_j p[j]·v[j·stride + 0:32] over n rows.
+TEXT ·wsum32Asm(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ strideBytes+16(FP), DX
+	MOVQ p+24(FP), BX
+	MOVQ n+32(FP), CX
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+ws32:
+	CMPQ CX, $1
+	JL   ws32done
+	VBROADCASTSS (BX), Y4
+	VFMADD231PS (SI), Y4, Y0
+	VFMADD231PS 32(SI), Y4, Y1
+	VFMADD231PS 64(SI), Y4, Y2
+	VFMADD231PS 96(SI), Y4, Y3
+	ADDQ DX, SI
+	ADDQ $4, BX
+	DECQ CX
+	JMP  ws32
+ws32done:
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VZEROUPPER
+	RET
+
+// func wsum8Asm(out, v *float32, strideBytes int, p *float32, n int)
+TEXT ·wsum8Asm(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ strideBytes+16(FP), DX
+	MOVQ p+24(FP), BX
+	MOVQ n+32(FP), CX
+	VMOVUPS (DI), Y0
+	VXORPS Y1, Y1, Y1
+ws8:
+	CMPQ CX, $2
+	JL   ws8one
+	VBROADCASTSS (BX), Y4
+	VBROADCASTSS 4(BX), Y5
+	VFMADD231PS (SI), Y4, Y0
+	VFMADD231PS (SI)(DX*1), Y5, Y1
+	LEAQ (SI)(DX*2), SI
+	ADDQ $8, BX
+	SUBQ $2, CX
+	JMP  ws8
+ws8one:
+	CMPQ CX, $1
+	JL   ws8done
+	VBROADCASTSS (BX), Y4
+	VFMADD231PS (SI), Y4, Y0
+ws8done:
+	VADDPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	VZEROUPPER
+	RET
+
+// func scores4Asm(out *float32, outStrideBytes int, keys *float32, keyStrideBytes int, q *float32, d, n int)
+// For each of n key rows j: out[h·outStride + j] = Σ_c keys[j][c]·q[h·d + c],
+// h < 4; d is a multiple of 8.
+TEXT ·scores4Asm(SB), NOSPLIT, $0-56
+	MOVQ out+0(FP), DI
+	MOVQ outStrideBytes+8(FP), R11
+	MOVQ keys+16(FP), SI
+	MOVQ keyStrideBytes+24(FP), R12
+	MOVQ q+32(FP), R8
+	MOVQ d+40(FP), R13
+	MOVQ n+48(FP), CX
+	MOVQ R13, R14
+	SHLQ $2, R14          // d in bytes: q row stride
+	LEAQ (R8)(R14*2), R10 // q rows 2, 3
+sc4key:
+	CMPQ CX, $1
+	JL   sc4done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	XORQ AX, AX           // byte offset within the row
+sc4col:
+	CMPQ AX, R14
+	JGE  sc4red
+	VMOVUPS (SI)(AX*1), Y4
+	LEAQ (R8)(AX*1), BX
+	VFMADD231PS (BX), Y4, Y0
+	VFMADD231PS (BX)(R14*1), Y4, Y1
+	LEAQ (R10)(AX*1), BX
+	VFMADD231PS (BX), Y4, Y2
+	VFMADD231PS (BX)(R14*1), Y4, Y3
+	ADDQ $32, AX
+	JMP  sc4col
+sc4red:
+	VHADDPS Y1, Y0, Y0
+	VHADDPS Y3, Y2, Y2
+	VHADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0     // [s0 s1 s2 s3]
+	MOVQ DI, BX
+	VMOVSS X0, (BX)
+	ADDQ R11, BX
+	VEXTRACTPS $1, X0, (BX)
+	ADDQ R11, BX
+	VEXTRACTPS $2, X0, (BX)
+	ADDQ R11, BX
+	VEXTRACTPS $3, X0, (BX)
+	ADDQ $4, DI
+	ADDQ R12, SI
+	DECQ CX
+	JMP  sc4key
+sc4done:
+	VZEROUPPER
+	RET
+
+// func maxAsm(x *float32, n int) float32: n a multiple of 8, at least 8.
+TEXT ·maxAsm(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+mx8:
+	CMPQ CX, $8
+	JL   mxd
+	VMAXPS (SI), Y0, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  mx8
+mxd:
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4E, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xB1, X0, X1
+	VMAXPS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+16(FP)
+	RET

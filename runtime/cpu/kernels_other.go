@@ -13,3 +13,15 @@ func bf16RowAsm(out *float32, w unsafe.Pointer, n int)                  { panic(
 func dot4F32Asm(w, x *float32, strideBytes, n int, out *[4]float32)     { panic("no asm") }
 
 func mxfp4RowAsm(out *float32, blocks, scales *byte, nblocks int) { panic("no asm") }
+
+func expSubAsm(x *float32, n int, m float32, c *float32) float32 { panic("no asm") }
+func axpyAsm(y, x *float32, n int, a float32)                    { panic("no asm") }
+
+func wsum32Asm(out, v *float32, strideBytes int, p *float32, n int) { panic("no asm") }
+func wsum8Asm(out, v *float32, strideBytes int, p *float32, n int)  { panic("no asm") }
+
+func scores4Asm(out *float32, outStrideBytes int, keys *float32, keyStrideBytes int, q *float32, d, n int) {
+	panic("no asm")
+}
+
+func maxAsm(x *float32, n int) float32 { panic("no asm") }

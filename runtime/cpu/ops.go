@@ -235,41 +235,48 @@ func (r *Rope) Apply(x []float32, heads, pos int) {
 // by 1/√headDim; the sink adds exp(sink) to each head's softmax
 // denominator. out [heads·headDim].
 func Attend(out, q, keys, values, sinks []float32, nKeys, heads, kvHeads, headDim int) {
-	scores := make([]float32, nKeys)
-	for h := 0; h < heads; h++ {
-		attendHead(out[h*headDim:(h+1)*headDim], q[h*headDim:(h+1)*headDim], keys, values,
-			kvHeads*headDim, h/(heads/kvHeads)*headDim, nKeys, sinks[h], scores)
+	g := heads / kvHeads
+	buf := make([]float32, attendScratch(g, headDim, nKeys))
+	for kh := 0; kh < kvHeads; kh++ {
+		attendGroup(out[kh*g*headDim:(kh+1)*g*headDim], q[kh*g*headDim:(kh+1)*g*headDim], keys, values,
+			kvHeads*headDim, kh*headDim, nKeys, headDim, sinks[kh*g:(kh+1)*g], buf)
 	}
 }
 
-// attendHead: one query head over nKeys rows of keys/values (row stride
-// stride, this kv head at offset off).
-func attendHead(out, q, keys, values []float32, stride, off, nKeys int, sink float32, scores []float32) {
-	d := len(q)
+func attendScratch(group, headDim, nKeys int) int { return group * (headDim + nKeys) }
+
+// attendGroup is attention for the query heads that share one kv head
+// (len(q)/d of them, contiguous) over nKeys rows of keys/values (row
+// stride stride, this kv head at offset off). Each key row is loaded once
+// for four query heads (dot4F32). buf holds attendScratch floats.
+func attendGroup(out, q, keys, values []float32, stride, off, nKeys, d int, sinks, buf []float32) {
+	g := len(q) / d
 	scale := float32(1 / math.Sqrt(float64(d)))
-	m := sink
-	for j := 0; j < nKeys; j++ {
-		s := dotF32(q, keys[j*stride+off:j*stride+off+d]) * scale
-		scores[j] = s
-		m = max(m, s)
+	qs := buf[:g*d]
+	for i, v := range q {
+		qs[i] = v * scale
 	}
-	sum := float32(math.Exp(float64(sink - m)))
-	for j := 0; j < nKeys; j++ {
-		e := float32(math.Exp(float64(scores[j] - m)))
-		scores[j] = e
-		sum += e
+	sc := buf[g*d : g*d+g*nKeys]
+	h := 0
+	for ; h+4 <= g; h += 4 {
+		scores4(sc[h*nKeys:], nKeys, keys[off:], stride, qs[h*d:], d, nKeys)
 	}
-	inv := 1 / sum
-	clear(out)
-	for j := 0; j < nKeys; j++ {
-		axpy(out, values[j*stride+off:j*stride+off+d], scores[j]*inv)
+	for ; h < g; h++ {
+		for j := 0; j < nKeys; j++ {
+			sc[h*nKeys+j] = dotF32(keys[j*stride+off:j*stride+off+d], qs[h*d:(h+1)*d])
+		}
 	}
-}
-
-func axpy(y, x []float32, a float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * x[i]
+	for h := 0; h < g; h++ {
+		s := sc[h*nKeys : (h+1)*nKeys]
+		m := maxOf(sinks[h], s)
+		sum := expSub(s, m) + float32(math.Exp(float64(sinks[h]-m)))
+		o := out[h*d : (h+1)*d]
+		clear(o)
+		wsum(o, values[off:], stride, s)
+		inv := 1 / sum
+		for i := range o {
+			o[i] *= inv
+		}
 	}
 }
 

@@ -343,3 +343,101 @@ func TestSwiGLU(t *testing.T) {
 		t.Fatalf("clamps not exercised: %v", want[2])
 	}
 }
+
+func TestExpSubAxpy(t *testing.T) {
+	bothKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(13, 14))
+		for _, n := range []int{1, 8, 13, 64, 1000} {
+			x := randF32(r, n, 5)
+			x[0] = -200 // far below the maximum: underflows to ~0
+			m := float32(3)
+			want := make([]float64, n)
+			var sum float64
+			for i, v := range x {
+				want[i] = math.Exp(float64(v) - float64(m))
+				sum += want[i]
+			}
+			got := append([]float32(nil), x...)
+			s := expSub(got, m)
+			near(t, "expSub", got, want, 3e-7)
+			if math.Abs(float64(s)-sum) > 1e-6*sum+1e-30 {
+				t.Fatalf("n=%d: expSub sum %v, want %v", n, s, sum)
+			}
+			y := randF32(r, n, 1)
+			wy := make([]float64, n)
+			for i := range y {
+				wy[i] = float64(y[i]) + 0.75*float64(x[i])
+			}
+			axpy(y, x, 0.75)
+			near(t, "axpy", y, wy, 1e-6)
+		}
+	})
+}
+
+func TestWsum(t *testing.T) {
+	bothKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(15, 16))
+		for _, d := range []int{3, 8, 16, 40, 64, 72} {
+			for _, n := range []int{1, 2, 5} {
+				stride := d + 5
+				v := randF32(r, n*stride, 1)
+				p := randF32(r, n, 1)
+				out := randF32(r, d, 1)
+				want := make([]float64, d)
+				for c := range want {
+					want[c] = float64(out[c])
+					for j := 0; j < n; j++ {
+						want[c] += float64(p[j]) * float64(v[j*stride+c])
+					}
+				}
+				wsum(out, v, stride, p)
+				near(t, "wsum", out, want, 1e-6)
+			}
+		}
+	})
+}
+
+func TestScores4(t *testing.T) {
+	bothKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(17, 18))
+		for _, d := range []int{8, 16, 64, 12} {
+			n, kstride, ostride := 7, d+8, 9
+			keys := randF32(r, n*kstride, 1)
+			q := randF32(r, 4*d, 1)
+			out := make([]float32, 4*ostride)
+			want := make([]float64, len(out))
+			got := make([]float32, 0, len(out))
+			scores4(out, ostride, keys, kstride, q, d, n)
+			for h := 0; h < 4; h++ {
+				for j := 0; j < ostride; j++ {
+					if j < n {
+						for c := 0; c < d; c++ {
+							want[h*ostride+j] += float64(keys[j*kstride+c]) * float64(q[h*d+c])
+						}
+					}
+					got = append(got, out[h*ostride+j])
+				}
+			}
+			near(t, "scores4", got, want, 1e-5)
+		}
+	})
+}
+
+func TestMaxOf(t *testing.T) {
+	bothKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(19, 20))
+		for _, n := range []int{0, 1, 8, 9, 17, 64, 100} {
+			for at := 0; at < n; at += 1 + n/5 {
+				x := randF32(r, n, 1)
+				x[at] = 50
+				if got := maxOf(-100, x); got != 50 {
+					t.Fatalf("n=%d, max at %d: maxOf = %v", n, at, got)
+				}
+			}
+			x := randF32(r, n, 1)
+			if got := maxOf(100, x); got != 100 {
+				t.Fatalf("n=%d: maxOf with a larger start = %v", n, got)
+			}
+		}
+	})
+}
