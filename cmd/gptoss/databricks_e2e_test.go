@@ -179,6 +179,30 @@ func TestDatabricksMirrorPull(t *testing.T) {
 		}
 	})
 
+	t.Run("prefix without a manifest", func(t *testing.T) {
+		// What `databricks fs cp -r` leaves: the files, no manifest.
+		for _, p := range files {
+			b, err := os.ReadFile(filepath.Join(dir, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fp := filepath.Join(vol, "synced", filepath.FromSlash(p))
+			os.MkdirAll(filepath.Dir(fp), 0o755)
+			os.WriteFile(fp, b, 0o644)
+		}
+		c := dbxEnv(t, e, srv, dbxRO, true)
+		r := c.mustRun("pull", "20b", "--from", "dbfs:/Volumes/main/ml/models/synced")
+		c.checkSnapshot(strings.TrimSpace(r.stdout), files)
+		if !strings.Contains(r.stderr, "could not be checked") || !strings.Contains(r.stderr, "dbfs:/Volumes/main/ml/models/synced") {
+			t.Errorf("no not-checked line:\n%s", r.stderr)
+		}
+		// The machine that pulled from the Hub knows the digests.
+		r = dbxEnv(t, e, srv, dbxRO, false).mustRun("pull", "20b", "--from", "dbfs:/Volumes/main/ml/models/synced")
+		if strings.Contains(r.stderr, "could not be checked") {
+			t.Errorf("known digests not used:\n%s", r.stderr)
+		}
+	})
+
 	t.Run("interrupted pull resumes", func(t *testing.T) {
 		srv.ResetStats()
 		srv.SetRate(2 << 20)
