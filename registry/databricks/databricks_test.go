@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -284,5 +286,30 @@ func TestMultipartFallbackAndRetry(t *testing.T) {
 	}
 	if st := s2.Stats(); st.Requests[dbxtest.EndpointAbort] != 1 {
 		t.Errorf("abort requests: %v", st.Requests)
+	}
+}
+
+// TestHostileListing: a workspace whose listing loops back on itself or
+// points outside the directory does not make List loop or escape.
+func TestHostileListing(t *testing.T) {
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"contents": [
+			{"path": "/Volumes/c/s/v/m/", "is_directory": true, "name": "m"},
+			{"path": "/Volumes/c/s/v/m/../../etc/", "is_directory": true, "name": ".."},
+			{"path": "/Volumes/c/s/v/other/x.bin", "is_directory": false, "name": "x.bin", "file_size": 5},
+			{"path": "/Volumes/c/s/v/m/ok.bin", "is_directory": false, "name": "ok.bin", "file_size": 7, "last_modified": 1}
+		]}`)
+	}))
+	defer srv.Close()
+	v, err := NewVolume(Location{Catalog: "c", Schema: "s", Volume: "v"}, Options{Host: srv.URL, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := v.List(context.Background(), "m/")
+	if err != nil || len(objs) != 1 || objs[0].Key != "m/ok.bin" || calls != 1 {
+		t.Errorf("hostile listing: %+v %v after %d calls", objs, err, calls)
 	}
 }

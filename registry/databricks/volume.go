@@ -31,6 +31,9 @@ type Volume struct {
 	parts objstore.PartOptions
 }
 
+// maxEntries bounds a listing (a hostile or runaway server).
+const maxEntries = 1_000_000
+
 // maxSinglePut is the most the Files API takes in one PUT.
 const maxSinglePut = 5 << 30
 
@@ -294,9 +297,15 @@ func (v *Volume) List(ctx context.Context, prefix string) ([]objstore.Object, er
 	var out []objstore.Object
 	root := v.loc.VolumePath() + "/"
 	queue := []string{strings.TrimSuffix(dir, "/")}
+	seen := map[string]bool{}
+	entries := 0
 	for len(queue) > 0 {
 		d := queue[0]
 		queue = queue[1:]
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
 		ents, found, err := v.listDir(ctx, d)
 		if err != nil {
 			return nil, err
@@ -309,11 +318,19 @@ func (v *Volume) List(ctx context.Context, prefix string) ([]objstore.Object, er
 			}
 			continue
 		}
+		if entries += len(ents); entries > maxEntries {
+			return nil, &registry.Permanent{Err: fmt.Errorf("%w: %s: more than %d entries under %s", registry.ErrInvalidManifest, v.Describe(), maxEntries, dir)}
+		}
 		for _, e := range ents {
 			key, ok := strings.CutPrefix(strings.TrimSuffix(e.Path, "/"), root)
 			if !ok {
 				// Entries name their absolute path; fall back on the name.
 				key = strings.TrimPrefix(d+"/"+e.Name, "/")
+			}
+			// Only entries strictly inside d, with clean paths: a listing
+			// that points elsewhere (or at d itself) is not followed.
+			if c, err := registry.CleanPath(key); err != nil || c != key || (d != "" && !strings.HasPrefix(key, d+"/")) {
+				continue
 			}
 			if e.IsDirectory {
 				if filter == "" || strings.HasPrefix(key+"/", filter) || strings.HasPrefix(filter, key+"/") {
