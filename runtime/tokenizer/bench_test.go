@@ -90,3 +90,19 @@ func BenchmarkPretokenize(b *testing.B) {
 	}
 	reportCPU(b, cpu, len(text))
 }
+
+// BenchmarkEncodeParallel: every CPU encoding its own copy of the text
+// with one shared Tokenizer (the piece cache and the learnt bits are
+// shared).
+func BenchmarkEncodeParallel(b *testing.B) {
+	tok, _ := o200k(b)
+	text := benchText()
+	tok.EncodeOrdinary(text)
+	b.SetBytes(int64(len(text)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			tok.EncodeOrdinary(text)
+		}
+	})
+}

@@ -77,6 +77,24 @@ func at(s string, i int) (uint8, int) {
 	if b < utf8.RuneSelf {
 		return asciiClass[b], 1
 	}
+	// Two- and three-byte sequences decoded inline (the common case).
+	switch {
+	case b >= 0xC2 && b < 0xE0 && i+1 < len(s):
+		if c := s[i+1]; c&0xC0 == 0x80 {
+			return bmpClass[rune(b&0x1F)<<6|rune(c&0x3F)], 2
+		}
+	case b >= 0xE0 && b < 0xF0 && i+2 < len(s):
+		c1, c2 := s[i+1], s[i+2]
+		lo, hi := byte(0x80), byte(0xBF)
+		if b == 0xE0 {
+			lo = 0xA0 // no overlong forms
+		} else if b == 0xED {
+			hi = 0x9F // no surrogates
+		}
+		if c1 >= lo && c1 <= hi && c2&0xC0 == 0x80 {
+			return bmpClass[rune(b&0x0F)<<12|rune(c1&0x3F)<<6|rune(c2&0x3F)], 3
+		}
+	}
 	r, n := utf8.DecodeRuneInString(s[i:])
 	if r < tableRunes {
 		if r == utf8.RuneError && n == 1 {

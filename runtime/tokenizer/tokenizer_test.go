@@ -370,3 +370,30 @@ func TestHarmonySpecials(t *testing.T) {
 		t.Error("O200kPattern differs from GPT-OSS.md §5")
 	}
 }
+
+// TestConcurrent encodes from many goroutines with one Tokenizer (shared
+// cache and learnt bits) and wants the sequential answer every time.
+func TestConcurrent(t *testing.T) {
+	tok := tinyTokenizer(t)
+	texts := randomStrings(11, 200)
+	want := make([][]int32, len(texts))
+	for i, s := range texts {
+		want[i] = tok.EncodeOrdinary(s)
+	}
+	fresh := tinyTokenizer(t)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range texts {
+				j := (i + g*25) % len(texts)
+				if got := fresh.EncodeOrdinary(texts[j]); !slices.Equal(got, want[j]) {
+					t.Errorf("goroutine %d, text %d: %v, want %v", g, j, got, want[j])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
