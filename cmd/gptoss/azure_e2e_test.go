@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/gptoss/gptoss/internal/azuritetest"
 	"github.com/gptoss/gptoss/internal/hubtest"
@@ -344,6 +346,20 @@ func TestAzureSASAndErrors(t *testing.T) {
 	// An empty prefix: not found.
 	r = e.fresh(good...).wantCode(exitNotFound, "pull", "20b", "--from", "az://devstoreaccount1/models/nothing-here")
 	oneLineError(t, r)
+	// A container with public read access: --no-sign-request pulls without
+	// credentials; on a private one it says the container is not public.
+	if _, err := az.Container(t, "public").Create(context.Background(), &container.CreateOptions{Access: to.Ptr(container.PublicAccessTypeContainer)}); err != nil {
+		t.Fatal(err)
+	}
+	e.extra = good
+	e.mustRun("mirror", "20b", "--to", "az://devstoreaccount1/public/m20")
+	e3 := e.fresh(ep...)
+	r = e3.mustRun("pull", "20b", "--from", "az://devstoreaccount1/public/m20", "--no-sign-request")
+	e3.checkSnapshot(strings.TrimSpace(r.stdout), files)
+	r = e.fresh(ep...).wantCode(exitAuth, "pull", "20b", "--from", "az://devstoreaccount1/models/m20", "--no-sign-request")
+	if l := oneLineError(t, r); !strings.Contains(l, "does not allow public (anonymous) access") {
+		t.Errorf("anonymous, private container: %s", l)
+	}
 	// Unreachable, with a SAS in the URL: exit 7, and still no token.
 	r = e.fresh(azureEnv("AZURE_STORAGE_BLOB_ENDPOINT", "http://127.0.0.1:1")...).wantCode(exitUnavailable, "pull", "20b", "--from", "az://devstoreaccount1/models/m20?"+ro)
 	oneLineError(t, r, secrets...)

@@ -31,13 +31,13 @@ type cloudFlags struct {
 func (c *cloudFlags) add(f *pflag.FlagSet) {
 	f.StringVar(&c.endpoint, "endpoint", "", "s3://: an S3-compatible endpoint, e.g. http://127.0.0.1:7070 (default AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS); az://: the blob service, e.g. Azurite's http://127.0.0.1:10000 (default AZURE_STORAGE_BLOB_ENDPOINT, else ACCOUNT.blob.core.windows.net)")
 	f.StringVar(&c.region, "region", "", "s3://: the bucket's region (default: discovered from the bucket)")
-	f.BoolVar(&c.noSign, "no-sign-request", false, "s3://: send unsigned requests (public buckets; automatic when no AWS credentials are found)")
+	f.BoolVar(&c.noSign, "no-sign-request", false, "s3://: send unsigned requests (public buckets; automatic when no AWS credentials are found); az://: no credentials (a container with public access)")
 }
 
 func (c *cloudFlags) options(store *cache.Store) sources.Options {
 	o := sources.Options{Known: knownDigests(store)}
 	o.S3.Endpoint, o.S3.Region, o.S3.Anonymous = c.endpoint, c.region, c.noSign
-	o.Azure.Endpoint = c.endpoint
+	o.Azure.Endpoint, o.Azure.Anonymous = c.endpoint, c.noSign
 	return o
 }
 

@@ -79,11 +79,12 @@ func parseConnString(s string) (connString, error) {
 // credentials is what a Bucket authenticates with, and the secrets its
 // messages must never contain.
 type credentials struct {
-	how     string // "SAS token (URL)", "AZURE_STORAGE_KEY", … for messages
-	sas     string
-	key     *container.SharedKeyCredential
-	token   azcore.TokenCredential
-	secrets []string
+	how       string // "the URL's SAS token", "AZURE_STORAGE_KEY", … for messages
+	anonymous bool
+	sas       string
+	key       *container.SharedKeyCredential
+	token     azcore.TokenCredential
+	secrets   []string
 }
 
 // resolve picks the endpoint and the credentials for a location, in this
@@ -134,6 +135,8 @@ func resolve(loc Location, o Options) (svc string, c credentials, err error) {
 		return "", c, err
 	}
 	switch {
+	case o.Anonymous:
+		c.how, c.anonymous = "anonymous access (--no-sign-request)", true
 	case loc.SAS != "":
 		c.how, c.sas = "the URL's SAS token", loc.SAS
 	case hasCS && cs.key != "":
@@ -150,7 +153,7 @@ func resolve(loc Location, o Options) (svc string, c credentials, err error) {
 	default:
 		c.how = "DefaultAzureCredential"
 		if strings.HasPrefix(svc, "http://") {
-			return "", c, fmt.Errorf("%w: no credentials for %s: set %s, %s or %s, or put a SAS token in the URL (Azure AD tokens need an https endpoint)",
+			return "", c, fmt.Errorf("%w: no credentials for %s: set %s, %s or %s, put a SAS token in the URL, or --no-sign-request for a public container (Azure AD tokens need an https endpoint)",
 				registry.ErrUnauthorized, loc, EnvConnectionString, EnvKey, EnvSASToken)
 		}
 		c.token, err = azidentity.NewDefaultAzureCredential(nil)

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/gptoss/gptoss/internal/azuritetest"
 	"github.com/gptoss/gptoss/registry"
@@ -338,5 +339,41 @@ func TestObjstoreOnAzurite(t *testing.T) {
 		if !bytes.Equal(d, files[f.Path]) || f.SHA256 != hexSHA(d) {
 			t.Errorf("%s differs", f.Path)
 		}
+	}
+}
+
+// --no-sign-request: a public container reads without credentials; a
+// private one says that it is not public.
+func TestAnonymousAzurite(t *testing.T) {
+	s := azuritetest.Start(t)
+	ctx := context.Background()
+	if _, err := s.Container(t, "public").Create(ctx, &container.CreateOptions{Access: ptr(container.PublicAccessTypeContainer)}); err != nil {
+		t.Fatal(err)
+	}
+	s.CreateContainer(t, "private")
+	data := randBytes(1000, 4)
+	for _, c := range []string{"public", "private"} {
+		b, _ := openBucket(t, "az://devstoreaccount1/"+c, keyOpts(s, s.Endpoint))
+		if err := b.Put(ctx, "m/x.bin", bytes.NewReader(data), 1000, hexSHA(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	anon := Options{Anonymous: true, Getenv: env(map[string]string{EnvKey: s.Key, EnvBlobEndpoint: s.Endpoint})}
+	b, _ := openBucket(t, "az://devstoreaccount1/public/m", anon)
+	objs, err := b.List(ctx, "m/")
+	if err != nil || len(objs) != 1 || objs[0].SHA256 != hexSHA(data) {
+		t.Fatalf("anonymous list: %+v %v", objs, err)
+	}
+	if got, err := readAll(t, b, "m/x.bin", 10, 20); err != nil || !bytes.Equal(got, data[10:30]) {
+		t.Errorf("anonymous read: %v", err)
+	}
+	b, _ = openBucket(t, "az://devstoreaccount1/private/m", anon)
+	_, err = b.List(ctx, "m/")
+	t.Logf("private, anonymous: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "does not allow public (anonymous) access") || !registry.IsPermanent(err) {
+		t.Errorf("anonymous list of a private container: %v", err)
+	}
+	if errors.Is(err, registry.ErrUnauthorized) == errors.Is(err, registry.ErrForbidden) && !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("anonymous list of a private container: %v maps to no exit code", err)
 	}
 }

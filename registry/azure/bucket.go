@@ -38,6 +38,9 @@ type Options struct {
 	// default AZURE_STORAGE_BLOB_ENDPOINT, the connection string's
 	// BlobEndpoint, or https://ACCOUNT.blob.core.windows.net.
 	Endpoint string
+	// Anonymous sends no credentials at all: a container with public read
+	// access (the CLI's --no-sign-request).
+	Anonymous bool
 	// Getenv reads the environment (tests); default os.Getenv.
 	Getenv func(string) string
 	// Client does the HTTP; default a client tuned for many parallel
@@ -95,6 +98,8 @@ func New(loc Location, o Options) (*Bucket, error) {
 	curl := svc + "/" + loc.Container
 	var c *container.Client
 	switch {
+	case creds.anonymous:
+		c, err = container.NewClientWithNoCredential(curl, co)
 	case creds.sas != "":
 		c, err = container.NewClientWithNoCredential(curl+"?"+creds.sas, co)
 	case creds.key != nil:

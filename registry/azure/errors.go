@@ -63,6 +63,11 @@ func (b *Bucket) fail(op, key string, err error) error {
 // hint is the one line that says what to do about a refused request.
 func (b *Bucket) hint(op string, re *azcore.ResponseError) string {
 	writing := strings.HasPrefix(op, "upload") || op == "commit" || op == "delete"
+	if b.creds.anonymous && (re.StatusCode == 401 || re.StatusCode == 403 || bloberror.Code(re.ErrorCode) == bloberror.ResourceNotFound) {
+		// Azure answers an anonymous read of a private container with 404
+		// ResourceNotFound or 401/403; Azurite with 403.
+		return "the container does not allow public (anonymous) access: give credentials (a SAS token, AZURE_STORAGE_KEY, az login) instead of --no-sign-request"
+	}
 	switch bloberror.Code(re.ErrorCode) {
 	case bloberror.ContainerNotFound:
 		return fmt.Sprintf("container %q does not exist in storage account %q (create it: az storage container create --account-name %s --name %s)",
