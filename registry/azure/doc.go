@@ -19,6 +19,8 @@
 //
 // # Credentials, first match wins
 //
+//  0. none at all with Options.Anonymous (--no-sign-request): a container
+//     with public read access; a private one is reported as not public;
 //  1. a SAS token in the URL;
 //  2. AZURE_STORAGE_CONNECTION_STRING (AccountKey or SharedAccessSignature;
 //     its AccountName must be the URL's; UseDevelopmentStorage=true is
