@@ -44,3 +44,6 @@ func scores4Asm(out *float32, outStrideBytes int, keys *float32, keyStrideBytes 
 
 //go:noescape
 func maxAsm(x *float32, n int) float32
+
+//go:noescape
+func dot2x4Asm(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32)

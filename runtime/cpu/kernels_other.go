@@ -25,3 +25,7 @@ func scores4Asm(out *float32, outStrideBytes int, keys *float32, keyStrideBytes 
 }
 
 func maxAsm(x *float32, n int) float32 { panic("no asm") }
+
+func dot2x4Asm(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32) {
+	panic("no asm")
+}

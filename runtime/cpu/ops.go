@@ -111,10 +111,21 @@ func matMulBF16(p *pool, sc scratch, out []float32, w, bias []byte, x []float32,
 // gemmTile: out[t·rows + r] = buf[r−r0]·x[t] for r in [r0,r1), every t.
 func gemmTile(out, buf, x []float32, n, rows, cols, r0, r1 int) {
 	var acc [4]float32
+	var acc8 [8]float32
 	t := 0
 	for ; t+4 <= n; t += 4 {
 		xt := x[t*cols : (t+4)*cols]
-		for r := r0; r < r1; r++ {
+		r := r0
+		if useAsm && cols%8 == 0 {
+			for ; r+2 <= r1; r += 2 {
+				dot2x4Asm(&buf[(r-r0)*cols], cols*4, &xt[0], cols*4, cols, &acc8)
+				for k := 0; k < 4; k++ {
+					out[(t+k)*rows+r] = acc8[k]
+					out[(t+k)*rows+r+1] = acc8[4+k]
+				}
+			}
+		}
+		for ; r < r1; r++ {
 			dot4F32(buf[(r-r0)*cols:(r-r0+1)*cols], xt, cols, &acc)
 			out[t*rows+r] = acc[0]
 			out[(t+1)*rows+r] = acc[1]
