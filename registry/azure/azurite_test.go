@@ -82,6 +82,11 @@ func TestBucketAzurite(t *testing.T) {
 	if err := b.Put(ctx, prefix+"empty", bytes.NewReader(nil), 0, ""); err != nil {
 		t.Fatal(err)
 	}
+	// A directory placeholder as ADLS Gen2 accounts list them: not a file.
+	if _, err := s.Container(t, "models").NewBlockBlobClient(prefix+"sub").UploadBuffer(ctx, nil,
+		&blockblob.UploadBufferOptions{Metadata: map[string]*string{"hdi_isfolder": ptr("true")}}); err != nil {
+		t.Fatal(err)
+	}
 	// The large one went up as staged blocks, committed in order.
 	bl, err := s.Container(t, "models").NewBlockBlobClient(prefix+"sub/model.safetensors").GetBlockList(ctx, blockblob.BlockListTypeAll, nil)
 	if err != nil {

@@ -169,6 +169,18 @@ func sha256Of(meta map[string]*string) string {
 	return plain
 }
 
+// isFolder reports a directory placeholder: on accounts with a
+// hierarchical namespace (ADLS Gen2) every directory is listed as an empty
+// blob with hdi_isfolder=true metadata, which is not a file of a snapshot.
+func isFolder(meta map[string]*string) bool {
+	for k, v := range meta {
+		if strings.EqualFold(k, "hdi_isfolder") && v != nil && strings.EqualFold(*v, "true") {
+			return true
+		}
+	}
+	return false
+}
+
 func etag(e *azcore.ETag) string {
 	if e == nil {
 		return ""
@@ -189,7 +201,7 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]objstore.Object, er
 			return nil, b.fail("list", prefix, err)
 		}
 		for _, it := range page.Segment.BlobItems {
-			if it == nil || it.Name == nil {
+			if it == nil || it.Name == nil || isFolder(it.Metadata) {
 				continue
 			}
 			o := objstore.Object{Key: *it.Name, SHA256: sha256Of(it.Metadata)}

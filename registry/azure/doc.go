@@ -45,6 +45,14 @@
 // SAS permissions the operation needs (pull: sp=rl, mirror: sp=racwl);
 // ContainerNotFound says how to create it. 401/403 map to exit 4, 404 to 3.
 //
+// # Listing
+//
+// One flat, paged List Blobs with metadata. Directory placeholders that
+// accounts with a hierarchical namespace (ADLS Gen2) list as empty blobs
+// with hdi_isfolder=true are skipped: they are not snapshot files, and
+// "original" beside "original/config.json" would make the listing invalid.
+// An Archive-tier blob cannot be read; the error says how to rehydrate it.
+//
 // # Downloads
 //
 // Open is one Get Blob with x-ms-range; the Content-Range is checked (a

@@ -89,6 +89,8 @@ func (b *Bucket) hint(op string, re *azcore.ResponseError) string {
 			return fmt.Sprintf("the credentials from %s may not write to this container: a mirror needs read, add, create, write and list (a SAS with sp=racwl, or the Storage Blob Data Contributor role)", b.creds.how)
 		}
 		return fmt.Sprintf("the credentials from %s may not read this container: a pull needs read and list (a SAS with sp=rl, or the Storage Blob Data Reader role)", b.creds.how)
+	case bloberror.BlobArchived, bloberror.BlobBeingRehydrated:
+		return "the blob is in the Archive tier: rehydrate it to Hot or Cool first (az storage blob set-tier --tier Hot --rehydrate-priority High)"
 	case bloberror.InvalidRange:
 		return "the range is outside the blob"
 	case bloberror.ServerBusy, bloberror.OperationTimedOut, bloberror.InternalError:
