@@ -106,3 +106,17 @@ func BenchmarkEncodeParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkLoad: reading the o200k_harmony tokenizer.json.
+func BenchmarkLoad(b *testing.B) {
+	o := tiktokentest.Load(b)
+	p := o.WriteTokenizerJSON(b, b.TempDir(), false)
+	b.ResetTimer()
+	cpu := cpuTime()
+	for i := 0; i < b.N; i++ {
+		if _, err := Load(p); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric((cpuTime()-cpu)/float64(b.N)*1e3, "cpu-ms/op")
+}

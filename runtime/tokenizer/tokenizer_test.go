@@ -138,6 +138,17 @@ func TestSplitMatchesJSRegex(t *testing.T) {
 		}
 	}
 	t.Logf("%d texts split like JavaScript's regex", len(texts)-bad)
+	for i, s := range texts {
+		got := splitAll(gpt2Next, s)
+		if !slices.Equal(got, ref.GPT2Pieces[i]) {
+			if bad++; bad <= 5 {
+				t.Errorf("GPT-2 %q:\n got %q\nwant %q", s, got, ref.GPT2Pieces[i])
+			}
+		}
+	}
+	if gpt2Pattern != tiktokentest.GPT2Pattern {
+		t.Error("gpt2Pattern differs from the reference's")
+	}
 }
 
 func splitAll(f splitter, s string) []string {

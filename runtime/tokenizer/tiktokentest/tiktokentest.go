@@ -365,6 +365,7 @@ process.stdout.write(JSON.stringify({
   ordinary: req.texts.map((t) => enc.encode(t, [], [])),
   all: req.texts.map((t) => t.includes("<|") ? enc.encode(t, "all") : null),
   pieces: req.texts.map((t) => Array.from(t.matchAll(re), (m) => m[0])),
+  gpt2Pieces: req.texts.map((t) => Array.from(t.matchAll(new RegExp(req.gpt2, "ug")), (m) => m[0])),
 }));
 `
 
@@ -377,12 +378,18 @@ type Reference struct {
 	All [][]int32
 	// Pieces: the o200k regex's matches (JavaScript's regex engine).
 	Pieces [][]string
+	// GPT2Pieces: the GPT-2 regex's (GPT2Pattern) matches.
+	GPT2Pieces [][]string
 }
+
+// GPT2Pattern is the GPT-2 pre-tokenizer regex (Hugging Face's ByteLevel
+// with use_regex).
+const GPT2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
 
 // Reference runs js-tiktoken on texts (valid UTF-8) in one node process.
 func (o *Oracle) Reference(tb testing.TB, texts []string) *Reference {
 	tb.Helper()
-	req, err := json.Marshal(map[string]any{"texts": texts, "specials": Specials()})
+	req, err := json.Marshal(map[string]any{"texts": texts, "specials": Specials(), "gpt2": GPT2Pattern})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -394,7 +401,7 @@ func (o *Oracle) Reference(tb testing.TB, texts []string) *Reference {
 	if err := json.Unmarshal(out, &ref); err != nil {
 		tb.Fatalf("js-tiktoken output: %v", err)
 	}
-	if len(ref.Ordinary) != len(texts) || len(ref.All) != len(texts) || len(ref.Pieces) != len(texts) {
+	if len(ref.Ordinary) != len(texts) || len(ref.All) != len(texts) || len(ref.Pieces) != len(texts) || len(ref.GPT2Pieces) != len(texts) {
 		tb.Fatalf("js-tiktoken answered for %d/%d/%d texts, want %d", len(ref.Ordinary), len(ref.All), len(ref.Pieces), len(texts))
 	}
 	for i, ids := range ref.All {
