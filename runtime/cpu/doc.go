@@ -6,23 +6,48 @@
 //   - Weights are read in place from the memory-mapped layout
 //     (convert.Layout): BF16 stays BF16 and is widened to float32 inside the
 //     dot products; MXFP4 expert weights are dequantized block by block
-//     inside the dot product (or one row at a time into a per-worker
-//     buffer for batched work), never as a whole matrix. Resident memory is
-//     about the layout's size plus the KV caches.
-//   - Activations, the residual stream and the KV cache are float32; sums
-//     of squares (RMSNorm) and the router softmax use float64. Matches
-//     OpenAI's reference cast to float32 (testdata/golden logits_f32) to
-//     about 1e-4.
-//   - Hot loops: dotBF16 (BF16×f32), dotMXFP4 (fused nibble decode via a
-//     byte shuffle of the doubled E2M1 table, then ×2^(s−128)), dotF32 and
-//     dot4F32 (one f32 row against four tokens) have AVX2+FMA assembly on
-//     amd64 (kernels_amd64.s) with pure-Go versions (kernels.go) that are
-//     always built and tested against the assembly.
-//   - Batched (prefill) matrix products widen a tile of 16 weight rows to
-//     f32 once and meet every token of the batch with it, four tokens at a
-//     time, so the weights are read once per batch.
+//     inside the dot product (decode), or one 16-row tile at a time into a
+//     per-worker buffer (prefill), never as a whole matrix. Resident memory
+//     is about the layout's size plus the KV caches (bench-engine reports
+//     peak RSS against the file size).
+//   - Activations, the residual stream and the KV cache are float32;
+//     RMSNorm's sum of squares and the router softmax use float64. The
+//     engine matches OpenAI's reference cast to float32
+//     (testdata/golden/tiny logits_f32) to about 1e-5.
+//   - Hot loops are AVX2+FMA assembly on amd64 (kernels_amd64.s): the
+//     BF16×f32 and MXFP4×f32 dot products (MXFP4: nibbles decoded with a
+//     byte shuffle of the doubled E2M1 table, widened, scaled by
+//     2^(s−128) per block), a 2-row × 4-token f32 kernel for batched
+//     products, and the attention kernels (four query heads' scores per key
+//     row, exp(x−max) by a degree-6 polynomial, max, the weighted sum of
+//     value rows). Each has a pure-Go version (kernels.go), always built,
+//     used on other CPUs, and tested against the assembly.
+//   - Prefill: the tokens of a Forward go through in chunks of 256; each
+//     weight matrix is read once per chunk (a tile of 16 rows is widened to
+//     f32 and meets every token of the chunk). The MoE groups the chunk's
+//     (token, expert) pairs by expert and runs every active expert's rows
+//     in one parallel loop; an expert with fewer than 4 tokens uses the
+//     fused MXFP4 dot product instead of widening rows. Logits are computed
+//     only for the last token unless all are asked for.
+//   - Attention runs per (token, kv head): the query heads that share a kv
+//     head are scored together, so each key row is loaded once per four
+//     heads. The sink adds exp(sink) to the softmax denominator only.
+//   - KV cache per sequence: full-attention layers (odd index) keep every
+//     position and grow as needed; sliding layers (even index) keep a ring
+//     of window+TruncateSlack (128+512) positions, each row written twice
+//     (slots s and s+R) so that any window is one contiguous run. Prefill
+//     writes a ring in runs short enough never to overwrite a key that a
+//     query of the same run still needs.
+//   - Truncate(n) keeps positions below n. A sliding layer must still hold
+//     the window before n, so one can go back at most TruncateSlack
+//     positions from the furthest position ever written (else a clear
+//     error: start a new sequence). A failed or cancelled Forward (ctx is
+//     checked before every layer) rolls the sequence back to where it was,
+//     which the slack always allows for calls of up to 256 tokens.
 //   - Parallelism: a small persistent worker pool per model (Options.Threads,
 //     default GOMAXPROCS); a parallel loop hands chunks out from an atomic
-//     counter, the calling goroutine working as worker 0. Calls into one
-//     pool are serialized, so per-worker scratch needs no locking.
+//     counter, the calling goroutine working as worker 0; one channel send
+//     per worker per loop, no goroutine per row. Calls into one pool are
+//     serialized, so per-worker scratch needs no locks and several
+//     sequences of one model may run from different goroutines.
 package cpu
