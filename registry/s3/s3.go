@@ -90,14 +90,21 @@ type Bucket struct {
 	anon     bool // unsigned requests
 	noCreds  bool // anonymous because no credentials were found
 	keyID    string
-	c        *s3.Client
 	part     objstore.PartOptions
+
+	cfg      aws.Config
+	hc       config.HTTPClient
+	explicit string // --region
+	once     sync.Once
+	c        *s3.Client
 }
 
 // New opens bucket with the default AWS configuration chain (environment,
 // shared config and credentials files with AWS_PROFILE, SSO, web identity,
-// ECS and EC2 instance roles). Nothing is sent to the bucket yet, except,
-// on AWS without a --region, one unsigned HEAD that asks for its region.
+// ECS and EC2 instance roles). Nothing goes over the network yet: the
+// credentials are looked up, and on AWS without a --region the bucket is
+// asked for its region (one unsigned HEAD), at the first request, so an
+// offline command that never needs the bucket never touches it.
 func New(ctx context.Context, bucket string, o Options) (*Bucket, error) {
 	if !validBucket(bucket) {
 		return nil, fmt.Errorf("%w: bad bucket name %q", registry.ErrInvalidRef, bucket)
@@ -139,40 +146,49 @@ func New(ctx context.Context, bucket string, o Options) (*Bucket, error) {
 		// A malformed ~/.aws/config or a profile that does not exist.
 		return nil, fmt.Errorf("%w: AWS configuration: %v", registry.ErrUnauthorized, scrub(err.Error(), ""))
 	}
-	if !o.Anonymous {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		creds, err := cfg.Credentials.Retrieve(rctx)
-		cancel()
-		if err != nil || !creds.HasKeys() {
-			// No credentials anywhere: public buckets still work.
-			cfg.Credentials = aws.AnonymousCredentials{}
-			b.anon, b.noCreds = true, true
-		} else {
-			b.keyID = creds.AccessKeyID
-		}
-	}
-	switch {
-	case o.Region != "":
-		b.region = o.Region
-	case o.Endpoint == "":
-		if r := discoverRegion(ctx, hc, bucket); r != "" {
-			b.region = r
-		}
-	}
-	if b.region == "" {
-		b.region = cfg.Region
-	}
-	if b.region == "" {
-		b.region = "us-east-1"
-	}
-	cfg.Region = b.region
-	b.c = s3.NewFromConfig(cfg, func(so *s3.Options) {
-		if o.Endpoint != "" {
-			so.BaseEndpoint = aws.String(o.Endpoint)
-			so.UsePathStyle = true
-		}
-	})
+	b.cfg, b.hc, b.explicit = cfg, hc, o.Region
 	return b, nil
+}
+
+// client finishes the setup once, at the first request: credentials (none
+// found: unsigned requests), then the region.
+func (b *Bucket) client(ctx context.Context) *s3.Client {
+	b.once.Do(func() {
+		ctx := context.WithoutCancel(ctx)
+		cfg := b.cfg
+		if !b.anon {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			creds, err := cfg.Credentials.Retrieve(rctx)
+			cancel()
+			if err != nil || !creds.HasKeys() {
+				// No credentials anywhere: public buckets still work.
+				cfg.Credentials = aws.AnonymousCredentials{}
+				b.anon, b.noCreds = true, true
+			} else {
+				b.keyID = creds.AccessKeyID
+			}
+		}
+		switch {
+		case b.explicit != "":
+			b.region = b.explicit
+		case b.endpoint == "":
+			b.region = discoverRegion(ctx, b.hc, b.name)
+		}
+		if b.region == "" {
+			b.region = cfg.Region
+		}
+		if b.region == "" {
+			b.region = "us-east-1"
+		}
+		cfg.Region = b.region
+		b.c = s3.NewFromConfig(cfg, func(so *s3.Options) {
+			if b.endpoint != "" {
+				so.BaseEndpoint = aws.String(b.endpoint)
+				so.UsePathStyle = true
+			}
+		})
+	})
+	return b.c
 }
 
 func firstEnv(names ...string) string {
@@ -218,12 +234,16 @@ func discoverRegion(ctx context.Context, hc config.HTTPClient, bucket string) st
 // Describe is s3://bucket.
 func (b *Bucket) Describe() string { return Scheme + b.name }
 
-// Region is the region requests are signed for.
-func (b *Bucket) Region() string { return b.region }
+// Region is the region requests are signed for (settled by the first
+// request, or by this call).
+func (b *Bucket) Region(ctx context.Context) string { b.client(ctx); return b.region }
 
 // Anonymous reports whether requests go unsigned, and whether that is
 // because no credentials were found.
-func (b *Bucket) Anonymous() (unsigned, noCredentials bool) { return b.anon, b.noCreds }
+func (b *Bucket) Anonymous(ctx context.Context) (unsigned, noCredentials bool) {
+	b.client(ctx)
+	return b.anon, b.noCreds
+}
 
 // maxHeadConcurrency bounds the HEADs List sends for metadata.
 const maxHeadConcurrency = 16
@@ -233,7 +253,7 @@ const maxHeadConcurrency = 16
 // listings carry no user metadata), up to 16 at a time.
 func (b *Bucket) List(ctx context.Context, prefix string) ([]objstore.Object, error) {
 	var out []objstore.Object
-	p := s3.NewListObjectsV2Paginator(b.c, &s3.ListObjectsV2Input{Bucket: &b.name, Prefix: aws.String(prefix)})
+	p := s3.NewListObjectsV2Paginator(b.client(ctx), &s3.ListObjectsV2Input{Bucket: &b.name, Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -277,7 +297,7 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]objstore.Object, er
 
 // Head returns the object's size, ETag and sha256 metadata.
 func (b *Bucket) Head(ctx context.Context, key string) (objstore.Object, bool, error) {
-	r, err := b.c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.name, Key: &key})
+	r, err := b.client(ctx).HeadObject(ctx, &s3.HeadObjectInput{Bucket: &b.name, Key: &key})
 	if err != nil {
 		var nf *types.NotFound
 		if errors.As(err, &nf) || statusOf(err) == http.StatusNotFound {
@@ -307,7 +327,7 @@ func (b *Bucket) Open(ctx context.Context, key string, off, n int64) (io.ReadClo
 		}
 		in.Range = &rg
 	}
-	r, err := b.c.GetObject(ctx, in, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
+	r, err := b.client(ctx).GetObject(ctx, in, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
 	if err != nil {
 		return nil, b.wrap("download", key, err)
 	}
@@ -338,14 +358,14 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 	}
 	ps := b.part.PartSizeFor(size)
 	if size <= ps {
-		_, err := b.c.PutObject(ctx, &s3.PutObjectInput{Bucket: &b.name, Key: &key, Body: io.NewSectionReader(r, 0, size),
+		_, err := b.client(ctx).PutObject(ctx, &s3.PutObjectInput{Bucket: &b.name, Key: &key, Body: io.NewSectionReader(r, 0, size),
 			ContentLength: aws.Int64(size), Metadata: meta})
 		if err != nil {
 			return b.wrap("upload", key, err)
 		}
 		return nil
 	}
-	cr, err := b.c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.name, Key: &key, Metadata: meta})
+	cr, err := b.client(ctx).CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: &b.name, Key: &key, Metadata: meta})
 	if err != nil {
 		return b.wrap("upload", key, err)
 	}
@@ -353,7 +373,7 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 	parts := make([]types.CompletedPart, b.part.NumParts(size))
 	err = objstore.UploadParts(ctx, size, b.part, func(ctx context.Context, i int, off, n int64) error {
 		num := int32(i + 1)
-		up, err := b.c.UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.name, Key: &key, UploadId: id, PartNumber: &num,
+		up, err := b.client(ctx).UploadPart(ctx, &s3.UploadPartInput{Bucket: &b.name, Key: &key, UploadId: id, PartNumber: &num,
 			Body: io.NewSectionReader(r, off, n), ContentLength: aws.Int64(n)}, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
 		if err != nil {
 			return b.wrap("upload", key, err)
@@ -362,7 +382,7 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 		return nil
 	})
 	if err == nil {
-		_, err = b.c.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id,
+		_, err = b.client(ctx).CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id,
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
 		if err != nil {
 			err = b.wrap("upload", key, err)
@@ -372,7 +392,7 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 		// Abort even when ctx is cancelled: stored parts cost money and
 		// the upload must leave nothing behind.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		b.c.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id})
+		b.client(actx).AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id})
 		cancel()
 		return err
 	}
@@ -381,7 +401,7 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 
 // Delete removes an object (tests and cleanup; not part of objstore.Bucket).
 func (b *Bucket) Delete(ctx context.Context, key string) error {
-	if _, err := b.c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.name, Key: &key}); err != nil {
+	if _, err := b.client(ctx).DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &b.name, Key: &key}); err != nil {
 		return b.wrap("delete", key, err)
 	}
 	return nil

@@ -130,7 +130,7 @@ func TestBucketErrors(t *testing.T) {
 	check("no permission (put)", err, registry.ErrForbidden, "access denied", "s3:PutObject")
 
 	b = open(t, srv, "models", srv.EnvAs("", ""), s3.Options{})
-	if unsigned, noCreds := b.Anonymous(); !unsigned || !noCreds {
+	if unsigned, noCreds := b.Anonymous(ctx); !unsigned || !noCreds {
 		t.Fatalf("no credentials: Anonymous() = %v, %v", unsigned, noCreds)
 	}
 	_, err = b.List(ctx, "")
