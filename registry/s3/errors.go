@@ -86,6 +86,8 @@ func (b *Bucket) wrap(op, key string, err error) error {
 		}
 		if region != "" {
 			h.Message = fmt.Sprintf("bucket %q is in region %s, not %s: pass --region %s (or drop --region to discover it)", b.name, region, b.region, region)
+		} else if b.endpoint != "" {
+			h.Message = fmt.Sprintf("the store at %s does not take region %s: pass its region with --region or AWS_REGION", b.endpoint, b.region)
 		} else {
 			h.Message = fmt.Sprintf("bucket %q is not in region %s: pass its --region (or drop --region to discover it)", b.name, b.region)
 		}

@@ -154,3 +154,13 @@ func TestParseURL(t *testing.T) {
 		}
 	}
 }
+
+func TestWrongRegion(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "models")
+	b := open(t, srv, "models", srv.Env(), s3.Options{Region: "eu-west-3"})
+	_, err := b.List(context.Background(), "")
+	if !registry.IsPermanent(err) || !strings.Contains(err.Error(), "does not take region eu-west-3") || !strings.Contains(err.Error(), "--region") {
+		t.Fatalf("wrong region: %v", err)
+	}
+}
