@@ -156,7 +156,11 @@ func resolve(loc Location, o Options) (svc string, c credentials, err error) {
 			return "", c, fmt.Errorf("%w: no credentials for %s: set %s, %s or %s, put a SAS token in the URL, or --no-sign-request for a public container (Azure AD tokens need an https endpoint)",
 				registry.ErrUnauthorized, loc, EnvConnectionString, EnvKey, EnvSASToken)
 		}
-		c.token, err = azidentity.NewDefaultAzureCredential(nil)
+		if c.token, err = azidentity.NewDefaultAzureCredential(nil); err != nil {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			return "", c, fmt.Errorf("%w: no credentials for %s: set %s, %s or %s, put a SAS token in the URL, or sign in (az login, a managed identity): %s",
+				registry.ErrUnauthorized, loc, EnvConnectionString, EnvKey, EnvSASToken, first)
+		}
 	}
 	if err != nil {
 		// Only the shared-key constructor can fail here: a key that is not

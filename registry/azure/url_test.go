@@ -1,9 +1,12 @@
 package azure
 
 import (
+	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gptoss/gptoss/registry"
 )
@@ -147,5 +150,32 @@ func TestScrub(t *testing.T) {
 	plain := errors.New("nothing to hide")
 	if scrub(plain, []string{"MYSECRETVALUE"}) != plain {
 		t.Error("a clean error was wrapped")
+	}
+}
+
+// With no credentials at all on an https endpoint, DefaultAzureCredential
+// is tried; when nothing in its chain works the error is one line that
+// lists what to set, and maps to exit 4.
+func TestDefaultCredentialUnavailable(t *testing.T) {
+	for _, k := range []string{"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH",
+		"AZURE_USERNAME", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT", "MSI_ENDPOINT", "AZURE_TOKEN_CREDENTIALS"} {
+		t.Setenv(k, "") // restored after the test
+		os.Unsetenv(k)
+	}
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("PATH", t.TempDir()) // no az, no azd
+	b, _, err := Open("az://acct1/c1c/p", Options{Getenv: env(map[string]string{EnvBlobEndpoint: "https://127.0.0.1:1"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Credentials() != "DefaultAzureCredential" {
+		t.Fatalf("credentials from %s", b.Credentials())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err = b.List(ctx, "")
+	if err == nil || !errors.Is(err, registry.ErrUnauthorized) || !registry.IsPermanent(err) ||
+		strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), EnvKey) {
+		t.Errorf("no credentials: %v", err)
 	}
 }
