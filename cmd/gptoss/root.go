@@ -51,7 +51,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newPullCmd(g), newListCmd(g), newPathCmd(g), newRmCmd(g), newGCCmd(g), newVerifyCmd(g), newDoctorCmd(g), newConvertCmd(g),
 		newMirrorCmd(g), newExportCmd(g), newImportCmd(g), newGGUFCmd(g), newServeHFCmd(g))
 	root.AddCommand(newBenchEngineCmd(g)) // hidden: engine benchmarks on synthetic models
-	root.AddCommand(newRunCmd(g), newLogitsCmd(g))
+	root.AddCommand(newRunCmd(g), newLogitsCmd(g), newServeCmd(g))
 	root.AddCommand(newTokenizeCmd(g))
 	return root
 }

@@ -211,3 +211,7 @@ func commonPrefix(a, b []int32) int {
 	}
 	return n
 }
+
+// CommonPrefix is how many leading tokens of prompt the cache already
+// holds: a scheduler gives a request the session that saves the most.
+func (s *Session) CommonPrefix(prompt []int32) int { return commonPrefix(s.fed, prompt) }

@@ -85,12 +85,15 @@ func NewStream(tok harmony.Tokenizer, stops []string) *Stream {
 func (s *Stream) Stopped() bool { return s.stopped }
 
 // Prefill feeds tokens the prompt already holds after "<|start|>assistant"
-// (a forced header): the parser reads them, no events are returned.
-func (s *Stream) Prefill(ids []int32) {
+// (a forced header): the parser reads them as if sampled, and the events
+// they complete (a tool call's start) are returned.
+func (s *Stream) Prefill(ids []int32) []Event {
+	var out []Event
 	for _, id := range ids {
-		s.Add(id)
+		out = append(out, s.Add(id)...)
 	}
 	s.mark = len(s.ids)
+	return out
 }
 
 // Add feeds the next sampled token.

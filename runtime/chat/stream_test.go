@@ -103,7 +103,7 @@ func TestStreamNotHarmony(t *testing.T) {
 	tok := tinyTokenizer(t)
 	for _, text := range []string{
 		"just words, no header at all, going on and on past any reasonable header length: " + strings.Repeat("blah ", 120),
-		"<|message|>oops",                       // content before a header ends
+		"<|message|>oops",                        // content before a header ends
 		"<|channel|>final<|message|>ok<|start|>", // <|start|> inside content
 		"short",                                  // ends inside the header
 	} {

@@ -81,7 +81,6 @@ func (s *Session) Chat(ctx context.Context, tok Tokenizer, t Turn, emit func(Eve
 		return res, err
 	}
 	st := NewStream(tok, t.Stop)
-	st.Prefill(prefill)
 	req := Request{Prompt: prompt, MaxTokens: t.MaxTokens, Sampler: t.Sampler, Stops: sample.NewStops(harmony.StopTokens(tok)...)}
 	if t.Forced != "" {
 		req.Forced = tok.Encode(t.Forced, "all")
@@ -106,6 +105,9 @@ func (s *Session) Chat(ctx context.Context, tok Tokenizer, t Turn, emit func(Eve
 			}
 		}
 		return nil
+	}
+	if err := handle(st.Prefill(prefill)); err != nil {
+		return res, err
 	}
 	gen, err := s.Generate(ctx, req, func(id int32) error {
 		if err := handle(st.Add(id)); err != nil {
