@@ -318,6 +318,7 @@ func TestS3Errors(t *testing.T) {
 	oneLine := func(name string, r result, words ...string) {
 		t.Helper()
 		msg := strings.TrimSpace(r.stderr)
+		t.Logf("%s: %s", name, msg)
 		if strings.Count(msg, "\n") != 0 {
 			t.Errorf("%s: more than one line:\n%s", name, msg)
 		}
@@ -350,6 +351,17 @@ func TestS3Errors(t *testing.T) {
 	r = fresh("AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=").wantCode(exitAuth, "pull", "20b", "--from", "s3://models/gpt-oss-20b")
 	oneLine("no credentials", r, "no AWS credentials were found")
 	fresh().wantCode(exitUsage, "pull", "20b", "--from", "s3://x")
+	r = fresh().wantCode(exitAuth, "pull", "20b", "--from", "s3://models/gpt-oss-20b", "--no-sign-request")
+	oneLine("unsigned, private bucket", r, "access denied", "unsigned requests")
+
+	// A public bucket: no credentials needed (found none: unsigned), and
+	// --no-sign-request works with credentials around too.
+	srv.MakePublicBucket(t, "public-models")
+	a.mustRun("mirror", "20b", "--to", "s3://public-models/gpt-oss-20b")
+	anon := fresh("AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=")
+	anon.checkSnapshot(strings.TrimSpace(anon.mustRun("pull", "20b", "--from", "s3://public-models/gpt-oss-20b").stdout), e.hfFiles())
+	ns := fresh()
+	ns.checkSnapshot(strings.TrimSpace(ns.mustRun("pull", "20b", "--from", "s3://public-models/gpt-oss-20b", "--no-sign-request").stdout), e.hfFiles())
 
 	// Mirror without permission: refused before anything is uploaded.
 	o := s3Env(t, e, srv, false, "AWS_ACCESS_KEY_ID="+s3test.OtherAccess, "AWS_SECRET_ACCESS_KEY="+s3test.OtherSecret)

@@ -11,6 +11,7 @@
 package s3test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // Credentials of the server's admin (owner of every bucket made with
@@ -200,5 +205,24 @@ func (s *Server) Setenv(t *testing.T, env []string) {
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
+	}
+}
+
+// MakePublicBucket creates a bucket anyone may list and read without
+// credentials (a bucket policy with Principal "*"), like a public dataset
+// bucket on AWS.
+func (s *Server) MakePublicBucket(tb testing.TB, name string) {
+	tb.Helper()
+	s.MakeBucket(tb, name)
+	policy := fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*",`+
+		`"Action":["s3:GetObject","s3:ListBucket"],"Resource":["arn:aws:s3:::%s","arn:aws:s3:::%s/*"]}]}`, name, name)
+	c := s3.New(s3.Options{
+		BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true, Region: Region,
+		Credentials: credentials.NewStaticCredentialsProvider(Access, Secret, ""),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(name), Policy: aws.String(policy)}); err != nil {
+		tb.Fatalf("public bucket %s: %v", name, err)
 	}
 }
