@@ -2,11 +2,14 @@ package s3test
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,10 +23,37 @@ import (
 // resume fetches again. It keeps the client's Host header, so SigV4
 // signatures made for the proxy's address stay valid.
 type Proxy struct {
-	URL   string // http://127.0.0.1:PORT: the endpoint to give clients
-	bytes atomic.Int64
-	mu    sync.Mutex
-	lim   *rate.Limiter // nil: no cap
+	URL    string // http://127.0.0.1:PORT: the endpoint to give clients
+	bytes  atomic.Int64
+	mu     sync.Mutex
+	lim    *rate.Limiter // nil: no cap
+	faults []*fault
+}
+
+type fault struct {
+	method, query string // the request's method and a substring of its query
+	status, left  int
+}
+
+// Fail answers the next n requests with this method whose query contains
+// query (e.g. "partNumber=2") with status and an S3 error body, without
+// passing them on.
+func (p *Proxy) Fail(method, query string, status, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.faults = append(p.faults, &fault{method, query, status, n})
+}
+
+func (p *Proxy) fault(r *http.Request) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, f := range p.faults {
+		if f.left > 0 && r.Method == f.method && strings.Contains(r.URL.RawQuery, f.query) {
+			f.left--
+			return f.status
+		}
+	}
+	return 0
 }
 
 // Proxy starts a proxy in front of s, closed at cleanup.
@@ -45,11 +75,33 @@ func (s *Server) Proxy(tb testing.TB) *Proxy {
 			return nil
 		},
 		FlushInterval: -1,
+		ErrorLog:      log.New(io.Discard, "", 0), // cut requests are what tests do
 	}
-	srv := httptest.NewServer(rp)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st := p.fault(r); st != 0 {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(st)
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>injected by s3test</Message></Error>`, faultCode(st))
+			return
+		}
+		rp.ServeHTTP(w, r)
+	}))
 	tb.Cleanup(srv.Close)
 	p.URL = srv.URL
 	return p
+}
+
+func faultCode(status int) string {
+	switch status {
+	case http.StatusServiceUnavailable:
+		return "SlowDown"
+	case http.StatusForbidden:
+		return "AccessDenied"
+	case http.StatusNotFound:
+		return "NoSuchKey"
+	}
+	return "InternalError"
 }
 
 // BodyBytes is how many GET body bytes have passed since the last reset.

@@ -226,3 +226,20 @@ func (s *Server) MakePublicBucket(tb testing.TB, name string) {
 		tb.Fatalf("public bucket %s: %v", name, err)
 	}
 }
+
+// PendingUploads counts the bucket's unfinished multipart uploads (what a
+// failed upload must not leave behind).
+func (s *Server) PendingUploads(tb testing.TB, bucket string) int {
+	tb.Helper()
+	c := s3.New(s3.Options{
+		BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true, Region: Region,
+		Credentials: credentials.NewStaticCredentialsProvider(Access, Secret, ""),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		tb.Fatalf("list multipart uploads of %s: %v", bucket, err)
+	}
+	return len(out.Uploads)
+}

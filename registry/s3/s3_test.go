@@ -8,9 +8,11 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gptoss/gptoss/internal/s3test"
 	"github.com/gptoss/gptoss/registry"
@@ -163,4 +165,65 @@ func TestWrongRegion(t *testing.T) {
 	if !registry.IsPermanent(err) || !strings.Contains(err.Error(), "does not take region eu-west-3") || !strings.Contains(err.Error(), "--region") {
 		t.Fatalf("wrong region: %v", err)
 	}
+}
+
+// Multipart uploads through a proxy that fails parts: a temporary failure
+// is retried for that part alone; a permanent one aborts the upload,
+// leaving no object and no stored parts.
+func TestMultipartRetryAndAbort(t *testing.T) {
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "models")
+	px := srv.Proxy(t)
+	ctx := context.Background()
+	b := open(t, srv, "models", srv.Env(), s3.Options{Endpoint: px.URL,
+		Part: objstore.PartOptions{PartSize: 5 << 20, Concurrency: 2, Backoff: time.Millisecond}})
+	data := randBytes(16<<20, 3) // 4 parts
+	px.Fail(http.MethodPut, "partNumber=2&", http.StatusServiceUnavailable, 2)
+	px.Fail(http.MethodPut, "partNumber=4&", http.StatusInternalServerError, 1)
+	if err := b.Put(ctx, "ok.bin", bytes.NewReader(data), int64(len(data)), hexsum(data)); err != nil {
+		t.Fatalf("put with temporary part failures: %v", err)
+	}
+	got, err := os.ReadFile(srv.Path("models", "ok.bin"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("object differs after retried parts (%v)", err)
+	}
+
+	px.Fail(http.MethodPut, "partNumber=3&", http.StatusForbidden, 1)
+	err = b.Put(ctx, "bad.bin", bytes.NewReader(data), int64(len(data)), hexsum(data))
+	if !errors.Is(err, registry.ErrForbidden) || !strings.Contains(err.Error(), "part 3 of 4") {
+		t.Fatalf("put with a refused part: %v", err)
+	}
+	if _, ok, _ := b.Head(ctx, "bad.bin"); ok {
+		t.Error("a failed upload is visible")
+	}
+	if n := srv.PendingUploads(t, "models"); n != 0 {
+		t.Errorf("%d multipart uploads left behind", n)
+	}
+
+	// Cancelled midway: aborted too.
+	cctx, cancel := context.WithCancel(ctx)
+	r := &cancelAfter{r: bytes.NewReader(data), at: 6 << 20, cancel: cancel}
+	if err := b.Put(cctx, "cancelled.bin", r, int64(len(data)), hexsum(data)); err == nil {
+		t.Fatal("a cancelled upload succeeded")
+	}
+	if _, ok, _ := b.Head(ctx, "cancelled.bin"); ok {
+		t.Error("a cancelled upload is visible")
+	}
+	if n := srv.PendingUploads(t, "models"); n != 0 {
+		t.Errorf("%d multipart uploads left behind after a cancel", n)
+	}
+}
+
+// cancelAfter cancels a context once a read reaches offset at.
+type cancelAfter struct {
+	r      io.ReaderAt
+	at     int64
+	cancel func()
+}
+
+func (c *cancelAfter) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) >= c.at {
+		c.cancel()
+	}
+	return c.r.ReadAt(p, off)
 }
