@@ -18,28 +18,29 @@
 //     ≈ 3) with scales 2^-8…2^-6, so expert weights have RMS ≈ 0.02 too.
 //     With these, activations stay finite through any depth (the RMSNorms
 //     keep every sub-layer's input at unit scale).
-//   - Speed: the file is created at its full size, memory-mapped and
-//     filled in 4 MiB pieces by GOMAXPROCS goroutines, each piece from its
+//   - Speed: the file is created at its full (sparse) size and filled in
+//     4 MiB pieces by GOMAXPROCS goroutines, each piece from its
 //     own PRNG stream (PCG seeded by seed, tensor and piece), so the bytes
-//     depend only on the config and seed. CRC-32C checksums are then
-//     computed per tensor in parallel. It is written to PATH.tmp and
-//     renamed, so a reader never sees half a file.
+//     depend only on the config and seed. Each piece is written with
+//     pwrite from a per-worker buffer (measured: a writable mapping spent
+//     2.5 s of kernel time per GB in page faults) and its CRC-32C taken
+//     from the buffer; a tensor's checksum chains its pieces' (the CRC
+//     register is linear). It is written to PATH.tmp and renamed, so a
+//     reader never sees half a file.
 package synth
 
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"sort"
 	"sync"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/gptoss/gptoss/convert"
 )
@@ -178,8 +179,11 @@ func metaJSON(c convert.ModelConfig, ts []tensor) ([]byte, error) {
 
 const headerSize = 56
 
-// piece is the unit of parallel filling.
-const piece = 4 << 20
+// pieceSize is the unit of parallel filling (a variable: tests make
+// tensors span many pieces).
+var pieceSize int64 = 4 << 20
+
+var zeroPiece = make([]byte, 4<<20)
 
 // normTable[i] is the (i+0.5)/65536 quantile of N(0,1).
 var normTable = sync.OnceValue(func() *[65536]float32 {
@@ -235,70 +239,61 @@ func WriteLayout(path string, c convert.ModelConfig, seed uint64) error {
 	if err := f.Truncate(size); err != nil {
 		return fmt.Errorf("synth: %s: %w", tmp, err)
 	}
-	data, err := unix.Mmap(int(f.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return fmt.Errorf("synth: map %s: %w", tmp, err)
-	}
-	defer func() {
-		if data != nil {
-			unix.Munmap(data)
-		}
-	}()
 	tables := map[int]*[65536]uint16{
 		kindWeight: bf16Table(0, 0.02), kindBias: bf16Table(0, 0.01), kindNorm: bf16Table(1, 0.02), kindSink: bf16Table(0, 0.1),
 	}
 	type job struct{ ti, pi int }
 	var jobs []job
+	first := make([]int, len(ts)) // each tensor's first job
 	for ti, t := range ts {
-		for p := int64(0); p*piece < t.Size; p++ {
+		first[ti] = len(jobs)
+		for p := int64(0); p*pieceSize < t.Size; p++ {
 			jobs = append(jobs, job{ti, int(p)})
 		}
 	}
-	// Largest tensors first would not help: pieces are equal; keep order.
+	// Fill and write the pieces; keep each piece's raw CRC register
+	// (from state 0), to chain them per tensor afterwards.
+	raw := make([]uint32, len(jobs))
 	workers := runtime.GOMAXPROCS(0)
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	errs := make([]error, workers)
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
-		go func() {
+		go func(w int) {
 			defer wg.Done()
+			buf := make([]byte, pieceSize)
 			for {
 				j := int(next.Add(1)) - 1
-				if j >= len(jobs) {
+				if j >= len(jobs) || errs[w] != nil {
 					return
 				}
 				t := ts[jobs[j].ti]
-				lo := t.Offset + int64(jobs[j].pi)*piece
-				hi := min(lo+piece, t.Offset+t.Size)
-				rng := rand.NewPCG(seed, uint64(jobs[j].ti)<<32|uint64(jobs[j].pi))
-				fill(data[lo:hi], t.kind, tables[t.kind], rng)
-			}
-		}()
-	}
-	wg.Wait()
-	// Checksums, per tensor, biggest first.
-	order := make([]int, len(ts))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(a, b int) bool { return ts[order[a]].Size > ts[order[b]].Size })
-	table := crc32.MakeTable(crc32.Castagnoli)
-	next.Store(0)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				k := int(next.Add(1)) - 1
-				if k >= len(order) {
-					return
+				lo := int64(jobs[j].pi) * pieceSize
+				b := buf[:min(pieceSize, t.Size-lo)]
+				fill(b, t.kind, tables[t.kind], rand.NewPCG(seed, uint64(jobs[j].ti)<<32|uint64(jobs[j].pi)))
+				raw[j] = ^crc32.Update(0xffffffff, castagnoli, b)
+				if _, err := f.WriteAt(b, t.Offset+lo); err != nil {
+					errs[w] = fmt.Errorf("synth: %s: %w", tmp, err)
 				}
-				t := &ts[order[k]]
-				t.CRC32C = fmt.Sprintf("%08x", crc32.Checksum(data[t.Offset:t.Offset+t.Size], table))
 			}
-		}()
+		}(w)
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	// Chain: register after A‖B = (register after A, then len(B) zero
+	// bytes) xor (register of B from 0) — the CRC register is linear.
+	for ti := range ts {
+		t := &ts[ti]
+		reg := uint32(0xffffffff)
+		for p := int64(0); p*pieceSize < t.Size; p++ {
+			n := min(pieceSize, t.Size-p*pieceSize)
+			reg = ^crc32.Update(^reg, castagnoli, zeroPiece[:n]) ^ raw[first[ti]+int(p)]
+		}
+		t.CRC32C = fmt.Sprintf("%08x", ^reg)
+	}
 	js, err := metaJSON(c, ts)
 	if err != nil {
 		return err
@@ -306,8 +301,7 @@ func WriteLayout(path string, c convert.ModelConfig, seed uint64) error {
 	if len(js) != len(placeholder) {
 		return fmt.Errorf("synth: internal error: JSON block changed length")
 	}
-	copy(data[jsonOff:], js)
-	hdr := data[:headerSize]
+	hdr := make([]byte, headerSize)
 	copy(hdr, convert.LayoutMagic)
 	le := binary.LittleEndian
 	le.PutUint32(hdr[8:], convert.LayoutVersion)
@@ -317,10 +311,11 @@ func WriteLayout(path string, c convert.ModelConfig, seed uint64) error {
 	le.PutUint64(hdr[32:], uint64(jsonOff))
 	le.PutUint64(hdr[40:], uint64(len(js)))
 	le.PutUint64(hdr[48:], uint64(size))
-	err = unix.Munmap(data)
-	data = nil
-	if err != nil {
-		return err
+	if _, err := f.WriteAt(js, jsonOff); err != nil {
+		return fmt.Errorf("synth: %s: %w", tmp, err)
+	}
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		return fmt.Errorf("synth: %s: %w", tmp, err)
 	}
 	if err := f.Close(); err != nil {
 		return err
@@ -332,6 +327,8 @@ func WriteLayout(path string, c convert.ModelConfig, seed uint64) error {
 	}
 	return nil
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 func fill(b []byte, kind int, tab *[65536]uint16, rng *rand.PCG) {
 	switch kind {
