@@ -176,7 +176,19 @@ func (f *failingReader) ReadAt(p []byte, off int64) (int, error) {
 	return f.r.ReadAt(p, off)
 }
 
-// A block upload that fails for good leaves no blob; one that fails for a
+type countingReader struct {
+	r io.ReaderAt
+	n atomic.Int64
+}
+
+func (c *countingReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// A block upload that fails for good leaves no blob, and the next one
+// stages only the missing blocks; one that fails for a
 // while (503 ServerBusy) is retried block by block and the blob is whole.
 func TestPutBlocksAtomicAndRetried(t *testing.T) {
 	s := azuritetest.Start(t)
@@ -186,13 +198,31 @@ func TestPutBlocksAtomicAndRetried(t *testing.T) {
 	b, _ := openBucket(t, "az://devstoreaccount1/models", keyOpts(s, p.Endpoint))
 	data := randBytes(4<<20+1, 2)
 
+	// One block at a time, so that blocks 0-2 are staged when block 3
+	// fails for good.
 	fr := &failingReader{r: bytes.NewReader(data), off: 3 << 20}
 	fr.armed.Store(true)
+	b.parts.Concurrency = 1
 	if err := b.Put(ctx, "x.bin", fr, int64(len(data)), hexSHA(data)); err == nil || !strings.Contains(err.Error(), "disk read error") {
 		t.Fatalf("put with a failing reader: %v", err)
 	}
 	if _, ok, err := b.Head(ctx, "x.bin"); ok || err != nil {
 		t.Fatalf("a failed upload left a blob (%v, %v)", ok, err)
+	}
+	// The next Put of the same file stages only the missing blocks.
+	b.parts.Concurrency = 4
+	cr := &countingReader{r: bytes.NewReader(data)}
+	if err := b.Put(ctx, "x.bin", cr, int64(len(data)), hexSHA(data)); err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(len(data)) - 3<<20; cr.n.Load() != want {
+		t.Errorf("the resumed upload read %d bytes, want the %d not staged before", cr.n.Load(), want)
+	}
+	if got, err := readAll(t, b, "x.bin", 0, -1); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("resumed upload: %d bytes, %v", len(got), err)
+	}
+	if err := b.Delete(ctx, "x.bin"); err != nil {
+		t.Fatal(err)
 	}
 
 	p.AddFault(azuritetest.Fault{Match: azuritetest.IsStageBlock, Count: 3, Status: http.StatusServiceUnavailable, Code: "ServerBusy"})

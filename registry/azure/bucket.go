@@ -322,9 +322,15 @@ func contentType(key string) string {
 // metadata. A file that fits in one block goes up in one Put Blob; a larger
 // one in parallel Put Block calls (objstore.UploadParts: each block retried
 // on its own) and one Put Block List, which is when the blob appears,
-// atomically, replacing any blob of that name. Block ids carry a random
-// upload id, so an interrupted upload's staged blocks never mix with this
-// one's; the service discards uncommitted blocks after a week.
+// atomically, replacing any blob of that name.
+//
+// Block ids are derived from the file's sha256, the block size and the
+// block's index, so they name content: a Put that was interrupted (killed,
+// network gone) left its staged blocks on the service, and the next Put of
+// the same file asks for the uncommitted block list and stages only the
+// blocks that are missing — a mirror of a 60 GB file resumes. Without a
+// sha256 the ids carry a random upload id instead. The service drops
+// uncommitted blocks a week after they were staged.
 func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64, sha256hex string) error {
 	meta := map[string]*string{}
 	if sha256hex != "" {
@@ -335,7 +341,8 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 	section := func(off, n int64) io.ReadSeekCloser {
 		return streaming.NopCloser(io.NewSectionReader(r, off, n))
 	}
-	if size <= b.parts.PartSizeFor(size) {
+	ps := b.parts.PartSizeFor(size)
+	if size <= ps {
 		one := b.parts
 		one.Concurrency = 1
 		return objstore.UploadParts(ctx, size, one, func(ctx context.Context, _ int, off, n int64) error {
@@ -343,17 +350,20 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 			return b.fail("upload", key, err)
 		})
 	}
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
+	ids, err := blockIDs(sha256hex, ps, b.parts.NumParts(size))
+	if err != nil {
 		return err
 	}
-	upload := hex.EncodeToString(rnd[:])
-	ids := make([]string, b.parts.NumParts(size))
-	for i := range ids {
-		// Every id of a blob must have the same length.
-		ids[i] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "gptoss-%s-%06d", upload, i))
+	staged := map[string]int64{}
+	if sha256hex != "" {
+		if staged, err = b.uncommitted(ctx, bb, key); err != nil {
+			return err
+		}
 	}
-	err := objstore.UploadParts(ctx, size, b.parts, func(ctx context.Context, i int, off, n int64) error {
+	err = objstore.UploadParts(ctx, size, b.parts, func(ctx context.Context, i int, off, n int64) error {
+		if got, ok := staged[ids[i]]; ok && got == n {
+			return nil // staged by an earlier, interrupted upload of this file
+		}
 		_, err := bb.StageBlock(noRetry(ctx), ids[i], section(off, n), nil)
 		return b.fail("upload block", key, err)
 	})
@@ -362,6 +372,46 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 	}
 	_, err = bb.CommitBlockList(ctx, ids, &blockblob.CommitBlockListOptions{Metadata: meta, HTTPHeaders: hdr})
 	return b.fail("commit", key, err)
+}
+
+// blockIDs names the blocks of a file: "gptoss-<sha256[:24]>-<block
+// size>-<index>" (or a random upload id for the hash), base64, all of one
+// length as Azure requires.
+func blockIDs(sha256hex string, blockSize int64, n int) ([]string, error) {
+	id := sha256hex
+	if len(id) < 24 {
+		var rnd [12]byte
+		if _, err := rand.Read(rnd[:]); err != nil {
+			return nil, err
+		}
+		id = hex.EncodeToString(rnd[:])
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "gptoss-%s-%012d-%06d", id[:24], blockSize, i))
+	}
+	return ids, nil
+}
+
+// uncommitted returns the blob's staged, uncommitted blocks by id and size.
+// Not knowing them only costs a re-upload: any error but cancellation is
+// "none" (a blob that does not exist, credentials that may write but not
+// read), and the Put Block calls that follow report what is wrong.
+func (b *Bucket) uncommitted(ctx context.Context, bb *blockblob.Client, key string) (map[string]int64, error) {
+	out := map[string]int64{}
+	bl, err := bb.GetBlockList(ctx, blockblob.BlockListTypeUncommitted, nil)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return out, nil
+	}
+	for _, blk := range bl.UncommittedBlocks {
+		if blk != nil && blk.Name != nil && blk.Size != nil {
+			out[*blk.Name] = *blk.Size
+		}
+	}
+	return out, nil
 }
 
 // Delete removes a blob (tests and cleanup); a missing one is not an error.

@@ -69,10 +69,13 @@
 // larger one is staged as parallel Put Block calls (8 per file by default,
 // each retried on its own with backoff, honouring Retry-After) and made
 // visible by one Put Block List — the blob appears only at that commit,
-// atomically, replacing an older one. Block ids are
-// "gptoss-<random upload id>-<index>" (same length for every block, as
-// Azure requires), so blocks staged by an interrupted upload never mix
-// into a later one; Azure drops uncommitted blocks after seven days.
+// atomically, replacing an older one. Block ids name content:
+// "gptoss-<sha256[:24]>-<block size>-<index>" (the same length for every
+// block, as Azure requires), so an interrupted upload's staged blocks are
+// found again (Get Block List, uncommitted) and the next mirror of that
+// file stages only the missing ones: a 60 GB file resumes. Two mirrors of
+// the same file stage identical blocks, harmlessly. Azure drops
+// uncommitted blocks after seven days.
 // Block size grows past 64 MiB only if a file would need more than 50 000
 // blocks. The file's sha256 goes into the blob metadata
 // (x-ms-meta-gptoss_sha256; read back case-insensitively, and a plain
