@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"container/heap"
 	"fmt"
 	"strings"
 )
@@ -170,22 +169,53 @@ type candidate struct {
 	end   int
 }
 
+// candHeap is a binary min-heap of candidates (lowest rank, then
+// leftmost), typed to avoid container/heap's boxing.
 type candHeap []candidate
 
-func (h candHeap) Len() int { return len(h) }
-func (h candHeap) Less(i, j int) bool {
+func (h candHeap) less(i, j int) bool {
 	if h[i].m.rank != h[j].m.rank {
 		return h[i].m.rank < h[j].m.rank
 	}
 	return h[i].left < h[j].left
 }
-func (h candHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *candHeap) Push(x any)   { *h = append(*h, x.(candidate)) }
-func (h *candHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+func (h *candHeap) push(c candidate) {
+	*h = append(*h, c)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q[i], q[p] = q[p], q[i]
+		i = p
+	}
+}
+
+func (h *candHeap) pop() candidate {
+	q := *h
+	top := q[0]
+	last := len(q) - 1
+	q[0] = q[last]
+	q = q[:last]
+	for i := 0; ; {
+		l := 2*i + 1
+		if l >= len(q) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(q) && q.less(r, l) {
+			m = r
+		}
+		if !q.less(m, i) {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }
 
 // encodeHeap is encode in O(n log n) for long pieces: parts form a linked
@@ -206,14 +236,14 @@ func (p *bpe) encodeHeap(s string, out []int32) []int32 {
 		b := next[a]
 		m := p.pair(s, a, b, next[b])
 		if m.rank != noRank {
-			heap.Push(&h, candidate{m, a, b, next[b]})
+			h.push(candidate{m, a, b, next[b]})
 		}
 	}
 	for i := 0; i+1 < n; i++ {
 		push(i)
 	}
 	for len(h) > 0 {
-		c := heap.Pop(&h).(candidate)
+		c := h.pop()
 		if next[c.left] != c.right || c.right >= n || next[c.right] != c.end {
 			continue // a part changed since this pair was queued
 		}
