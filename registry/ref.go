@@ -70,7 +70,7 @@ func Parse(s string) (Ref, error) {
 	if i := strings.Index(s, "://"); i >= 0 {
 		scheme, s = s[:i], s[i+3:]
 		if scheme != SchemeHF {
-			return Ref{}, fmt.Errorf("%w: scheme %q is not supported yet (use hf:// or a directory)", ErrInvalidRef, scheme)
+			return Ref{}, fmt.Errorf("%w: %s://… names a place, not a model: give the model and the place, e.g. gptoss pull 20b --from %s://%s", ErrInvalidRef, scheme, scheme, s)
 		}
 	}
 	name, rev := s, ""
