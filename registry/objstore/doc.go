@@ -26,7 +26,9 @@
 // merges the file lists (format "custom", pulls select their format from
 // it); a new revision replaces the manifest (stale objects of the old one
 // stay but are no longer part of the snapshot). Mirroring another model to
-// a prefix that holds one is refused before any upload (Target.Prepare).
+// a prefix that holds one is refused before any upload (Target.Prepare,
+// which lists the manifest's key: that also turns a missing bucket or
+// refused access into one clear error before the first byte goes up).
 //
 // # Why a manifest, and what is trusted
 //

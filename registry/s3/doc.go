@@ -10,7 +10,10 @@
 //     identity, ECS, EC2 IMDS). When the chain finds nothing, requests go
 //     unsigned, so public buckets work without --no-sign-request (which
 //     forces it); an access-denied answer then says that no credentials
-//     were found and how to provide them.
+//     were found and how to provide them. Credentials and the region are
+//     settled at the first request, not in New, so a command that never
+//     needs the bucket (an offline pull served from the cache) never
+//     touches AWS or the instance metadata service.
 //   - --endpoint / AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL select an
 //     S3-compatible store, always spoken to path-style. On AWS the
 //     bucket's region is discovered with one unsigned HEAD
