@@ -248,13 +248,6 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) (*chat.TurnRe
 		return fail(apiErr)
 	}
 	turn := chat.Turn{Conv: p.conv, Prefill: p.prefill, Stop: p.stop}
-	if s.cfg.Script != nil {
-		reply, ok := s.cfg.Script.Reply(p.last)
-		if !ok {
-			return fail(&apiError{status: 500, Type: "server_error", Message: "the test script has no reply for this conversation"})
-		}
-		turn.Forced = reply
-	}
 	prompt, _, err := chat.PromptFor(s.cfg.Tokenizer, turn)
 	if err != nil {
 		return fail(badRequest("messages", "%v", err))
@@ -267,6 +260,13 @@ func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) (*chat.TurnRe
 			s.cfg.Context, want, len(prompt), max(p.maxTokens, 1)), "context_length_exceeded"))
 	}
 	turn.MaxTokens = p.maxTokens
+	if s.cfg.Script != nil {
+		reply, ok := s.cfg.Script.Reply(p.last)
+		if !ok {
+			return fail(&apiError{status: 500, Type: "server_error", Message: "the test script has no reply for this conversation"})
+		}
+		turn.Forced = reply
+	}
 	if turn.Sampler, err = sample.New(p.params); err != nil {
 		return fail(badRequest("", "%v", err))
 	}
