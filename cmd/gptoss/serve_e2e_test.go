@@ -163,7 +163,7 @@ func TestServeOpenAIClient(t *testing.T) {
 			Finish string
 		}
 		Errors map[string]struct {
-			Status                           int
+			Status                            int
 			Class, Type, Code, Param, Message string
 		}
 	}
