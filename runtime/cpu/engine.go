@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/runtime"
@@ -49,6 +50,7 @@ type Model struct {
 	unembed []byte
 	maxCtx  int
 	slack   int // TruncateSlack (tests make it small)
+	closed  atomic.Bool
 	qDim    int // heads·headDim
 	kvDim   int // kvHeads·headDim
 }
@@ -133,8 +135,10 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 func (m *Model) Config() convert.ModelConfig { return m.c }
 func (m *Model) Engine() string              { return "cpu" }
 
-// Close stops the worker pool; the layout stays the caller's.
+// Close stops the worker pool; the layout stays the caller's. Sequences
+// of a closed model refuse to run.
 func (m *Model) Close() error {
+	m.closed.Store(true)
 	m.p.Close()
 	return nil
 }
@@ -242,6 +246,9 @@ func grow(b []float32, n int) []float32 {
 func (s *sequence) Forward(ctx context.Context, tokens []int32, all bool) ([]float32, error) {
 	if s.closed {
 		return nil, errors.New("cpu: sequence is closed")
+	}
+	if s.m.closed.Load() {
+		return nil, errors.New("cpu: the model is closed")
 	}
 	if len(tokens) == 0 {
 		return nil, errors.New("cpu: forward of no tokens")

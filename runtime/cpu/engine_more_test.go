@@ -3,6 +3,7 @@ package cpu
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -260,4 +261,38 @@ func TestExpertMLP(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Sequences of one model run from several goroutines at once.
+func TestConcurrentSequences(t *testing.T) {
+	g := readGolden(t)
+	m, _ := loadSmallRing(t, TruncateSlack)
+	errs := make(chan error, 4)
+	for k := 0; k < 4; k++ {
+		go func() {
+			seq, _ := m.NewSequence(0)
+			for p, tok := range g.Tokens {
+				lg, err := seq.Forward(context.Background(), []int32{tok}, false)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if d := maxDiff(lg, g.LogitsF32[p]); d > 1e-3 {
+					errs <- fmt.Errorf("position %d: max |Δlogit| %g", p, d)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for k := 0; k < 4; k++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	seq, _ := m.NewSequence(0)
+	m.Close()
+	if _, err := seq.Forward(context.Background(), g.Tokens[:1], false); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("Forward after Close: %v", err)
+	}
 }
