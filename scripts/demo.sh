@@ -37,3 +37,8 @@ ls "$("$BIN/gptoss" path 20b)"
 "$BIN/gptoss" export 20b --to "$work/usb/gpt-oss-20b.tar"
 GPTOSS_HOME="$work/airgapped" GPTOSS_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:9 "$BIN/gptoss" import "$work/usb/gpt-oss-20b.tar"
 GPTOSS_HOME="$work/airgapped" GPTOSS_OFFLINE=1 HF_ENDPOINT=http://127.0.0.1:9 "$BIN/gptoss" verify 20b
+
+# Last: ask the model a question. The demo model's weights are random, so
+# its answer is nonsense, but every stage runs: tokenizer, Harmony prompt,
+# the engine the doctor plan picks, sampling, streaming.
+"$BIN/gptoss" run 20b -p "What is the capital of France?" --max-tokens 24 --seed 1
