@@ -33,15 +33,19 @@ func init() {
 // fromByteLevel turns a token written in the byte-level alphabet back into
 // its bytes.
 func fromByteLevel(tok string) (string, error) {
-	var b strings.Builder
-	b.Grow(len(tok))
+	b, err := appendFromByteLevel(make([]byte, 0, len(tok)), tok)
+	return string(b), err
+}
+
+// appendFromByteLevel appends the bytes a byte-level token stands for.
+func appendFromByteLevel(dst []byte, tok string) ([]byte, error) {
 	for _, r := range tok {
 		if r < 0 || int(r) >= len(runeToByte) || runeToByte[r] < 0 {
-			return "", fmt.Errorf("token %q: %q is not in the byte-level alphabet", tok, r)
+			return dst, fmt.Errorf("token %q: %q is not in the byte-level alphabet", tok, r)
 		}
-		b.WriteByte(byte(runeToByte[r]))
+		dst = append(dst, byte(runeToByte[r]))
 	}
-	return b.String(), nil
+	return dst, nil
 }
 
 // toByteLevel writes bytes in the byte-level alphabet.

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // maxID bounds token ids read from files, so a hostile file cannot make
@@ -208,14 +209,26 @@ func parseHF(b []byte) (*Tokenizer, error) {
 	t := &Tokenizer{split: split, addPrefixSpace: addPrefix, whole: m.IgnoreMerges}
 	t.vocab = make(map[string]int32, len(m.Vocab))
 	maxSeen := int32(-1)
+	// Every token's bytes go into one arena (sized up front so it never
+	// moves); the vocab keys and t.tokens are views into it.
+	size := 0
+	for tok := range m.Vocab {
+		size += len(tok)
+	}
+	arena := make([]byte, 0, size)
 	for tok, id := range m.Vocab {
 		if id < 0 || id >= maxID {
 			return nil, fmt.Errorf("model.vocab: token %q has id %d out of range", tok, id)
 		}
-		bs, err := fromByteLevel(tok)
-		if err != nil {
+		start := len(arena)
+		var err error
+		if arena, err = appendFromByteLevel(arena, tok); err != nil {
 			return nil, fmt.Errorf("model.vocab: %w", err)
 		}
+		if len(arena) == start {
+			return nil, errors.New("model.vocab: an empty token")
+		}
+		bs := unsafe.String(&arena[start], len(arena)-start)
 		if _, dup := t.vocab[bs]; dup {
 			return nil, fmt.Errorf("model.vocab: two tokens for bytes %q", bs)
 		}
@@ -233,7 +246,7 @@ func parseHF(b []byte) (*Tokenizer, error) {
 		if t.tokens[id] != nil {
 			return nil, fmt.Errorf("model.vocab: id %d is used twice", id)
 		}
-		t.tokens[id] = []byte(bs)
+		t.tokens[id] = unsafe.Slice(unsafe.StringData(bs), len(bs))
 	}
 	if err := t.setBytes(); err != nil {
 		return nil, err
@@ -290,24 +303,25 @@ func (t *Tokenizer) readMerges(raw json.RawMessage) error {
 		}
 	}
 	t.merges = make(map[string]merge, len(pairs))
+	var buf []byte
 	for i, p := range pairs {
-		a, err := fromByteLevel(p[0])
-		if err != nil {
+		var err error
+		if buf, err = appendFromByteLevel(buf[:0], p[0]); err != nil {
 			return fmt.Errorf("model.merges[%d]: %w", i, err)
 		}
-		b, err := fromByteLevel(p[1])
-		if err != nil {
+		left := len(buf)
+		if buf, err = appendFromByteLevel(buf, p[1]); err != nil {
 			return fmt.Errorf("model.merges[%d]: %w", i, err)
 		}
-		if a == "" || b == "" {
+		if left == 0 || left == len(buf) {
 			return fmt.Errorf("model.merges[%d]: empty side", i)
 		}
-		joined := a + b
-		id, ok := t.vocab[joined]
+		id, ok := t.vocab[string(buf)] // no allocation for the lookup
 		if !ok {
 			return fmt.Errorf("model.merges[%d]: %q + %q is not in the vocab", i, p[0], p[1])
 		}
-		m := merge{rank: int32(i), id: id, left: int32(len(a))}
+		joined := unsafe.String(unsafe.SliceData(t.tokens[id]), len(t.tokens[id])) // the arena's copy
+		m := merge{rank: int32(i), id: id, left: int32(left)}
 		if old, ok := t.merges[joined]; !ok {
 			t.merges[joined] = m
 		} else if old.left != m.left {
