@@ -280,6 +280,26 @@ func TestS3PrefixWithoutManifest(t *testing.T) {
 	if line == "" || !strings.Contains(line, fmt.Sprintf("%d of %d files", len(files), len(files))) || !strings.Contains(line, e.shards()[0].Path) {
 		t.Errorf("no honest not-checked line:\n%s", r.stderr)
 	}
+	// With --json: an "unchecked" event naming the files, "pulled" last.
+	j := s3Env(t, e, srv, true, "HF_ENDPOINT=http://127.0.0.1:1").mustRun("pull", "20b", "--from", loc, "--json", "--no-convert")
+	lines := strings.Split(strings.TrimSpace(j.stdout), "\n")
+	var last, un struct {
+		Event string   `json:"event"`
+		Files []string `json:"files"`
+	}
+	for _, l := range lines {
+		var ev struct {
+			Event string `json:"event"`
+		}
+		if json.Unmarshal([]byte(l), &ev) == nil && ev.Event == "unchecked" {
+			json.Unmarshal([]byte(l), &un)
+		}
+	}
+	json.Unmarshal([]byte(lines[len(lines)-1]), &last)
+	if last.Event != "pulled" || len(un.Files) != len(files) {
+		t.Errorf("--json: last event %q, unchecked %v", last.Event, un.Files)
+	}
+
 	// The revision names the listing; pulling it again is a cache hit.
 	r2 := b.mustRun("pull", "20b", "--from", loc)
 	if strings.TrimSpace(r2.stdout) != strings.TrimSpace(r.stdout) || strings.Contains(r2.stderr, "could not be checked") {

@@ -123,10 +123,13 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	if conv && g.json {
 		convertAfterPull(cmd, g, store, *res.Entry)
 	}
+	if g.json && res.Entry != nil && !res.Cached {
+		reportUnchecked(cmd, g, objSrc, res.Manifest) // "pulled" stays the last event
+	}
 	if err := out.pulled(res, time.Since(start), store); err != nil {
 		return err
 	}
-	if !res.Cached {
+	if !g.json && res.Entry != nil && !res.Cached {
 		reportUnchecked(cmd, g, objSrc, res.Manifest)
 	}
 	if conv && !g.json {
