@@ -121,8 +121,13 @@ func TestBenchSynthetic(t *testing.T) {
 		}
 		return float64(n) / time.Since(start).Seconds()
 	}
-	decode(s0, 8) // warm-up, graph capture
+	decode(s0, 8) // warm-up
 	res.Decode0TokPerSec = decode(s0, 128)
+	if s0.GraphErr != nil {
+		t.Errorf("decoding without a CUDA graph: %v", s0.GraphErr)
+	}
+	stepTimes(t, s0, "context ~140")
+	profileStep(t, s0, 1, "decode step, context ~140")
 	s0.Close()
 
 	res.PrefillTokens = 512
@@ -132,6 +137,8 @@ func TestBenchSynthetic(t *testing.T) {
 	}
 	s1.Forward(ctx, tokens(64), false) // warm-up
 	s1.Truncate(0)
+	copy(s1.hTok, tokens(prefillChunk))
+	profileStep(t, s1, prefillChunk, "prefill chunk of 256 tokens at context 0")
 	start = time.Now()
 	if _, err := s1.Forward(ctx, tokens(512), false); err != nil {
 		t.Fatal(err)
@@ -151,6 +158,8 @@ func TestBenchSynthetic(t *testing.T) {
 	res.Prefill8kTokPerS = 8192 / time.Since(start).Seconds()
 	decode(s2, 8)
 	res.Decode8kTokPerSec = decode(s2, 128)
+	stepTimes(t, s2, "context ~8.3k")
+	profileStep(t, s2, 1, "decode step, context ~8.3k")
 	res.PeakVRAMBytes = m.PeakDeviceBytes()
 	free, total := m.d.memInfo()
 	res.DeviceUsedBytes = total - free
@@ -186,5 +195,58 @@ func TestBenchSynthetic(t *testing.T) {
 	fmt.Printf("BENCH %s\n", b)
 	if p := os.Getenv("GPTOSS_BENCH_OUT"); p != "" {
 		os.WriteFile(p, b, 0o644)
+	}
+}
+
+// stepTimes prints a decode step's wall time with the graph and with
+// direct launches (the difference is the launch overhead the graph saves).
+func stepTimes(t *testing.T, q *Sequence, what string) {
+	q.hTok[0] = 1
+	q.hPos[0] = int32(q.n)
+	const n = 30
+	unlock := q.m.d.enter()
+	defer unlock()
+	var graph, direct time.Duration
+	if q.graph != 0 {
+		start := time.Now()
+		for i := 0; i < n; i++ {
+			if err := q.decodeGraph(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		graph = time.Since(start) / n
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if err := q.runDirect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	direct = time.Since(start) / n
+	fmt.Printf("STEP %s: %v with the CUDA graph, %v with direct launches\n", what, graph, direct)
+}
+
+// profileStep times each kernel of one forward pass of T tokens (direct
+// launches, events around each) at the sequence's position, without
+// advancing it, and prints the table.
+func profileStep(t *testing.T, q *Sequence, T int, what string) {
+	q.hPos[0] = int32(q.n)
+	unlock := q.m.d.enter()
+	defer unlock()
+	q.s.startProfile()
+	if err := q.enqueue(T, 0); err != nil {
+		t.Fatal(err)
+	}
+	names, ms, count, err := q.s.report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, n := range names {
+		total += ms[n]
+	}
+	fmt.Printf("PROFILE %s: %.3f ms of kernels\n", what, total)
+	for _, n := range names {
+		fmt.Printf("PROFILE   %-18s %4d launches %8.3f ms %5.1f%%\n", n, count[n], ms[n], 100*ms[n]/total)
 	}
 }

@@ -28,7 +28,7 @@ var kernelNames = []string{
 	"embed", "rmsnorm", "matvec_bf16_t1", "matvec_bf16_t8", "rope_kv",
 	"attn_partial_d16", "attn_partial_d32", "attn_partial_d64", "attn_partial_d128", "attn_combine",
 	"router_topk", "moe_plan", "moe_mlp1_t1", "moe_mlp1_t8", "moe_mlp2_t1", "moe_mlp2_t8",
-	"moe_combine", "argmax",
+	"moe_combine", "moe_mlp1_dec", "moe_mlp2_dec", "argmax",
 }
 
 // device is one GPU with its primary context and the loaded kernels.
@@ -185,6 +185,47 @@ type stream struct {
 	d      *device
 	s      cuStream
 	params unsafe.Pointer // maxParams pointers, then maxParams 8-byte values
+	prof   *profile       // when set, each launch is timed with events
+}
+
+// profile times kernel launches with events (a diagnostic: it serializes
+// nothing, but records two events per launch).
+type profile struct {
+	names  []string
+	events []cuEvent // start, end per launch
+	used   int
+}
+
+// startProfile makes the stream time its launches until report.
+func (s *stream) startProfile() { s.prof = &profile{} }
+
+// report waits for the stream and returns the time per kernel name (ms) in
+// launch order of first appearance, and the launches per name.
+func (s *stream) report() (names []string, ms map[string]float64, count map[string]int, err error) {
+	p := s.prof
+	s.prof = nil
+	if p == nil {
+		return nil, nil, nil, nil
+	}
+	if err := s.sync(); err != nil {
+		return nil, nil, nil, err
+	}
+	defer s.d.enter()()
+	ms, count = map[string]float64{}, map[string]int{}
+	for i := 0; i < p.used; i++ {
+		var t float32
+		drv.EventElapsedTime(&t, p.events[2*i], p.events[2*i+1])
+		n := p.names[i]
+		if _, ok := ms[n]; !ok {
+			names = append(names, n)
+		}
+		ms[n] += float64(t)
+		count[n]++
+	}
+	for _, e := range p.events {
+		drv.EventDestroy(e)
+	}
+	return names, ms, count, nil
 }
 
 const maxParams = 32
@@ -265,6 +306,16 @@ func (s *stream) launch(name string, g, b dim3, args ...any) error {
 		return nil // nothing to do
 	}
 	defer s.d.enter()()
+	if p := s.prof; p != nil {
+		var e0, e1 cuEvent
+		drv.EventCreate(&e0, 0)
+		drv.EventCreate(&e1, 0)
+		p.events = append(p.events, e0, e1)
+		p.names = append(p.names, name)
+		p.used++
+		drv.EventRecord(e0, s.s)
+		defer drv.EventRecord(e1, s.s)
+	}
 	return check("launch "+name, drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, 0, s.s, s.params, nil))
 }
 

@@ -142,6 +142,55 @@ func randBF16(r *rand.Rand, n int, scale float32) []byte {
 	return b
 }
 
+// f16Round rounds to the nearest FP16 value (ties to even), as the KV cache
+// stores it.
+func f16Round(f float32) float32 {
+	if math.Abs(float64(f)) < 1.0/(1<<14) { // subnormal in fp16: steps of 2^-24
+		return float32(math.RoundToEven(float64(f)*(1<<24)) / (1 << 24))
+	}
+	u := math.Float32bits(f)
+	u += 0xfff + (u>>13)&1
+	return math.Float32frombits(u &^ 0x1fff)
+}
+
+// f16ToF32 widens FP16 bits.
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp, man := uint32(h>>10)&0x1f, uint32(h&0x3ff)
+	switch {
+	case exp == 0:
+		v := float32(man) / (1 << 24)
+		if sign != 0 {
+			v = -v
+		}
+		return v
+	case exp == 31:
+		return math.Float32frombits(sign | 0x7f800000 | man<<13)
+	}
+	return math.Float32frombits(sign | (exp-15+127)<<23 | man<<13)
+}
+
+// randF16 returns n random normal FP16 values of magnitude 2^-5…2 as bytes,
+// and their float32 values.
+func randF16(r *rand.Rand, n int) ([]byte, []float32) {
+	b := make([]byte, 2*n)
+	f := make([]float32, n)
+	for i := 0; i < n; i++ {
+		h := uint16(r.IntN(2))<<15 | uint16(10+r.IntN(6))<<10 | uint16(r.IntN(1024))
+		binary.LittleEndian.PutUint16(b[2*i:], h)
+		f[i] = f16ToF32(h)
+	}
+	return b, f
+}
+
+func f16Bytes(b []byte) []float32 {
+	f := make([]float32, len(b)/2)
+	for i := range f {
+		f[i] = f16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+	}
+	return f
+}
+
 func bf16Round(f float32) float32 {
 	u := math.Float32bits(f)
 	u += 0x7fff + (u>>16)&1
@@ -182,6 +231,26 @@ func relErr(t testing.TB, what string, got, want []float32, tol float64) {
 		t.Fatalf("%s: relative error %.3g > %.3g", what, e, tol)
 	}
 	t.Logf("%s: relative error %.3g", what, e)
+}
+
+func TestF16Helpers(t *testing.T) {
+	r := rand.New(rand.NewPCG(0, 1))
+	for i := 0; i < 100000; i++ {
+		h := uint16(r.IntN(1 << 15)) // positive, every exponent but Inf/NaN
+		if h>>10 == 31 {
+			continue
+		}
+		f := f16ToF32(h)
+		if g := f16Round(f); g != f {
+			t.Fatalf("%#04x = %v rounds to %v", h, f, g)
+		}
+	}
+	if f16ToF32(0x3c00) != 1 || f16ToF32(0xc000) != -2 || f16ToF32(0x0001) != 1.0/(1<<24) {
+		t.Fatal("f16ToF32 constants")
+	}
+	if f16Round(1+1.0/4096) != 1 || f16Round(1+3.0/2048) != 1+2.0/1024 {
+		t.Fatal("f16Round ties")
+	}
 }
 
 func TestKernelEmbed(t *testing.T) {
@@ -298,18 +367,16 @@ func TestKernelRopeKV(t *testing.T) {
 	vb := make([]byte, T*kvw*2)
 	must(t, s.download(unsafe.Pointer(&kb[0]), kc+devPtr(pos0*kvw*2), len(kb)))
 	must(t, s.download(unsafe.Pointer(&vb[0]), vc+devPtr(pos0*kvw*2), len(vb)))
-	kg, vg := make([]float32, T*kvw), make([]float32, T*kvw)
-	cpu.BF16ToF32(kb, kg)
-	cpu.BF16ToF32(vb, vg)
+	kg, vg := f16Bytes(kb), f16Bytes(vb)
 	kw, vw := make([]float32, T*kvw), make([]float32, T*kvw)
 	for i := 0; i < T; i++ {
 		for j := 0; j < kvw; j++ {
-			kw[i*kvw+j] = bf16Round(want[i*W+tHq*tD+j])
-			vw[i*kvw+j] = bf16Round(qkv[i*W+(tHq+tHkv)*tD+j])
+			kw[i*kvw+j] = f16Round(want[i*W+tHq*tD+j])
+			vw[i*kvw+j] = f16Round(qkv[i*W+(tHq+tHkv)*tD+j])
 		}
 	}
-	relErr(t, "k cache", kg, kw, 4e-3)
-	relErr(t, "v cache", vg, vw, 0)
+	relErr(t, "k cache (fp16)", kg, kw, 1e-3)
+	relErr(t, "v cache (fp16)", vg, vw, 1e-6)
 }
 
 func TestKernelAttention(t *testing.T) {
@@ -331,10 +398,8 @@ func TestKernelAttention(t *testing.T) {
 			n := c.pos + c.T
 			kvw := c.Hkv * c.D
 			W := (c.Hq + 2*c.Hkv) * c.D
-			kb, vb := randBF16(r, n*kvw, 1.5), randBF16(r, n*kvw, 1)
-			keys, vals := make([]float32, n*kvw), make([]float32, n*kvw)
-			cpu.BF16ToF32(kb, keys)
-			cpu.BF16ToF32(vb, vals)
+			kb, keys := randF16(r, n*kvw)
+			vb, vals := randF16(r, n*kvw)
 			qkv := randF32(r, c.T*W, 1.5)
 			sinkb := randBF16(r, c.Hq, 2)
 			sinks := make([]float32, c.Hq)
@@ -433,6 +498,14 @@ func TestKernelMoE(t *testing.T) {
 			}
 		}
 		relErr(t, "moe", got, want, 1e-5)
+		if T == 1 {
+			// the one-token kernels: no plan, combine fused into mlp2
+			dx1 := devF32(t, d, s, x0)
+			act1 := devPoison(t, d, s, tK*tI)
+			must(t, s.moeMLP1Dec(dw1b, dw1s, db1, dxn, ids, act1, tI, tH, tK, 7))
+			must(t, s.moeMLP2Dec(dw2b, dw2s, db2, act1, ids, wts, dx1, tH, tI, tK))
+			relErr(t, "moe decode kernels", readF32(t, s, dx1, tH), want, 1e-5)
+		}
 	}
 }
 

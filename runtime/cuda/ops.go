@@ -95,6 +95,23 @@ func (s *stream) moeMLP2(blocks, scales, bias, act, order, tiles, ntiles, y devP
 		blocks, scales, bias, act, order, tiles, ntiles, y, H, I)
 }
 
+// moeDecodeOK says whether the one-token MoE kernels (no plan, combine
+// fused into mlp2) handle k experts per token.
+func moeDecodeOK(T, k int) bool { return T == 1 && k <= 4 }
+
+// moeMLP1Dec: act[k', :] = SwiGLU(W1_{ids[k']} · x + b1) for the k experts of
+// one token.
+func (s *stream) moeMLP1Dec(blocks, scales, bias, x, ids, act devPtr, I, K, topk int, limit float32) error {
+	return s.launch("moe_mlp1_dec", grid(ceilDiv(I, warpsPerBlock), topk, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, x, ids, act, I, K, topk, limit)
+}
+
+// moeMLP2Dec: x += Σ_k' wts[k']·(W2_{ids[k']} · act[k'] + b2) for one token.
+func (s *stream) moeMLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+	return s.launch("moe_mlp2_dec", grid(ceilDiv(H, warpsPerBlock), 1, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, act, ids, wts, x, H, I, topk)
+}
+
 func (s *stream) moeCombine(y, wts, x devPtr, T, H, k int) error {
 	return s.launch("moe_combine", grid(T, 1, 1), grid(256, 1, 1), y, wts, x, T, H, k)
 }

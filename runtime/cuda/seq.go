@@ -24,7 +24,7 @@ type Sequence struct {
 	maxLen int
 	n      int
 	bufs   []devPtr
-	kc, vc []devPtr // per layer, [maxLen, Hkv*D] bf16
+	kc, vc []devPtr // per layer, [maxLen, Hkv*D] fp16
 
 	x, xn, qkv, attn, part, router devPtr
 	ids, wts, order, tiles, ntiles devPtr
@@ -272,6 +272,14 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			s.rmsnorm(q.x, w.mlpNorm, q.xn, T, H, eps),
 			s.matvec(w.gateW, w.gateB, q.xn, q.router, E, H, T, false),
 			s.routerTopK(q.router, q.ids, q.wts, T, E, k),
+		)
+		if moeDecodeOK(T, k) {
+			errs = append(errs,
+				s.moeMLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+				s.moeMLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+			continue
+		}
+		errs = append(errs,
 			s.moePlan(q.ids, n, E, tile, q.order, q.tiles, q.ntiles),
 			s.moeMLP1(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.order, q.tiles, q.ntiles, q.act, I, H, k, tile, maxTiles, limit),
 			s.moeMLP2(w.w2Blocks, w.w2Scales, w.b2, q.act, q.order, q.tiles, q.ntiles, q.y, H, I, tile, maxTiles),

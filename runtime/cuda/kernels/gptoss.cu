@@ -5,10 +5,13 @@
 // Conventions: activations are float32 row-major [T, width]; weights are the
 // layout's bytes as is (BF16 as raw uint16, MXFP4 blocks [E, out, in/32, 16]
 // with the even element in the low nibble + E8M0 scales [E, out, in/32]); the
-// KV cache is BF16 [maxLen, kvHeads*headDim] per layer. Kernels that depend on
+// KV cache is FP16 [maxLen, kvHeads*headDim] per layer (as llama.cpp's
+// default: BF16's 8-bit mantissa moved the tiny golden model's logits by
+// 0.054, FP16's 11 bits by 0.011, at the same bytes). Kernels that depend on
 // the position read it from device memory (pos0), so a captured CUDA graph
 // replays with new positions.
 #include <stdint.h>
+#include <cuda_fp16.h>
 
 #define DEV __device__ __forceinline__
 
@@ -19,6 +22,12 @@ DEV uint16_t f2bf(float f) {
   if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;  // NaN
   u += 0x7fffu + ((u >> 16) & 1u);                      // round to nearest even
   return (uint16_t)(u >> 16);
+}
+
+DEV void h8(uint4 v, float* f) {
+  float2 a = __half22float2(*(const __half2*)&v.x), b = __half22float2(*(const __half2*)&v.y);
+  float2 c = __half22float2(*(const __half2*)&v.z), d = __half22float2(*(const __half2*)&v.w);
+  f[0] = a.x; f[1] = a.y; f[2] = b.x; f[3] = b.y; f[4] = c.x; f[5] = c.y; f[6] = d.x; f[7] = d.y;
 }
 
 DEV float warp_sum(float v) {
@@ -140,11 +149,11 @@ extern "C" __global__ void matvec_bf16_t8(const uint16_t* W, const uint16_t* bia
 
 // ---------------------------------------------------------------------------
 // YaRN RoPE on q and k (half-split pairs i, i+D/2) at positions pos0+t, then
-// k and v into the BF16 KV cache rows pos0+t. qkv is [T, (Hq+2Hkv)*D].
+// k and v into the FP16 KV cache rows pos0+t. qkv is [T, (Hq+2Hkv)*D].
 // cos/sin are scaled by the YaRN concentration.
 extern "C" __global__ void rope_kv(float* __restrict__ qkv, const float* __restrict__ inv_freq,
-                                   const int* __restrict__ pos0, uint16_t* __restrict__ kc,
-                                   uint16_t* __restrict__ vc, int T, int Hq, int Hkv, int D, float conc) {
+                                   const int* __restrict__ pos0, __half* __restrict__ kc,
+                                   __half* __restrict__ vc, int T, int Hq, int Hkv, int D, float conc) {
   int t = blockIdx.x;
   if (t >= T) return;
   int p = *pos0 + t;
@@ -165,13 +174,13 @@ extern "C" __global__ void rope_kv(float* __restrict__ qkv, const float* __restr
     v[i] = o1;
     v[i + half] = o2;
     if (h >= Hq) {
-      uint16_t* k = kc + (size_t)p * kvw + (h - Hq) * D;
-      k[i] = f2bf(o1);
-      k[i + half] = f2bf(o2);
+      __half* k = kc + (size_t)p * kvw + (h - Hq) * D;
+      k[i] = __float2half_rn(o1);
+      k[i + half] = __float2half_rn(o2);
     }
   }
   const float* vsrc = row + (Hq + Hkv) * D;
-  for (int j = threadIdx.x; j < kvw; j += blockDim.x) vc[(size_t)p * kvw + j] = f2bf(vsrc[j]);
+  for (int j = threadIdx.x; j < kvw; j += blockDim.x) vc[(size_t)p * kvw + j] = __float2half_rn(vsrc[j]);
 }
 
 // ---------------------------------------------------------------------------
@@ -182,8 +191,8 @@ extern "C" __global__ void rope_kv(float* __restrict__ qkv, const float* __restr
 // and the sink (once) and writes out[t, h*D + d].
 #define ATT_THREADS 128
 template <int D>
-DEV void attn_partial_body(const float* __restrict__ qkv, const uint16_t* __restrict__ kc,
-                           const uint16_t* __restrict__ vc, const int* __restrict__ pos0, float* __restrict__ part,
+DEV void attn_partial_body(const float* __restrict__ qkv, const __half* __restrict__ kc,
+                           const __half* __restrict__ vc, const int* __restrict__ pos0, float* __restrict__ part,
                            int T, int Hq, int Hkv, int window, int S, float scale) {
   int h = blockIdx.x, t = blockIdx.y, s = blockIdx.z;
   int g = h / (Hq / Hkv);
@@ -192,6 +201,11 @@ DEV void attn_partial_body(const float* __restrict__ qkv, const uint16_t* __rest
   int n = p - lo + 1;
   int chunk = (n + S - 1) / S;
   int begin = lo + s * chunk, end = min(p + 1, begin + chunk);
+  float* o = part + ((size_t)(t * Hq + h) * S + s) * (D + 2);
+  if (begin >= end) {  // an empty split (short context): nothing to merge
+    if (threadIdx.x == 0) { o[0] = -INFINITY; o[1] = 0.f; }
+    return;
+  }
   __shared__ float qs[D];
   int width = (Hq + 2 * Hkv) * D;
   for (int d = threadIdx.x; d < D; d += blockDim.x) qs[d] = qkv[(size_t)t * width + h * D + d] * scale;
@@ -205,11 +219,10 @@ DEV void attn_partial_body(const float* __restrict__ qkv, const uint16_t* __rest
     float dot = 0.f;
 #pragma unroll
     for (int c = 0; c < D / 8; c++) {
-      uint4 v = kr[c];
-      dot += __uint_as_float(v.x << 16) * qs[8 * c + 0] + __uint_as_float(v.x & 0xffff0000u) * qs[8 * c + 1] +
-             __uint_as_float(v.y << 16) * qs[8 * c + 2] + __uint_as_float(v.y & 0xffff0000u) * qs[8 * c + 3] +
-             __uint_as_float(v.z << 16) * qs[8 * c + 4] + __uint_as_float(v.z & 0xffff0000u) * qs[8 * c + 5] +
-             __uint_as_float(v.w << 16) * qs[8 * c + 6] + __uint_as_float(v.w & 0xffff0000u) * qs[8 * c + 7];
+      float f[8];
+      h8(kr[c], f);
+#pragma unroll
+      for (int u = 0; u < 8; u++) dot += f[u] * qs[8 * c + u];
     }
     float mn = fmaxf(m, dot);
     float corr = __expf(m - mn);  // m = -inf the first time: 0
@@ -218,15 +231,10 @@ DEV void attn_partial_body(const float* __restrict__ qkv, const uint16_t* __rest
     const uint4* vr = (const uint4*)(vc + (size_t)j * kvw + g * D);
 #pragma unroll
     for (int c = 0; c < D / 8; c++) {
-      uint4 v = vr[c];
-      acc[8 * c + 0] = acc[8 * c + 0] * corr + pj * __uint_as_float(v.x << 16);
-      acc[8 * c + 1] = acc[8 * c + 1] * corr + pj * __uint_as_float(v.x & 0xffff0000u);
-      acc[8 * c + 2] = acc[8 * c + 2] * corr + pj * __uint_as_float(v.y << 16);
-      acc[8 * c + 3] = acc[8 * c + 3] * corr + pj * __uint_as_float(v.y & 0xffff0000u);
-      acc[8 * c + 4] = acc[8 * c + 4] * corr + pj * __uint_as_float(v.z << 16);
-      acc[8 * c + 5] = acc[8 * c + 5] * corr + pj * __uint_as_float(v.z & 0xffff0000u);
-      acc[8 * c + 6] = acc[8 * c + 6] * corr + pj * __uint_as_float(v.w << 16);
-      acc[8 * c + 7] = acc[8 * c + 7] * corr + pj * __uint_as_float(v.w & 0xffff0000u);
+      float f[8];
+      h8(vr[c], f);
+#pragma unroll
+      for (int u = 0; u < 8; u++) acc[8 * c + u] = acc[8 * c + u] * corr + pj * f[u];
     }
     m = mn;
   }
@@ -254,7 +262,6 @@ DEV void attn_partial_body(const float* __restrict__ qkv, const uint16_t* __rest
     if (lane == 0) accs[w][d] = v;
   }
   __syncthreads();
-  float* o = part + ((size_t)(t * Hq + h) * S + s) * (D + 2);
   for (int d = threadIdx.x; d <= D; d += blockDim.x) {
     float v = 0.f;
     for (int i = 0; i < ATT_THREADS / 32; i++) v += accs[i][d];
@@ -265,7 +272,7 @@ DEV void attn_partial_body(const float* __restrict__ qkv, const uint16_t* __rest
 
 #define ATT_INST(D)                                                                                       \
   extern "C" __global__ void __launch_bounds__(ATT_THREADS) attn_partial_d##D(                            \
-      const float* qkv, const uint16_t* kc, const uint16_t* vc, const int* pos0, float* part, int T, int Hq, \
+      const float* qkv, const __half* kc, const __half* vc, const int* pos0, float* part, int T, int Hq,   \
       int Hkv, int window, int S, float scale) {                                                           \
     attn_partial_body<D>(qkv, kc, vc, pos0, part, T, Hq, Hkv, window, S, scale);                          \
   }
@@ -367,33 +374,65 @@ extern "C" __global__ void moe_plan(const int* __restrict__ ids, int n, int E, i
   }
 }
 
-// MXFP4 rows of one expert dotted with up to TB activation rows: each lane
-// takes 32-element blocks (16 bytes + 1 scale) along the row.
+// MXFP4 rows dotted with activations. Each lane takes 32-element blocks
+// (16 bytes + 1 scale) along the row; a byte becomes its two E2M1 values
+// through a 256-entry float2 table in shared memory (one load instead of
+// ~14 integer ops), and meets 8 activations loaded as two float4.
+DEV void fill_lut(float2* lut) {
+  for (int i = threadIdx.x; i < 256; i += blockDim.x) lut[i] = make_float2(fp4(i & 15u), fp4(i >> 4));
+  __syncthreads();
+}
+
+// dot of one 16-byte block (32 elements) with xs[0..31]
+DEV float block_dot(const float2* lut, uint4 q, const float* xs) {
+  uint32_t w[4] = {q.x, q.y, q.z, q.w};
+  float d = 0.f;
+#pragma unroll
+  for (int c = 0; c < 4; c++) {
+    float2 a0 = lut[w[c] & 0xffu], a1 = lut[(w[c] >> 8) & 0xffu], a2 = lut[(w[c] >> 16) & 0xffu], a3 = lut[w[c] >> 24];
+    float4 xa = *(const float4*)(xs + 8 * c), xb = *(const float4*)(xs + 8 * c + 4);
+    d += a0.x * xa.x + a0.y * xa.y + a1.x * xa.z + a1.y * xa.w + a2.x * xb.x + a2.y * xb.y + a3.x * xb.z + a3.y * xb.w;
+  }
+  return d;
+}
+
+DEV float e8m0(uint8_t s) { return __uint_as_float(((uint32_t)s) << 23); }
+
+DEV float swiglu(float g, float l, float limit) {
+  g = fminf(g, limit);
+  l = fminf(fmaxf(l, -limit), limit);
+  return g / (1.f + expf(-1.702f * g)) * (l + 1.f);
+}
+
+// 8 E2M1 values of one 32-bit word (4 bytes, even element low nibble).
+DEV void dec8(const float2* lut, uint32_t w, float* f) {
+  float2 a0 = lut[w & 0xffu], a1 = lut[(w >> 8) & 0xffu], a2 = lut[(w >> 16) & 0xffu], a3 = lut[w >> 24];
+  f[0] = a0.x; f[1] = a0.y; f[2] = a1.x; f[3] = a1.y; f[4] = a2.x; f[5] = a2.y; f[6] = a3.x; f[7] = a3.y;
+}
+
+DEV float dot8(const float* f, const float* xs) {
+  float4 xa = *(const float4*)xs, xb = *(const float4*)(xs + 4);
+  return f[0] * xa.x + f[1] * xa.y + f[2] * xa.z + f[3] * xa.w + f[4] * xb.x + f[5] * xb.y + f[6] * xb.z + f[7] * xb.w;
+}
+
 // mlp1 with fused clamped SwiGLU: a warp owns output pair j (rows 2j = gate,
-// 2j+1 = linear) and writes act[a, j] for each assignment a of its tile.
-// grid (ceil(I / warps), maxTiles), x is [T, K], act is [n, I].
+// 2j+1 = linear) of expert e for cnt ≤ TB assignments a[i] (token a/topk)
+// and writes act[a, j]. The weights are decoded once per word and meet
+// every assignment's activations.
 template <int TB>
-DEV void moe_mlp1_body(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
-                       const uint16_t* __restrict__ bias, const float* __restrict__ x, const int* __restrict__ order,
-                       const int4* __restrict__ tiles, const int* __restrict__ ntiles, float* __restrict__ act, int I,
-                       int K, int topk, float limit) {
-  if ((int)blockIdx.y >= *ntiles) return;
+DEV void moe_mlp1_rows(const float2* lut, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
+                       const uint16_t* __restrict__ bias, const float* __restrict__ x, const int* a, int cnt, int e,
+                       float* __restrict__ act, int I, int K, int topk, float limit) {
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   int j = blockIdx.x * (blockDim.x >> 5) + warp;
   if (j >= I) return;
-  int4 tl = tiles[blockIdx.y];
-  int e = tl.x, cnt = tl.z;
   int nb = K >> 5;
-  int a[TB];
   const float* xr[TB];
 #pragma unroll
-  for (int i = 0; i < TB; i++) {
-    a[i] = i < cnt ? order[tl.y + i] : 0;
-    xr[i] = x + (size_t)(a[i] / topk) * K;
-  }
+  for (int i = 0; i < TB; i++) xr[i] = x + (size_t)(a[i] / topk) * K;
   size_t r0 = (size_t)e * 2 * I + 2 * j;
   const uint4* b0 = (const uint4*)(blocks + r0 * nb * 16);
-  const uint4* b1 = (const uint4*)(blocks + (r0 + 1) * nb * 16);
+  const uint4* b1 = b0 + nb;
   const uint8_t* s0 = scales + r0 * nb;
   const uint8_t* s1 = s0 + nb;
   float acc0[TB], acc1[TB];
@@ -401,25 +440,22 @@ DEV void moe_mlp1_body(const uint8_t* __restrict__ blocks, const uint8_t* __rest
   for (int i = 0; i < TB; i++) acc0[i] = acc1[i] = 0.f;
   for (int gb = lane; gb < nb; gb += 32) {
     uint4 q0 = ld_stream(b0 + gb), q1 = ld_stream(b1 + gb);
-    float f0 = __uint_as_float(((uint32_t)s0[gb]) << 23), f1 = __uint_as_float(((uint32_t)s1[gb]) << 23);
-    uint32_t w0[4] = {q0.x, q0.y, q0.z, q0.w}, w1[4] = {q1.x, q1.y, q1.z, q1.w};
+    float f0 = e8m0(s0[gb]), f1 = e8m0(s1[gb]);
+    uint32_t u0[4] = {q0.x, q0.y, q0.z, q0.w}, u1[4] = {q1.x, q1.y, q1.z, q1.w};
     float d0[TB], d1[TB];
 #pragma unroll
     for (int i = 0; i < TB; i++) d0[i] = d1[i] = 0.f;
 #pragma unroll
     for (int c = 0; c < 4; c++) {
+      float w0[8], w1[8];
+      dec8(lut, u0[c], w0);
+      dec8(lut, u1[c], w1);
 #pragma unroll
-      for (int bsh = 0; bsh < 32; bsh += 8) {
-        uint32_t by0 = (w0[c] >> bsh) & 0xffu, by1 = (w1[c] >> bsh) & 0xffu;
-        float l0 = fp4(by0 & 15u), h0 = fp4(by0 >> 4), l1 = fp4(by1 & 15u), h1 = fp4(by1 >> 4);
-        int col = gb * 32 + c * 8 + (bsh >> 2);
-#pragma unroll
-        for (int i = 0; i < TB; i++) {
-          if (i < cnt) {
-            float2 xv = *(const float2*)(xr[i] + col);
-            d0[i] += l0 * xv.x + h0 * xv.y;
-            d1[i] += l1 * xv.x + h1 * xv.y;
-          }
+      for (int i = 0; i < TB; i++) {
+        if (i < cnt) {
+          const float* xs = xr[i] + gb * 32 + 8 * c;
+          d0[i] += dot8(w0, xs);
+          d1[i] += dot8(w1, xs);
         }
       }
     }
@@ -432,35 +468,19 @@ DEV void moe_mlp1_body(const uint8_t* __restrict__ blocks, const uint8_t* __rest
   for (int i = 0; i < TB; i++) {
     float g = warp_sum(acc0[i]) + bg;
     float l = warp_sum(acc1[i]) + bl;
-    if (lane == 0 && i < cnt) {
-      g = fminf(g, limit);
-      l = fminf(fmaxf(l, -limit), limit);
-      float y = g / (1.f + expf(-1.702f * g)) * (l + 1.f);
-      act[(size_t)a[i] * I + j] = y;
-    }
+    if (lane == 0 && i < cnt) act[(size_t)a[i] * I + j] = swiglu(g, l, limit);
   }
 }
 
-// mlp2: a warp owns output row r, y[a, r] = W2_e[r] · act[a] + b2_e[r].
+// mlp2: a warp owns output row r of expert e: y[a, r] = W2_e[r] · act[a] + b2_e[r].
 template <int TB>
-DEV void moe_mlp2_body(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
-                       const uint16_t* __restrict__ bias, const float* __restrict__ act, const int* __restrict__ order,
-                       const int4* __restrict__ tiles, const int* __restrict__ ntiles, float* __restrict__ y, int H,
-                       int I) {
-  if ((int)blockIdx.y >= *ntiles) return;
+DEV void moe_mlp2_rows(const float2* lut, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
+                       const uint16_t* __restrict__ bias, const float* __restrict__ act, const int* a, int cnt, int e,
+                       float* __restrict__ y, int H, int I) {
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   int r = blockIdx.x * (blockDim.x >> 5) + warp;
   if (r >= H) return;
-  int4 tl = tiles[blockIdx.y];
-  int e = tl.x, cnt = tl.z;
   int nb = I >> 5;
-  int a[TB];
-  const float* xr[TB];
-#pragma unroll
-  for (int i = 0; i < TB; i++) {
-    a[i] = i < cnt ? order[tl.y + i] : 0;
-    xr[i] = act + (size_t)a[i] * I;
-  }
   size_t row = (size_t)e * H + r;
   const uint4* b0 = (const uint4*)(blocks + row * nb * 16);
   const uint8_t* s0 = scales + row * nb;
@@ -469,26 +489,18 @@ DEV void moe_mlp2_body(const uint8_t* __restrict__ blocks, const uint8_t* __rest
   for (int i = 0; i < TB; i++) acc[i] = 0.f;
   for (int gb = lane; gb < nb; gb += 32) {
     uint4 q0 = ld_stream(b0 + gb);
-    float f0 = __uint_as_float(((uint32_t)s0[gb]) << 23);
-    uint32_t w0[4] = {q0.x, q0.y, q0.z, q0.w};
+    float f0 = e8m0(s0[gb]);
+    uint32_t u0[4] = {q0.x, q0.y, q0.z, q0.w};
     float d0[TB];
 #pragma unroll
     for (int i = 0; i < TB; i++) d0[i] = 0.f;
 #pragma unroll
     for (int c = 0; c < 4; c++) {
+      float w0[8];
+      dec8(lut, u0[c], w0);
 #pragma unroll
-      for (int bsh = 0; bsh < 32; bsh += 8) {
-        uint32_t by0 = (w0[c] >> bsh) & 0xffu;
-        float l0 = fp4(by0 & 15u), h0 = fp4(by0 >> 4);
-        int col = gb * 32 + c * 8 + (bsh >> 2);
-#pragma unroll
-        for (int i = 0; i < TB; i++) {
-          if (i < cnt) {
-            float2 xv = *(const float2*)(xr[i] + col);
-            d0[i] += l0 * xv.x + h0 * xv.y;
-          }
-        }
-      }
+      for (int i = 0; i < TB; i++)
+        if (i < cnt) d0[i] += dot8(w0, act + (size_t)a[i] * I + gb * 32 + 8 * c);
     }
 #pragma unroll
     for (int i = 0; i < TB; i++) acc[i] += d0[i] * f0;
@@ -501,19 +513,83 @@ DEV void moe_mlp2_body(const uint8_t* __restrict__ blocks, const uint8_t* __rest
   }
 }
 
-#define MOE_INST(TB)                                                                                          \
-  extern "C" __global__ void moe_mlp1_t##TB(const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, \
-                                            const float* x, const int* order, const int4* tiles,                \
-                                            const int* ntiles, float* act, int I, int K, int topk, float limit) { \
-    moe_mlp1_body<TB>(blocks, scales, bias, x, order, tiles, ntiles, act, I, K, topk, limit);                  \
-  }                                                                                                             \
-  extern "C" __global__ void moe_mlp2_t##TB(const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, \
-                                            const float* act, const int* order, const int4* tiles,              \
-                                            const int* ntiles, float* y, int H, int I) {                        \
-    moe_mlp2_body<TB>(blocks, scales, bias, act, order, tiles, ntiles, y, H, I);                               \
+// Grouped (prefill) kernels: grid (ceil(rows / 8), maxTiles), tile = blockIdx.y.
+#define MOE_TILE_PROLOGUE(TB)                                 \
+  __shared__ float2 lut[256];                                 \
+  fill_lut(lut);                                              \
+  if ((int)blockIdx.y >= *ntiles) return;                     \
+  int4 tl = tiles[blockIdx.y];                                \
+  int a[TB];                                                  \
+  _Pragma("unroll") for (int i = 0; i < TB; i++) a[i] = i < tl.z ? order[tl.y + i] : order[tl.y];
+
+#define MOE_INST(TB, MINB)                                                                                        \
+  extern "C" __global__ void __launch_bounds__(256, MINB) moe_mlp1_t##TB(                                         \
+      const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, const float* x, const int* order,       \
+      const int4* tiles, const int* ntiles, float* act, int I, int K, int topk, float limit) {                   \
+    MOE_TILE_PROLOGUE(TB)                                                                                         \
+    moe_mlp1_rows<TB>(lut, blocks, scales, bias, x, a, tl.z, tl.x, act, I, K, topk, limit);                      \
+  }                                                                                                               \
+  extern "C" __global__ void __launch_bounds__(256, MINB) moe_mlp2_t##TB(                                         \
+      const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, const float* act, const int* order,     \
+      const int4* tiles, const int* ntiles, float* y, int H, int I) {                                             \
+    MOE_TILE_PROLOGUE(TB)                                                                                         \
+    moe_mlp2_rows<TB>(lut, blocks, scales, bias, act, a, tl.z, tl.x, y, H, I);                                   \
   }
-MOE_INST(1)
-MOE_INST(8)
+MOE_INST(1, 1)
+MOE_INST(8, 2)
+
+// Decode (one token, k ≤ 4 experts), no plan: mlp1 takes its expert from
+// ids[blockIdx.y]; mlp2 walks the k experts of each output row and adds
+// Σ_k w_k·(W2_k·act_k + b2_k) straight into the residual x.
+extern "C" __global__ void __launch_bounds__(256) moe_mlp1_dec(const uint8_t* blocks, const uint8_t* scales,
+                                                               const uint16_t* bias, const float* x, const int* ids,
+                                                               float* act, int I, int K, int topk, float limit) {
+  __shared__ float2 lut[256];
+  fill_lut(lut);
+  int a[1] = {(int)blockIdx.y};
+  moe_mlp1_rows<1>(lut, blocks, scales, bias, x, a, 1, ids[blockIdx.y], act, I, K, topk, limit);
+}
+
+extern "C" __global__ void __launch_bounds__(256) moe_mlp2_dec(const uint8_t* __restrict__ blocks,
+                                                               const uint8_t* __restrict__ scales,
+                                                               const uint16_t* __restrict__ bias,
+                                                               const float* __restrict__ act, const int* __restrict__ ids,
+                                                               const float* __restrict__ wts, float* __restrict__ x,
+                                                               int H, int I, int topk) {
+  __shared__ float2 lut[256];
+  fill_lut(lut);
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int r = blockIdx.x * (blockDim.x >> 5) + warp;
+  if (r >= H) return;
+  int nb = I >> 5;
+  const uint4* b[4];
+  const uint8_t* sc[4];
+  int e[4];
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    e[k] = ids[k < topk ? k : 0];
+    size_t row = (size_t)e[k] * H + r;
+    b[k] = (const uint4*)(blocks + row * nb * 16);
+    sc[k] = scales + row * nb;
+  }
+  float acc[4] = {0.f, 0.f, 0.f, 0.f};
+  for (int gb = lane; gb < nb; gb += 32) {
+    uint4 q[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+      if (k < topk) q[k] = ld_stream(b[k] + gb);
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+      if (k < topk) acc[k] += block_dot(lut, q[k], act + (size_t)k * I + gb * 32) * e8m0(sc[k][gb]);
+  }
+  float yv = 0.f;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    float s = warp_sum(acc[k]);
+    if (k < topk) yv += wts[k] * (s + bf2f(bias[(size_t)e[k] * H + r]));
+  }
+  if (lane == 0) x[r] += yv;
+}
 
 // x[t] += Σ_k w[t,k] · y[t*k + k']. grid T.
 extern "C" __global__ void moe_combine(const float* __restrict__ y, const float* __restrict__ wts,
