@@ -49,6 +49,14 @@
 //     against anything: Source.Unchecked lists it, and the CLI says so in
 //     one line after the pull.
 //
+// Keys under the prefix that are not clean relative paths ("dir/" markers,
+// "a//b", "..") are not part of the snapshot. Target.Stat counts a file as
+// present when its object has the same size and sha256 metadata, or, for a
+// store or tool that keeps no metadata, when the existing manifest lists it
+// with that sha256: a mirror trusts what it wrote. An object damaged behind
+// its back keeps its metadata, so after a pull reports a digest mismatch,
+// delete the object and mirror again.
+//
 // # Stable identities (resume)
 //
 // With a manifest, files are keyed by sha256, so an interrupted pull

@@ -30,8 +30,11 @@
 //   - Uploads up to the part size (64 MiB) are one PutObject; larger ones
 //     a multipart upload whose parts (raised so at most 10 000 are
 //     needed) go up 8 at a time through objstore.UploadParts, each part
-//     retried on its own; any failure aborts the upload, so nothing is
-//     visible and no parts are left billed.
+//     retried on its own; any failure or interruption (Ctrl-C) aborts the
+//     upload, so nothing is visible and no parts are left billed. Only a
+//     kill -9 mid-upload leaves stored parts (never a visible object):
+//     a bucket lifecycle rule AbortIncompleteMultipartUpload cleans them.
+//     Files that completed are skipped when the mirror runs again.
 //   - List HEADs every object (16 at a time) for its sha256 metadata:
 //     S3 listings carry none, and a model prefix has a few dozen objects.
 //   - Errors: the SDK's multi-part text is replaced by one line with the
