@@ -22,7 +22,7 @@
 //     row, exp(x−max) by a degree-6 polynomial, max, the weighted sum of
 //     value rows). Each has a pure-Go version (kernels.go), always built,
 //     used on other CPUs, and tested against the assembly.
-//   - Prefill: the tokens of a Forward go through in chunks of 256; each
+//   - Prefill: the tokens of a Forward go through in chunks of 512; each
 //     weight matrix is read once per chunk (a tile of 16 rows is widened to
 //     f32 and meets every token of the chunk). The MoE groups the chunk's
 //     (token, expert) pairs by expert and runs every active expert's rows
@@ -43,7 +43,7 @@
 //     positions from the furthest position ever written (else a clear
 //     error: start a new sequence). A failed or cancelled Forward (ctx is
 //     checked before every layer) rolls the sequence back to where it was,
-//     which the slack always allows for calls of up to 256 tokens.
+//     which the slack always allows for calls of up to 512 tokens.
 //   - Parallelism: a small persistent worker pool per model (Options.Threads,
 //     default GOMAXPROCS); a parallel loop hands chunks out from an atomic
 //     counter, the calling goroutine working as worker 0; one channel send

@@ -20,7 +20,7 @@ func (Engine) Available() error { return nil }
 
 const (
 	// chunkTokens bounds one batch of a Forward (activation memory).
-	chunkTokens = 256
+	chunkTokens = 512
 	// TruncateSlack is how many positions beyond the window a sliding
 	// layer's ring keeps, so Truncate can go back that far.
 	TruncateSlack = 512
@@ -239,10 +239,19 @@ func grow(b []float32, n int) []float32 {
 	return b[:n]
 }
 
-// Forward feeds tokens in chunks of at most 256. On error (a bad token,
+// growPadded is grow for n rows of width w, with capacity for padRows(n)
+// (gemmTile reads whole groups of four rows).
+func growPadded(b []float32, n, w int) []float32 {
+	if cap(b) < padRows(n)*w {
+		return make([]float32, n*w, padRows(n)*w)
+	}
+	return b[:n*w]
+}
+
+// Forward feeds tokens in chunks of at most 512. On error (a bad token,
 // a cancelled ctx) the sequence goes back to its length before the call
 // when the sliding-window rings still allow (always for calls of at most
-// 256 tokens); otherwise it keeps the whole chunks already fed.
+// 512 tokens); otherwise it keeps the whole chunks already fed.
 func (s *sequence) Forward(ctx context.Context, tokens []int32, all bool) ([]float32, error) {
 	if s.closed {
 		return nil, errors.New("cpu: sequence is closed")
@@ -294,9 +303,9 @@ func (s *sequence) chunk(ctx context.Context, tokens []int32, out []float32) err
 	n, H, p0 := len(tokens), c.HiddenSize, s.n
 	half := c.HeadDim / 2
 	s.x = grow(s.x, n*H)
-	s.t = grow(s.t, n*H)
+	s.t = growPadded(s.t, n, H)
 	s.qkv = grow(s.qkv, n*(m.qDim+2*m.kvDim))
-	s.attn = grow(s.attn, n*m.qDim)
+	s.attn = growPadded(s.attn, n, m.qDim)
 	s.proj = grow(s.proj, n*H)
 	s.router = grow(s.router, n*c.NumExperts)
 	s.cos, s.sin = grow(s.cos, n*half), grow(s.sin, n*half)

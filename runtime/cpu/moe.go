@@ -50,8 +50,8 @@ func (s *sequence) moeLayer(lw *layerWeights, n int) {
 		}
 	}
 	rows := n * K
-	b.xe, b.he = grow(b.xe, rows*H), grow(b.he, rows*2*I)
-	b.ae, b.ye = grow(b.ae, rows*I), grow(b.ye, rows*H)
+	b.xe, b.he = growPadded(b.xe, rows, H), grow(b.he, rows*2*I)
+	b.ae, b.ye = growPadded(b.ae, rows, I), grow(b.ye, rows*H)
 	fill := start
 	for i := 0; i < n; i++ {
 		for k := 0; k < K; k++ {

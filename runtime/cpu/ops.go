@@ -109,17 +109,30 @@ func matMulBF16(p *pool, sc scratch, out []float32, w, bias []byte, x []float32,
 }
 
 // gemmTile: out[t·rows + r] = buf[r−r0]·x[t] for r in [r0,r1), every t.
+// When x's backing array holds whole groups of four rows (padRows), the
+// last partial group is computed as a full one and only its real tokens
+// stored.
 func gemmTile(out, buf, x []float32, n, rows, cols, r0, r1 int) {
 	var acc [4]float32
 	var acc8 [8]float32
-	t := 0
-	for ; t+4 <= n; t += 4 {
-		xt := x[t*cols : (t+4)*cols]
+	padded := x[:cap(x)]
+	for t := 0; t < n; t += 4 {
+		k4 := min(4, n-t)
+		if k4 < 4 && len(padded) < (t+4)*cols {
+			for ; t < n; t++ {
+				xt := x[t*cols : (t+1)*cols]
+				for r := r0; r < r1; r++ {
+					out[t*rows+r] = dotF32(buf[(r-r0)*cols:(r-r0+1)*cols], xt)
+				}
+			}
+			return
+		}
+		xt := padded[t*cols : (t+4)*cols]
 		r := r0
 		if useAsm && cols%8 == 0 {
 			for ; r+2 <= r1; r += 2 {
 				dot2x4Asm(&buf[(r-r0)*cols], cols*4, &xt[0], cols*4, cols, &acc8)
-				for k := 0; k < 4; k++ {
+				for k := 0; k < k4; k++ {
 					out[(t+k)*rows+r] = acc8[k]
 					out[(t+k)*rows+r+1] = acc8[4+k]
 				}
@@ -127,19 +140,16 @@ func gemmTile(out, buf, x []float32, n, rows, cols, r0, r1 int) {
 		}
 		for ; r < r1; r++ {
 			dot4F32(buf[(r-r0)*cols:(r-r0+1)*cols], xt, cols, &acc)
-			out[t*rows+r] = acc[0]
-			out[(t+1)*rows+r] = acc[1]
-			out[(t+2)*rows+r] = acc[2]
-			out[(t+3)*rows+r] = acc[3]
-		}
-	}
-	for ; t < n; t++ {
-		xt := x[t*cols : (t+1)*cols]
-		for r := r0; r < r1; r++ {
-			out[t*rows+r] = dotF32(buf[(r-r0)*cols:(r-r0+1)*cols], xt)
+			for k := 0; k < k4; k++ {
+				out[(t+k)*rows+r] = acc[k]
+			}
 		}
 	}
 }
+
+// padRows is n rounded up to whole groups of four (the rows gemmTile may
+// read of a padded activation buffer).
+func padRows(n int) int { return (n + 3) &^ 3 }
 
 // MatVecMXFP4: out[r] = Σ_c W[r,c]·x[c] + b[r] for an MXFP4 matrix W
 // [rows, cols] (blocks [rows, cols/32, 16], scales [rows, cols/32]),

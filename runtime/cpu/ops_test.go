@@ -160,6 +160,16 @@ func TestMatVecMatMulBF16(t *testing.T) {
 			got := make([]float32, n*rows)
 			MatMulBF16(got, w, bias, x, n, rows, cols)
 			near(t, "MatMulBF16", got, want, 1e-5)
+			// x with room for whole groups of four rows: the last partial
+			// group is computed as a whole one.
+			xp := append(make([]float32, 0, padRows(n)*cols), x...)
+			for i := len(xp); i < cap(xp); i++ {
+				xp = append(xp, float32(i))
+			}
+			xp = xp[:n*cols]
+			clear(got)
+			MatMulBF16(got, w, bias, xp, n, rows, cols)
+			near(t, "MatMulBF16 (padded x)", got, want, 1e-5)
 			one := make([]float32, rows)
 			MatVecBF16(one, w, bias, x[:cols], rows, cols)
 			near(t, "MatVecBF16", one, want[:rows], 1e-5)
