@@ -6,6 +6,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -179,4 +180,18 @@ func mirrorObject(cmd *cobra.Command, g *globalOptions, to string, pick []cache.
 		fmt.Fprintln(cmd.OutOrStdout(), loc)
 	}
 	return nil
+}
+
+// objectStoreHint says what to do when an object's bytes do not match the
+// digest its prefix promised (a damaged or replaced object): nothing was
+// published, and the fix is at the source.
+func objectStoreHint(src *objstore.Source, err error) error {
+	if src == nil || !errors.Is(err, registry.ErrDigestMismatch) {
+		return err
+	}
+	what := "sha256 metadata or the digest known for it"
+	if src.HasManifest() {
+		what = objstore.ManifestName
+	}
+	return fmt.Errorf("%w (an object in %s is not what its %s says; nothing was kept: replace it, e.g. delete it and run gptoss mirror again)", err, src.Describe(), what)
 }

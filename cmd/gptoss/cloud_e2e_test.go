@@ -176,7 +176,7 @@ func TestS3MirrorPullRoundTrip(t *testing.T) {
 	flipByte(t, srv.Path("models", "corp/gpt-oss-20b/"+shard.Path), shard.Size/2)
 	d := s3Env(t, e, srv, true, "HF_ENDPOINT=http://127.0.0.1:1")
 	r = d.wantCode(exitVerify, "pull", "20b", "--from", loc)
-	if !strings.Contains(r.stderr, "digest mismatch") || !strings.Contains(r.stderr, shard.Path) {
+	if !strings.Contains(r.stderr, "digest mismatch") || !strings.Contains(r.stderr, shard.Path) || !strings.Contains(r.stderr, "mirror again") {
 		t.Errorf("stderr: %s", r.stderr)
 	}
 	if blobs := d.checkBlobsVerified(); blobs[shard.SHA256] {

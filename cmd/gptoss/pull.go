@@ -112,7 +112,7 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	res, err := eng.Pull(cmd.Context(), src, ref, store, fetch.PullOptions{Offline: o.offline && sources.IsNetwork(src), DryRun: o.dryRun}, out.event)
 	out.finish()
 	if err != nil {
-		return err
+		return objectStoreHint(objSrc, err)
 	}
 	// Convert to the GPU-ready layout; with --json before the final
 	// "pulled" event, which stays last.
