@@ -245,12 +245,17 @@ func (b *Bucket) Anonymous(ctx context.Context) (unsigned, noCredentials bool) {
 	return b.anon, b.noCreds
 }
 
-// maxHeadConcurrency bounds the HEADs List sends for metadata.
-const maxHeadConcurrency = 16
+// maxHeadConcurrency bounds the HEADs List sends for metadata, and
+// maxHeads the listings it sends them for at all.
+const (
+	maxHeadConcurrency = 16
+	maxHeads           = 1000
+)
 
 // List lists every object under prefix (ListObjectsV2, all pages) and
 // fills in each object's sha256 metadata with a HEAD per object (S3
-// listings carry no user metadata), up to 16 at a time.
+// listings carry no user metadata), up to 16 at a time, for listings of
+// at most 1000 objects.
 func (b *Bucket) List(ctx context.Context, prefix string) ([]objstore.Object, error) {
 	var out []objstore.Object
 	p := s3.NewListObjectsV2Paginator(b.client(ctx), &s3.ListObjectsV2Input{Bucket: &b.name, Prefix: aws.String(prefix)})
@@ -262,6 +267,9 @@ func (b *Bucket) List(ctx context.Context, prefix string) ([]objstore.Object, er
 		for _, o := range page.Contents {
 			out = append(out, objstore.Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ETag: unquote(aws.ToString(o.ETag))})
 		}
+	}
+	if len(out) > maxHeads {
+		return out, nil // not a model snapshot's few dozen files: no metadata
 	}
 	var (
 		wg       sync.WaitGroup
