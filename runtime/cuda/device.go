@@ -316,7 +316,10 @@ func (s *stream) launch(name string, g, b dim3, args ...any) error {
 		drv.EventRecord(e0, s.s)
 		defer drv.EventRecord(e1, s.s)
 	}
-	return check("launch "+name, drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, 0, s.s, s.params, nil))
+	if r := drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, 0, s.s, s.params, nil); r != 0 {
+		return check("launch "+name, r)
+	}
+	return nil
 }
 
 // upload copies host bytes to the device (through the driver's staging for

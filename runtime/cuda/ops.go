@@ -8,7 +8,12 @@ import (
 // Kernel launches, one method per kernel (see kernels/gptoss.cu). Shapes are
 // in elements; activations are float32.
 
-const warpsPerBlock = 8 // matvec / MoE kernels: 256 threads, one warp per row
+const warpsPerBlock = 8
+
+var (
+	attnKernel = map[int]string{16: "attn_partial_d16", 32: "attn_partial_d32", 64: "attn_partial_d64", 128: "attn_partial_d128"}
+	moeKernel  = map[int][2]string{1: {"moe_mlp1_t1", "moe_mlp2_t1"}, 8: {"moe_mlp1_t8", "moe_mlp2_t8"}}
+) // matvec / MoE kernels: 256 threads, one warp per row
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
@@ -59,7 +64,7 @@ func (s *stream) attention(qkv, kc, vc, pos, part, sinks, out devPtr, T, Hq, Hkv
 	}
 	S := attnSplits(T)
 	scale := float32(1 / math.Sqrt(float64(D)))
-	if err := s.launch(fmt.Sprintf("attn_partial_d%d", D), grid(Hq, T, S), grid(128, 1, 1),
+	if err := s.launch(attnKernel[D], grid(Hq, T, S), grid(128, 1, 1),
 		qkv, kc, vc, pos, part, T, Hq, Hkv, window, S, scale); err != nil {
 		return err
 	}
@@ -86,12 +91,12 @@ func (s *stream) moePlan(ids devPtr, n, E, tile int, order, tiles, ntiles devPtr
 }
 
 func (s *stream) moeMLP1(blocks, scales, bias, x, order, tiles, ntiles, act devPtr, I, K, topk, tile, maxTiles int, limit float32) error {
-	return s.launch(fmt.Sprintf("moe_mlp1_t%d", tile), grid(ceilDiv(I, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
+	return s.launch(moeKernel[tile][0], grid(ceilDiv(I, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, x, order, tiles, ntiles, act, I, K, topk, limit)
 }
 
 func (s *stream) moeMLP2(blocks, scales, bias, act, order, tiles, ntiles, y devPtr, H, I, tile, maxTiles int) error {
-	return s.launch(fmt.Sprintf("moe_mlp2_t%d", tile), grid(ceilDiv(H, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
+	return s.launch(moeKernel[tile][1], grid(ceilDiv(H, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, act, order, tiles, ntiles, y, H, I)
 }
 

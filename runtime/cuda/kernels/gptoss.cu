@@ -190,6 +190,7 @@ extern "C" __global__ void rope_kv(float* __restrict__ qkv, const float* __restr
 // writes part[(t*Hq+h)*S+s] = {m, l, acc[D]}. attn_combine folds the splits
 // and the sink (once) and writes out[t, h*D + d].
 #define ATT_THREADS 128
+#define ATT_MIN_CHUNK 128
 template <int D>
 DEV void attn_partial_body(const float* __restrict__ qkv, const __half* __restrict__ kc,
                            const __half* __restrict__ vc, const int* __restrict__ pos0, float* __restrict__ part,
@@ -199,7 +200,9 @@ DEV void attn_partial_body(const float* __restrict__ qkv, const __half* __restri
   int p = *pos0 + t;
   int lo = window > 0 ? max(0, p - window + 1) : 0;
   int n = p - lo + 1;
-  int chunk = (n + S - 1) / S;
+  // at least ATT_MIN_CHUNK keys per split: short contexts (and sliding
+  // layers) use few splits, the others exit at once
+  int chunk = max((n + S - 1) / S, ATT_MIN_CHUNK);
   int begin = lo + s * chunk, end = min(p + 1, begin + chunk);
   float* o = part + ((size_t)(t * Hq + h) * S + s) * (D + 2);
   if (begin >= end) {  // an empty split (short context): nothing to merge
