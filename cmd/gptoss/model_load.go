@@ -42,7 +42,7 @@ func (f *engineFlags) add(c *cobra.Command) {
 // model. Close releases all three.
 type loadedModel struct {
 	name     string // the manifest's name (openai/gpt-oss-20b)
-	snapshot string // the snapshot directory (tokenizer.json lives there)
+	snapshot string // the snapshot directory with tokenizer.json (when any)
 	layout   *convert.Layout
 	model    runtime.Model
 	plan     hw.Plan
@@ -80,6 +80,11 @@ func (m *loadedModel) tokenizer() (*tokenizer.Tokenizer, error) {
 		return nil, fmt.Errorf("%s: %w", m.name, err)
 	}
 	return tok, nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // loadModel resolves MODEL to a cached gpt-oss entry, converts it to the
@@ -131,6 +136,17 @@ func loadModel(ctx context.Context, g *globalOptions, arg string, f engineFlags)
 		return nil, err
 	}
 	lm := &loadedModel{name: e.Manifest.Name, snapshot: store.SnapshotDir(e.Manifest), layout: l}
+	// The original format has no tokenizer.json: take the one of another
+	// cached format of the same model.
+	if _, err := os.Stat(filepath.Join(lm.snapshot, "tokenizer.json")); err != nil {
+		all, _ := matchEntries(store, arg, "")
+		for _, c := range all {
+			if d := store.SnapshotDir(c.Manifest); fileExists(filepath.Join(d, "tokenizer.json")) {
+				lm.snapshot = d
+				break
+			}
+		}
+	}
 	limit := maxContext(l.Config)
 	lm.context = f.context
 	if lm.context == 0 {

@@ -192,6 +192,13 @@ func TestRunChatThroughCLI(t *testing.T) {
 	if ans.Reasoning != "The user asks about weather." || ans.Content != "Sunny, 20 °C." || ans.Finish != "stop" || ans.Usage["prompt_tokens"] == 0 || ans.Usage["completion_tokens"] == 0 {
 		t.Errorf("answer %+v", ans)
 	}
+	// The original format (OpenAI's checkpoint, no tokenizer.json) runs with
+	// the tokenizer of the hf format in the cache.
+	e.mustRun("pull", "20b", "--format", "original")
+	r = e.mustRun("run", "20b", "--format", "original", "-p", "What is the weather?", "--script-file", script, "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &ans); err != nil || ans.Content != "Sunny, 20 °C." {
+		t.Errorf("original format: %+v %v", ans, err)
+	}
 	// Text mode: the answer on stdout, the reasoning on stderr (not a tty);
 	// --hide-reasoning drops it.
 	r = e.mustRun("run", "20b", "-p", "weather?", "--script-file", script)
