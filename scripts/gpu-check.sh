@@ -7,8 +7,10 @@
 #   2. the golden test (tiny real-format checkpoint: logits vs CPU engine and
 #      OpenAI's reference, greedy tokens) and the long-sequence test,
 #   3. the CLI on the GPU (doctor),
-#   4. the benchmark on a synthetic full-size 20b: load, prefill, decode at
-#      context 0 and 8k, peak VRAM, a CPU-engine baseline.
+#   4. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
+#      load, prefill, decode at context 0 and 8k, peak VRAM; then per-kernel
+#      profiles and graph/direct step times (the cuda test binary) and a
+#      CPU-engine baseline.
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,14 +36,18 @@ done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
 cd runtime/cuda
-step kernels 120 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestKernel'
-step golden 120 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestGolden|TestLongSequence|TestEngine'
+step kernels 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestKernel'
+step golden 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestGolden|TestLongSequence|TestEngine'
 cd "$ROOT"
 step doctor 30 bin/gptoss doctor 20b
 mkdir -p /tmp/gptoss-bench
 if bin/gptoss bench-engine --help >/dev/null 2>&1; then
-	step bench-cuda 200 bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench --context 0,8192 --json
-	step bench-cpu 90 bin/gptoss bench-engine --synthetic 20b --engine cpu --dir /tmp/gptoss-bench --prompt 16 --decode 4 --context 0 --json
+	step bench-cuda 130 bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench --context 0,8192 --json
+	cd runtime/cuda
+	GPTOSS_BENCH=20b GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*.layout | head -1) \
+		step profile 90 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 85s
+	cd "$ROOT"
+	step bench-cpu 60 bin/gptoss bench-engine --synthetic 20b --engine cpu --dir /tmp/gptoss-bench --prompt 16 --decode 4 --context 0 --json
 else
 	cd runtime/cuda
 	GPTOSS_BENCH=20b GPTOSS_BENCH_DIR=/tmp/gptoss-bench GPTOSS_BENCH_CPU=1 \
@@ -49,5 +55,5 @@ else
 	cd "$ROOT"
 fi
 echo "=== summary"
-grep -h -E '^(--- |ok|FAIL|PASS)|relative error|golden .*max|BENCH|tok_s|load_seconds|peak_device' "$OUT"/*.log | head -80
+grep -h -E '^(--- |ok|FAIL|PASS)|relative error|golden .*max|BENCH|STEP|tok_s|load_seconds|peak_device' "$OUT"/*.log | head -80
 exit $fail

@@ -47,7 +47,10 @@ type BenchResult struct {
 // (random weights of gpt-oss-20b's or -120b's shapes): GPTOSS_BENCH=20b or
 // 120b, GPTOSS_BENCH_DIR a scratch folder (the checkpoint and its layout),
 // GPTOSS_BENCH_OUT a JSON file for the results, GPTOSS_BENCH_CPU=1 adds a
-// short CPU-engine decode baseline.
+// short CPU-engine decode baseline, GPTOSS_BENCH_LAYOUT names a synthetic
+// layout already written. It also prints a decode step's time with and
+// without the CUDA graph and per-kernel profiles (decode at two contexts, a
+// prefill chunk).
 func TestBenchSynthetic(t *testing.T) {
 	which := os.Getenv("GPTOSS_BENCH")
 	if which == "" {
@@ -63,6 +66,9 @@ func TestBenchSynthetic(t *testing.T) {
 		dir = t.TempDir()
 	}
 	layoutPath := filepath.Join(dir, which+".layout")
+	if p := os.Getenv("GPTOSS_BENCH_LAYOUT"); p != "" { // one written before (bench-engine's)
+		layoutPath = p
+	}
 	if _, err := os.Stat(layoutPath); err != nil {
 		start := time.Now()
 		if err := synth.WriteLayout(layoutPath, cfg, 1); err != nil {
