@@ -191,4 +191,12 @@ func TestTokenizeModel(t *testing.T) {
 	if r.stdout != text {
 		t.Fatalf("--decode: %q", r.stdout)
 	}
+
+	// A cached model without tokenizer.json: a clear error, exit 3.
+	e2 := newEnv(t, 1<<20, hubtest.Options{})
+	e2.mustRun("pull", "20b", "--exclude", "tokenizer.json", "--no-convert")
+	r = e2.wantCode(exitNotFound, "tokenize", "20b")
+	if !strings.Contains(r.stderr, "has no tokenizer.json") || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+		t.Errorf("model without tokenizer.json: %q", r.stderr)
+	}
 }
