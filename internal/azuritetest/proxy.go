@@ -26,6 +26,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	faults []*Fault
 	body   atomic.Int64 // bytes of GET response bodies read from Azurite
+	up     atomic.Int64 // bytes of Put Block / Put Blob request bodies sent to Azurite
 	fired  atomic.Int64
 	rate   atomic.Int64 // bytes per second over all downloads; 0 = no cap
 	lmu    sync.Mutex
@@ -76,6 +77,9 @@ func (s *Server) Proxy(t testing.TB) *Proxy {
 			}
 			return
 		}
+		if r.Method == http.MethodPut && r.Body != nil && (IsStageBlock(r) || r.URL.Query().Get("comp") == "") {
+			r.Body = &countingUp{r.Body, p}
+		}
 		rp.ServeHTTP(w, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -119,12 +123,32 @@ func (p *Proxy) Fired() int64 { return p.fired.Load() }
 // BodyBytes is how many blob bytes were served through the proxy.
 func (p *Proxy) BodyBytes() int64 { return p.body.Load() }
 
-// ResetBytes zeroes the byte count.
-func (p *Proxy) ResetBytes() { p.body.Store(0) }
+// UpBytes is how many bytes of blob uploads (Put Block, Put Blob) went
+// through the proxy.
+func (p *Proxy) UpBytes() int64 { return p.up.Load() }
 
-// SetRate caps the bytes per second served to all downloads together (0:
-// no cap). The proxy reads from Azurite only as fast as it may send, so
-// BodyBytes is close to what clients received.
+// ResetBytes zeroes the byte counts.
+func (p *Proxy) ResetBytes() { p.body.Store(0); p.up.Store(0) }
+
+// countingUp counts (and paces, under SetRate) an upload's body.
+type countingUp struct {
+	io.ReadCloser
+	p *Proxy
+}
+
+func (c *countingUp) Read(b []byte) (int, error) {
+	if c.p.rate.Load() > 0 && len(b) > 16<<10 {
+		b = b[:16<<10]
+	}
+	c.p.wait(len(b))
+	n, err := c.ReadCloser.Read(b)
+	c.p.up.Add(int64(n))
+	return n, err
+}
+
+// SetRate caps the bytes per second of all downloads and uploads together
+// (0: no cap). The proxy reads only as fast as it may pass bytes on, so
+// BodyBytes and UpBytes are close to what arrived.
 func (p *Proxy) SetRate(bytesPerSec int64) { p.rate.Store(bytesPerSec) }
 
 // wait blocks until n more bytes may go out.

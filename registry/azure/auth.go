@@ -19,6 +19,9 @@ const (
 	EnvSASToken         = "AZURE_STORAGE_SAS_TOKEN"
 	EnvKey              = "AZURE_STORAGE_KEY"
 	EnvBlobEndpoint     = "AZURE_STORAGE_BLOB_ENDPOINT"
+	// EnvBlockMB is the upload block size in MiB (default 64), as azcopy's
+	// --block-size-mb.
+	EnvBlockMB = "GPTOSS_AZURE_BLOCK_MB"
 )
 
 // emulatorEndpoint is where UseDevelopmentStorage=true points (Azurite's

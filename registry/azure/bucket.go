@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,8 +48,9 @@ type Options struct {
 	// Client does the HTTP; default a client tuned for many parallel
 	// connections to one host.
 	Client *http.Client
-	// Parts steer uploads: block size (default 64 MiB), blocks in flight
-	// per file (default 8), tries per block. MaxParts is Azure's 50 000.
+	// Parts steer uploads: block size (default GPTOSS_AZURE_BLOCK_MB MiB,
+	// else 64 MiB), blocks in flight per file (default 8), tries per block.
+	// MaxParts is Azure's 50 000.
 	Parts objstore.PartOptions
 }
 
@@ -112,7 +115,23 @@ func New(loc Location, o Options) (*Bucket, error) {
 	}
 	po := o.Parts
 	po.MaxParts = MaxBlocks
+	if po.PartSize == 0 {
+		if v := getenvOr(o.Getenv)(EnvBlockMB); v != "" {
+			mb, err := strconv.Atoi(v)
+			if err != nil || mb < 1 || mb > 4000 {
+				return nil, fmt.Errorf("%w: %s=%q: want a block size in MiB, 1 to 4000", registry.ErrInvalidRef, EnvBlockMB, v)
+			}
+			po.PartSize = int64(mb) << 20
+		}
+	}
 	return &Bucket{loc: loc, svc: svc, c: c, creds: creds, parts: po}, nil
+}
+
+func getenvOr(f func(string) string) func(string) string {
+	if f == nil {
+		return os.Getenv
+	}
+	return f
 }
 
 // Open parses an Azure URL and returns its container and the cleaned
