@@ -6,7 +6,7 @@
 #   1. the kernel tests (each kernel against the CPU engine's op),
 #   2. the golden test (tiny real-format checkpoint: logits vs CPU engine and
 #      OpenAI's reference, greedy tokens) and the long-sequence test,
-#   3. the CLI on the GPU (doctor),
+#   3. the binary on the GPU: golden greedy tokens with --engine cuda, doctor,
 #   4. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
 #      load, prefill, decode at context 0 and 8k, peak VRAM; then per-kernel
 #      profiles and graph/direct step times (the cuda test binary) and a
@@ -39,6 +39,23 @@ cd runtime/cuda
 step kernels 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestKernel'
 step golden 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestGolden|TestLongSequence|TestEngine'
 cd "$ROOT"
+# the binary on the GPU: the golden checkpoint pulled from its folder, greedy
+# tokens with --engine cuda must be the reference's (testdata golden.json)
+cli_check() {
+	export GPTOSS_HOME=/tmp/gptoss-cli-home
+	local prompt want out
+	prompt=$(python3 -c 'import json;g=json.load(open("testdata/golden/tiny/golden.json"))["greedy_f32"];print(",".join(map(str,g["prompt"])))') || return 2
+	want=$(python3 -c 'import json;g=json.load(open("testdata/golden/tiny/golden.json"))["greedy_f32"];print(",".join(map(str,g["generated"])))') || return 2
+	bin/gptoss pull ./testdata/golden/tiny --quiet || return 1
+	out=$(bin/gptoss run local/tiny --tokens "$prompt" --max-tokens 8 --temperature 0 --json --engine cuda) || return 1
+	echo "$out"
+	case "$out" in
+	*'"engine":"cuda"'*"\"generated\":[$want]"*) echo "cli: cuda greedy tokens = reference [$want]" ;;
+	*) echo "cli: FAIL: want engine cuda and generated [$want]"; return 1 ;;
+	esac
+}
+export -f cli_check
+step cli 60 bash -c cli_check
 step doctor 30 bin/gptoss doctor 20b
 mkdir -p /tmp/gptoss-bench
 if bin/gptoss bench-engine --help >/dev/null 2>&1; then
@@ -55,5 +72,5 @@ else
 	cd "$ROOT"
 fi
 echo "=== summary"
-grep -h -E '^(--- |ok|FAIL|PASS)|relative error|golden .*max|BENCH|STEP|tok_s|load_seconds|peak_device' "$OUT"/*.log | head -80
+grep -h -E '^(--- |ok|FAIL|PASS)|relative error|golden .*max|BENCH|STEP|cli:|tok_s|load_seconds|peak_device' "$OUT"/*.log | head -80
 exit $fail

@@ -1,0 +1,69 @@
+package main
+
+// The CUDA engine through the binary. Where it cannot run (no driver, no
+// GPU, a build without the kernels), --engine cuda is refused with exit 9
+// and the reason, and auto runs the CPU engine. Where it can (always under
+// GPTOSS_REQUIRE_GPU=1, as scripts/gpu-check.sh sets), the golden model's
+// greedy tokens on cuda are OpenAI's reference's and its logits are within
+// 2e-2 of the reference.
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/gptoss/gptoss/runtime/cuda"
+)
+
+func TestCUDAEngineThroughCLI(t *testing.T) {
+	g := loadGolden(t)
+	e := newRepoEnv(t, "../../testdata/golden/tiny")
+	e.mustRun("pull", "20b")
+	runArgs := func(engine string) []string {
+		return []string{"run", "20b", "--tokens", idList(g.Greedy.Prompt), "--max-tokens", fmt.Sprint(len(g.Greedy.Generated)),
+			"--temperature", "0", "--json", "--engine", engine}
+	}
+	var gen struct {
+		Engine    string  `json:"engine"`
+		Generated []int32 `json:"generated"`
+	}
+	if err := (cuda.Engine{}).Available(); err != nil && os.Getenv("GPTOSS_REQUIRE_GPU") != "1" {
+		r := e.wantCode(9, runArgs("cuda")...)
+		if !strings.Contains(r.stderr, "cuda") || !strings.Contains(r.stderr, "unavailable") {
+			t.Errorf("--engine cuda without CUDA: stderr %q does not say why", r.stderr)
+		}
+		r = e.mustRun(runArgs("auto")...)
+		if err := json.Unmarshal([]byte(r.stdout), &gen); err != nil || gen.Engine != "cpu" {
+			t.Fatalf("auto without CUDA: %v, engine %q\n%s", err, gen.Engine, r.stdout)
+		}
+		return
+	}
+	r := e.mustRun(runArgs("cuda")...)
+	if err := json.Unmarshal([]byte(r.stdout), &gen); err != nil {
+		t.Fatalf("run --json: %v\n%s", err, r.stdout)
+	}
+	if gen.Engine != "cuda" || idList(gen.Generated) != idList(g.Greedy.Generated) {
+		t.Fatalf("cuda greedy: engine %q tokens %v, reference %v", gen.Engine, gen.Generated, g.Greedy.Generated)
+	}
+	r = e.mustRun("logits", "20b", "--tokens", idList(g.Tokens), "--all", "--json", "--engine", "cuda")
+	var got struct {
+		Engine string      `json:"engine"`
+		Logits [][]float64 `json:"logits"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || got.Engine != "cuda" || len(got.Logits) != len(g.Tokens) {
+		t.Fatalf("logits --engine cuda: %v, engine %q, %d rows", err, got.Engine, len(got.Logits))
+	}
+	worst := 0.0
+	for p, row := range got.Logits {
+		for i, v := range row {
+			worst = math.Max(worst, math.Abs(v-g.LogitsF32[p][i]))
+		}
+	}
+	t.Logf("cuda: largest difference from the float32 reference: %.3g", worst)
+	if worst > 2e-2 {
+		t.Fatalf("cuda logits differ from the reference by %.3g (limit 2e-2)", worst)
+	}
+}
