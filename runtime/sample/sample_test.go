@@ -288,3 +288,26 @@ func BenchmarkTopPVocab(b *testing.B) {
 		s.Sample(logits)
 	}
 }
+
+func TestExpNeg(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 3))
+	for range 100000 {
+		x := -r.Float64() * 750
+		want, got := math.Exp(x), expNeg(x)
+		if want == 0 && got == 0 {
+			continue
+		}
+		if want < 1e-300 { // subnormal range: only closeness to 0 matters
+			if got > 1e-300 {
+				t.Fatalf("expNeg(%v) = %v, want %v", x, got, want)
+			}
+			continue
+		}
+		if d := math.Abs(got-want) / want; d > 1e-9 {
+			t.Fatalf("expNeg(%v) = %v, want %v (rel %.2g)", x, got, want, d)
+		}
+	}
+	if expNeg(0) != 1 || expNeg(-800) != 0 {
+		t.Errorf("expNeg(0) = %v, expNeg(-800) = %v", expNeg(0), expNeg(-800))
+	}
+}
