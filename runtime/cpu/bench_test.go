@@ -34,15 +34,15 @@ func benchModel(b *testing.B) *Model {
 	return m
 }
 
-func BenchmarkLayer20bPrefill128(b *testing.B) {
+func BenchmarkLayer20bPrefill512(b *testing.B) {
 	m := benchModel(b)
-	toks := make([]int32, 128)
+	toks := make([]int32, 512)
 	for i := range toks {
 		toks[i] = int32(i * 7 % 1024)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		seq, _ := m.NewSequence(256)
+		seq, _ := m.NewSequence(1024)
 		if _, err := seq.Forward(context.Background(), toks, false); err != nil {
 			b.Fatal(err)
 		}

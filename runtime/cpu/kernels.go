@@ -196,9 +196,10 @@ func dot4F32(w, x []float32, stride int, out *[4]float32) {
 
 // expConsts: the lowest argument of exp (below it the result would be
 // subnormal: it is clamped, giving ~1e-38), log2 e, ln 2 split in a high
-// part exact in float32 and the rest, and the Taylor coefficients of e^r
-// for |r| ≤ ln2/2 (degree 6: relative error below 2e-7).
-var expConsts = [10]float32{-87.3, 1.44269504, 0.693359375, -2.12194440e-4, 1, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720}
+// part exact in float32 and the rest, the Taylor coefficients of e^r for
+// |r| ≤ ln2/2 (degree 6: relative error below 2e-7), and the highest
+// argument (clamped: e^88 ≈ 1.7e38 is still finite).
+var expConsts = [11]float32{-87.3, 1.44269504, 0.693359375, -2.12194440e-4, 1, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 88}
 
 // expSub sets x[i] = exp(x[i] − m) and returns the sum (float64 math in
 // the pure-Go version).
@@ -211,7 +212,7 @@ func expSub(x []float32, m float32) float32 {
 		sum = expSubAsm(&x[0], i, m, &expConsts[0])
 	}
 	for ; i < n; i++ {
-		e := float32(math.Exp(float64(x[i] - m)))
+		e := float32(math.Exp(float64(min(max(x[i]-m, expConsts[0]), expConsts[10]))))
 		x[i] = e
 		sum += e
 	}

@@ -115,6 +115,7 @@ func matMulBF16(p *pool, sc scratch, out []float32, w, bias []byte, x []float32,
 func gemmTile(out, buf, x []float32, n, rows, cols, r0, r1 int) {
 	var acc [4]float32
 	var acc8 [8]float32
+	var blk [4][rowTile]float32 // the tile's outputs for four tokens
 	padded := x[:cap(x)]
 	for t := 0; t < n; t += 4 {
 		k4 := min(4, n-t)
@@ -132,17 +133,19 @@ func gemmTile(out, buf, x []float32, n, rows, cols, r0, r1 int) {
 		if useAsm && cols%8 == 0 {
 			for ; r+2 <= r1; r += 2 {
 				dot2x4Asm(&buf[(r-r0)*cols], cols*4, &xt[0], cols*4, cols, &acc8)
-				for k := 0; k < k4; k++ {
-					out[(t+k)*rows+r] = acc8[k]
-					out[(t+k)*rows+r+1] = acc8[4+k]
+				for k := 0; k < 4; k++ {
+					blk[k][r-r0], blk[k][r-r0+1] = acc8[k], acc8[4+k]
 				}
 			}
 		}
 		for ; r < r1; r++ {
 			dot4F32(buf[(r-r0)*cols:(r-r0+1)*cols], xt, cols, &acc)
-			for k := 0; k < k4; k++ {
-				out[(t+k)*rows+r] = acc[k]
+			for k := 0; k < 4; k++ {
+				blk[k][r-r0] = acc[k]
 			}
+		}
+		for k := 0; k < k4; k++ {
+			copy(out[(t+k)*rows+r0:(t+k)*rows+r1], blk[k][:r1-r0])
 		}
 	}
 }
@@ -337,11 +340,20 @@ func RouterTopK(logits []float32, k int, idx []int, w []float32) {
 
 // SwiGLU: h [2I] interleaved (gate at even, linear at odd) → out [I]:
 // gate clamped ≤ limit, linear to [−limit, limit], out = gate·σ(1.702·gate)·(linear+1).
+// σ uses the engine's exp (relative error below 2e-7).
 func SwiGLU(out, h []float32, limit float32) {
-	for j := range out {
-		g := min(h[2*j], limit)
-		l := min(max(h[2*j+1], -limit), limit)
-		out[j] = g / (1 + float32(math.Exp(float64(-1.702*g)))) * (l + 1)
+	var e [64]float32
+	for j0 := 0; j0 < len(out); j0 += len(e) {
+		n := min(len(e), len(out)-j0)
+		for j := 0; j < n; j++ {
+			e[j] = -1.702 * min(h[2*(j0+j)], limit)
+		}
+		expSub(e[:n], 0)
+		for j := 0; j < n; j++ {
+			g := min(h[2*(j0+j)], limit)
+			l := min(max(h[2*(j0+j)+1], -limit), limit)
+			out[j0+j] = g / (1 + e[j]) * (l + 1)
+		}
 	}
 }
 

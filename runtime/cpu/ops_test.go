@@ -339,10 +339,17 @@ func TestRouterTopK(t *testing.T) {
 }
 
 func TestSwiGLU(t *testing.T) {
-	h := []float32{-20, 0.5, 1, -9, 8, 9, 3, 2, 0, 0}
-	out := make([]float32, 5)
+	bothKernels(t, testSwiGLU)
+}
+
+func testSwiGLU(t *testing.T) {
+	h := []float32{-20, 0.5, 1, -9, 8, 9, 3, 2, 0, 0, -60, 3, -90, 1}
+	r := rand.New(rand.NewPCG(21, 22))
+	h = append(h, randF32(r, 150, 4)...) // past one 64-value block
+	n := len(h) / 2
+	out := make([]float32, n)
 	SwiGLU(out, h, 7)
-	want := make([]float64, 5)
+	want := make([]float64, n)
 	for j := range want {
 		g := math.Min(float64(h[2*j]), 7)
 		l := math.Max(math.Min(float64(h[2*j+1]), 7), -7)
