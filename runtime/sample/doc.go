@@ -16,10 +16,11 @@
 //     the max subtracted first, so large logits do not overflow.
 //   - Top-p (nucleus) keeps the smallest set of most likely tokens whose
 //     mass reaches p (the token that crosses p is kept). It does not sort the
-//     whole vocabulary (201,088 ids for gpt-oss): it takes the tokens whose
-//     probability is at least a threshold t, halving t from the largest
-//     probability until their mass reaches p; the nucleus is a prefix of
-//     that set, so only the set is sorted. Top-k keeps the k largest with a
+//     whole vocabulary (201,088 ids for gpt-oss): one pass sums the weights
+//     by binary exponent, which gives the largest power-of-two threshold
+//     whose tokens reach p; the nucleus is a prefix of those tokens, so only
+//     they are sorted. The softmax uses a polynomial exp (1e-10 relative
+//     error, tested against math.Exp), the cost of a draw over the vocabulary. Top-k keeps the k largest with a
 //     size-k heap. Ties at a cut are broken by the lower id, so a
 //     truncation is a pure function of the logits.
 //   - Seeded samplers use a PCG generator (math/rand/v2) seeded with the
