@@ -122,10 +122,46 @@ run_s3_gptoss() {
 run_s3_aws() { aws --endpoint-url "$S3_EP" s3 cp --recursive --only-show-errors s3://bench/model/ "$1" >/dev/null; }
 run_s3_s5cmd() { s5cmd --endpoint-url "$S3_EP" cp 's3://bench/model/*' "$1/" >/dev/null; }
 
-# ── Azure Blob: Azurite vs azcopy (registry/azure adds bench_azure here) ──
-# A suite is a function bench_<name> that starts its emulator, seeds the
-# snapshot with make_snapshot and calls time_tools <name> gptoss <tool>…
-# with run_<name>_<tool> OUTDIR functions, as bench_s3 does.
+# ── Azure Blob: Azurite vs azcopy ─────────────────────────────────────────
+# Azurite 3.37.0 and azcopy from .tools/npm (.ci/run installs both; azcopy
+# needs libsecret-1-0). The snapshot goes up with azcopy (so no gptoss code
+# is involved in seeding); gptoss pull --from az:// with a read-only SAS in
+# the URL against `azcopy copy --recursive` (its defaults, auto-tuned
+# concurrency) with the same SAS. gptoss checks every byte against the
+# manifest's sha256; azcopy checks nothing (no Content-MD5 was stored).
+bench_azure() {
+  local azurite=${AZURITE_BLOB:-$PWD/.tools/npm/node_modules/.bin/azurite-blob}
+  AZCOPY=${AZCOPY:-$PWD/.tools/npm/node_modules/@azure-tools/azcopy-linux/dist/bin/azcopy_linux_amd64}
+  [ -x "$azurite" ] || { echo "bench-cloud: $azurite not found: npm install --prefix .tools/npm azurite@3.37.0" >&2; exit 1; }
+  [ -f "$AZCOPY" ] || { echo "bench-cloud: azcopy not found: npm install --prefix .tools/npm @azure-tools/azcopy-linux@10.32.2" >&2; exit 1; }
+  chmod +x "$AZCOPY"
+  local port; port=$(free_port)
+  mkdir -p "$work/azure/data"
+  "$azurite" --blobHost 127.0.0.1 --blobPort "$port" --location "$work/azure/data" --skipApiVersionCheck --loose \
+    --disableTelemetry --silent >"$work/azure/log" 2>&1 &
+  pids+=($!)
+  wait_port "$port"
+  AZ_EP=http://127.0.0.1:$port/devstoreaccount1
+  export AZCOPY_LOG_LOCATION=$work/azure/azcopy-logs AZCOPY_JOB_PLAN_LOCATION=$work/azure/azcopy-plans AZCOPY_DISABLE_SYSLOG=true
+  export AZURE_STORAGE_BLOB_ENDPOINT=$AZ_EP AZURE_STORAGE_CONNECTION_STRING= AZURE_STORAGE_KEY= AZURE_STORAGE_SAS_TOKEN=
+  local rw
+  rw=$(go run ./internal/azuritetest/azsas -create "$AZ_EP" bench racwdl)
+  AZ_SAS=$(go run ./internal/azuritetest/azsas bench rl)
+  echo "making a ${SIZE_MIB} MiB snapshot and uploading it to Azurite with azcopy…" >&2
+  make_snapshot "$work/azure/src" bench/model
+  "$AZCOPY" copy "$work/azure/src/*" "$AZ_EP/bench/model?$rw" --recursive --from-to LocalBlob \
+    --log-level ERROR --output-level quiet >/dev/null
+  rm -rf "$work/azure/src"
+  time_tools azure gptoss azcopy
+}
+run_azure_gptoss() {
+  GPTOSS_HOME=$1 GPTOSS_FORCE=1 GPTOSS_MIRROR= HF_ENDPOINT=http://127.0.0.1:1 \
+    "$work/gptoss" pull bench/model --from "az://devstoreaccount1/bench/model?$AZ_SAS" -q -c "$CONNECTIONS" --no-convert >/dev/null
+}
+run_azure_azcopy() {
+  "$AZCOPY" copy "$AZ_EP/bench/model/*?$AZ_SAS" "$1" --recursive --from-to BlobLocal \
+    --log-level ERROR --output-level quiet >/dev/null
+}
 
 for suite in $SUITES; do
   if declare -F "bench_$suite" >/dev/null; then
