@@ -273,6 +273,7 @@ type chatWriter struct {
 	json      bool
 	kind      chat.Kind // what was printed last
 	wrote     bool
+	faint     bool // the terminal is in faint mode
 }
 
 const (
@@ -281,13 +282,20 @@ const (
 )
 
 func (w *chatWriter) event(e chat.Event) error {
+	if e.Kind != chat.Reasoning {
+		w.plain()
+	}
 	switch e.Kind {
 	case chat.Reasoning:
 		if w.hide {
 			return nil
 		}
 		if w.tty {
-			fmt.Fprint(w.out, ansiFaint+e.Text+ansiReset)
+			if !w.faint {
+				fmt.Fprint(w.out, ansiFaint)
+				w.faint = true
+			}
+			fmt.Fprint(w.out, e.Text)
 		} else {
 			fmt.Fprint(w.errw, e.Text)
 		}
@@ -313,7 +321,16 @@ func (w *chatWriter) event(e chat.Event) error {
 	return nil
 }
 
+// plain ends the faint text of the reasoning.
+func (w *chatWriter) plain() {
+	if w.faint {
+		fmt.Fprint(w.out, ansiReset)
+		w.faint = false
+	}
+}
+
 func (w *chatWriter) done(res chat.TurnResult) error {
+	w.plain()
 	if w.json {
 		calls := []map[string]string{}
 		for _, c := range res.Calls {
