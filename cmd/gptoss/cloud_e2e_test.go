@@ -211,10 +211,24 @@ func TestS3ResumeAfterKill(t *testing.T) {
 	srv.MakeBucket(t, "models")
 	e := newEnv(t, 24<<20, hubtest.Options{})
 	e.mustRun("pull", "20b")
-	const loc = "s3://models/gpt-oss-20b"
-	s3Env(t, e, srv, false).mustRun("mirror", "20b", "--to", loc)
-	total := e.totalHF()
+	s3Env(t, e, srv, false).mustRun("mirror", "20b", "--to", "s3://models/gpt-oss-20b")
+	// The same snapshot without a manifest: files are keyed by the
+	// listing's revision, which must be stable across the two runs.
+	dir := strings.TrimSpace(e.mustRun("path", "20b").stdout)
+	awsCLI(t, srv, "s3", "cp", "--recursive", dir+"/", "s3://models/plain/")
+	t.Run("manifest", func(t *testing.T) { resumeS3(t, e, srv, "s3://models/gpt-oss-20b", false) })
+	t.Run("no-manifest", func(t *testing.T) { resumeS3(t, e, srv, "s3://models/plain", true) })
+}
 
+// resumeS3 kills a rate-capped pull from loc at about half the bytes and
+// checks that the rerun fetches only what was missing (plus parts in flight).
+//
+// Without a manifest (digestless), a file that completed before the kill
+// is fetched again (a known limit of package fetch: the cache finds a
+// published blob by sha256 or git id only), so there the check is per
+// shard: one that was in flight resumes from its partial.
+func resumeS3(t *testing.T, e *env, srv *s3test.Server, loc string, digestless bool) {
+	total := e.totalHF()
 	proxy := srv.Proxy(t)
 	proxy.SetRate(2 << 20)
 	b := s3Env(t, e, srv, true, "HF_ENDPOINT=http://127.0.0.1:1")
@@ -246,8 +260,21 @@ func TestS3ResumeAfterKill(t *testing.T) {
 	second := proxy.BodyBytes()
 	slack := int64(2*conns*part) + 64<<10 // parts in flight, the manifest and index read again
 	t.Logf("total %d, before the kill %d, after %d", total, first, second)
-	if second > total-first+slack {
+	if !digestless && second > total-first+slack {
 		t.Errorf("the rerun fetched %d bytes; only %d were missing (+%d in flight allowed)", second, total-first, slack)
+	}
+	if digestless {
+		resumed := false
+		for _, f := range e.shards() {
+			got := proxy.PathBytes("/" + f.Path)
+			t.Logf("%s: %d of %d bytes fetched again", f.Path, got, f.Size)
+			if got < f.Size-int64(2*part) {
+				resumed = true
+			}
+		}
+		if !resumed {
+			t.Error("no shard resumed from its partial: every one was fetched whole again")
+		}
 	}
 	b.checkSnapshot(strings.TrimSpace(r.stdout), e.hfFiles())
 	b.mustRun("verify", "20b")

@@ -28,6 +28,7 @@ type Proxy struct {
 	mu     sync.Mutex
 	lim    *rate.Limiter // nil: no cap
 	faults []*fault
+	per    map[string]int64 // URL path → GET body bytes
 }
 
 type fault struct {
@@ -70,7 +71,7 @@ func (s *Server) Proxy(tb testing.TB) *Proxy {
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.Request.Method == http.MethodGet {
-				resp.Body = &countingBody{rc: resp.Body, p: p, ctx: resp.Request.Context()}
+				resp.Body = &countingBody{rc: resp.Body, p: p, ctx: resp.Request.Context(), path: resp.Request.URL.Path}
 			}
 			return nil
 		},
@@ -107,8 +108,27 @@ func faultCode(status int) string {
 // BodyBytes is how many GET body bytes have passed since the last reset.
 func (p *Proxy) BodyBytes() int64 { return p.bytes.Load() }
 
-// ResetBytes sets the counter to zero.
-func (p *Proxy) ResetBytes() { p.bytes.Store(0) }
+// PathBytes is how many GET body bytes of the objects whose URL path ends
+// in suffix have passed since the last reset.
+func (p *Proxy) PathBytes(suffix string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for k, v := range p.per {
+		if strings.HasSuffix(k, suffix) {
+			n += v
+		}
+	}
+	return n
+}
+
+// ResetBytes sets the counters to zero.
+func (p *Proxy) ResetBytes() {
+	p.mu.Lock()
+	p.per = nil
+	p.mu.Unlock()
+	p.bytes.Store(0)
+}
 
 // SetRate caps GET bodies at bytesPerSec in total (0: no cap).
 func (p *Proxy) SetRate(bytesPerSec int) {
@@ -128,9 +148,10 @@ func (p *Proxy) limiter() *rate.Limiter {
 }
 
 type countingBody struct {
-	rc  io.ReadCloser
-	p   *Proxy
-	ctx context.Context
+	rc   io.ReadCloser
+	p    *Proxy
+	ctx  context.Context
+	path string
 }
 
 func (c *countingBody) Read(b []byte) (int, error) {
@@ -141,6 +162,12 @@ func (c *countingBody) Read(b []byte) (int, error) {
 	n, err := c.rc.Read(b)
 	if n > 0 {
 		c.p.bytes.Add(int64(n))
+		c.p.mu.Lock()
+		if c.p.per == nil {
+			c.p.per = map[string]int64{}
+		}
+		c.p.per[c.path] += int64(n)
+		c.p.mu.Unlock()
 		if lim != nil {
 			if werr := lim.WaitN(c.ctx, n); werr != nil && err == nil {
 				err = werr
