@@ -162,6 +162,7 @@ type sequence struct {
 	x, t, qkv, attn, proj, router []float32
 	cos, sin                      []float32
 	logits                        []float32
+	parts, partML                 []float32 // split attention's partial results
 	moe                           moeBuffers
 	closed                        bool
 }
@@ -407,23 +408,83 @@ func (s *sequence) attention(li, n, p0 int) {
 		if kv.ring > 0 {
 			maxKeys = min(maxKeys, W)
 		}
+		if b-a == 1 {
+			s.attendOne(kv, sinks, p0+a, a)
+			continue
+		}
 		m.p.For((b-a)*kvHeads, 1, func(w, lo, hi int) {
 			buf := m.scores.get(w, attendScratch(group, d, maxKeys))
 			for it := lo; it < hi; it++ {
 				i, kh := a+it/kvHeads, it%kvHeads
-				pos := p0 + i
-				first, cnt := 0, pos+1
-				if kv.ring > 0 {
-					cnt = min(pos+1, W)
-					first = (pos - cnt + 1) % kv.ring
-				}
+				first, cnt := s.window(kv, p0+i)
 				keys := kv.k[first*m.kvDim : (first+cnt)*m.kvDim]
 				vals := kv.v[first*m.kvDim : (first+cnt)*m.kvDim]
 				h0 := kh * group
 				attendGroup(s.attn[i*m.qDim+h0*d:i*m.qDim+(h0+group)*d], s.qkv[i*row+h0*d:i*row+(h0+group)*d],
-					keys, vals, m.kvDim, kh*d, cnt, d, sinks[h0:h0+group], buf)
+					keys, vals, m.kvDim, kh*d, cnt, d, sinks[h0:h0+group], buf, nil)
 			}
 		})
+	}
+}
+
+// window returns the first cache row and the number of keys a query at
+// pos attends to.
+func (s *sequence) window(kv *kvCache, pos int) (first, cnt int) {
+	if kv.ring == 0 {
+		return 0, pos + 1
+	}
+	cnt = min(pos+1, s.m.c.SlidingWindow)
+	return (pos - cnt + 1) % kv.ring, cnt
+}
+
+// splitKeys: a single query over at least this many keys is split into
+// key ranges attended in parallel and merged (so decode at long context
+// uses every worker, not one per kv head).
+const splitKeys = 256
+
+// attendOne is attention for the one token i (at pos) of a chunk.
+func (s *sequence) attendOne(kv *kvCache, sinks []float32, pos, i int) {
+	m := s.m
+	c := m.c
+	d, kvHeads := c.HeadDim, c.NumKeyValueHeads
+	group := c.NumAttentionHeads / kvHeads
+	row := m.qDim + 2*m.kvDim
+	first, cnt := s.window(kv, pos)
+	keys := kv.k[first*m.kvDim : (first+cnt)*m.kvDim]
+	vals := kv.v[first*m.kvDim : (first+cnt)*m.kvDim]
+	q := s.qkv[i*row : i*row+m.qDim]
+	out := s.attn[i*m.qDim : (i+1)*m.qDim]
+	segs := 1
+	if cnt >= splitKeys {
+		segs = min((2*m.p.n+kvHeads-1)/kvHeads, cnt/(splitKeys/2))
+	}
+	if segs <= 1 {
+		m.p.For(kvHeads, 1, func(w, lo, hi int) {
+			buf := m.scores.get(w, attendScratch(group, d, cnt))
+			for kh := lo; kh < hi; kh++ {
+				h0 := kh * group
+				attendGroup(out[h0*d:(h0+group)*d], q[h0*d:(h0+group)*d], keys, vals, m.kvDim, kh*d, cnt, d, sinks[h0:h0+group], buf, nil)
+			}
+		})
+		return
+	}
+	per := (cnt + segs - 1) / segs
+	s.parts = grow(s.parts, kvHeads*segs*group*d)
+	s.partML = grow(s.partML, kvHeads*segs*2*group)
+	m.p.For(kvHeads*segs, 1, func(w, lo, hi int) {
+		buf := m.scores.get(w, attendScratch(group, d, per))
+		for it := lo; it < hi; it++ {
+			kh, sg := it/segs, it%segs
+			j0, j1 := sg*per, min((sg+1)*per, cnt)
+			h0 := kh * group
+			attendGroup(s.parts[it*group*d:(it+1)*group*d], q[h0*d:(h0+group)*d], keys[j0*m.kvDim:j1*m.kvDim], vals[j0*m.kvDim:j1*m.kvDim],
+				m.kvDim, kh*d, j1-j0, d, nil, buf, s.partML[it*2*group:(it+1)*2*group])
+		}
+	})
+	for kh := 0; kh < kvHeads; kh++ {
+		h0 := kh * group
+		mergeParts(out[h0*d:(h0+group)*d], s.parts[kh*segs*group*d:(kh+1)*segs*group*d], s.partML[kh*segs*2*group:(kh+1)*segs*2*group],
+			sinks[h0:h0+group], segs, group, d)
 	}
 }
 

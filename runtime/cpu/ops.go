@@ -263,7 +263,7 @@ func Attend(out, q, keys, values, sinks []float32, nKeys, heads, kvHeads, headDi
 	buf := make([]float32, attendScratch(g, headDim, nKeys))
 	for kh := 0; kh < kvHeads; kh++ {
 		attendGroup(out[kh*g*headDim:(kh+1)*g*headDim], q[kh*g*headDim:(kh+1)*g*headDim], keys, values,
-			kvHeads*headDim, kh*headDim, nKeys, headDim, sinks[kh*g:(kh+1)*g], buf)
+			kvHeads*headDim, kh*headDim, nKeys, headDim, sinks[kh*g:(kh+1)*g], buf, nil)
 	}
 }
 
@@ -272,8 +272,13 @@ func attendScratch(group, headDim, nKeys int) int { return group * (headDim + nK
 // attendGroup is attention for the query heads that share one kv head
 // (len(q)/d of them, contiguous) over nKeys rows of keys/values (row
 // stride stride, this kv head at offset off). Each key row is loaded once
-// for four query heads (dot4F32). buf holds attendScratch floats.
-func attendGroup(out, q, keys, values []float32, stride, off, nKeys, d int, sinks, buf []float32) {
+// for four query heads (scores4). buf holds attendScratch floats.
+//
+// With part (2 floats per head) it computes a partial result over these
+// keys only, for merging with other key ranges (mergeParts): out gets the
+// unnormalized Σ e^(s−m)·v, part the max m of the scores and Σ e^(s−m);
+// the sinks are left to the merge.
+func attendGroup(out, q, keys, values []float32, stride, off, nKeys, d int, sinks, buf, part []float32) {
 	g := len(q) / d
 	scale := float32(1 / math.Sqrt(float64(d)))
 	qs := buf[:g*d]
@@ -292,12 +297,43 @@ func attendGroup(out, q, keys, values []float32, stride, off, nKeys, d int, sink
 	}
 	for h := 0; h < g; h++ {
 		s := sc[h*nKeys : (h+1)*nKeys]
+		o := out[h*d : (h+1)*d]
+		if part != nil {
+			m := maxOf(float32(math.Inf(-1)), s)
+			part[2*h], part[2*h+1] = m, expSub(s, m)
+			clear(o)
+			wsum(o, values[off:], stride, s)
+			continue
+		}
 		m := maxOf(sinks[h], s)
 		sum := expSub(s, m) + float32(math.Exp(float64(sinks[h]-m)))
-		o := out[h*d : (h+1)*d]
 		clear(o)
 		wsum(o, values[off:], stride, s)
 		inv := 1 / sum
+		for i := range o {
+			o[i] *= inv
+		}
+	}
+}
+
+// mergeParts combines nParts partial results of attendGroup for g heads of
+// d values (parts [nParts][g·d], ml [nParts][2g]) and the heads' sinks
+// into out [g·d].
+func mergeParts(out, parts, ml, sinks []float32, nParts, g, d int) {
+	for h := 0; h < g; h++ {
+		m := sinks[h]
+		for p := 0; p < nParts; p++ {
+			m = max(m, ml[p*2*g+2*h])
+		}
+		den := math.Exp(float64(sinks[h] - m))
+		o := out[h*d : (h+1)*d]
+		clear(o)
+		for p := 0; p < nParts; p++ {
+			w := math.Exp(float64(ml[p*2*g+2*h] - m))
+			den += w * float64(ml[p*2*g+2*h+1])
+			axpy(o, parts[p*g*d+h*d:p*g*d+(h+1)*d], float32(w))
+		}
+		inv := float32(1 / den)
 		for i := range o {
 			o[i] *= inv
 		}

@@ -458,3 +458,37 @@ func TestMaxOf(t *testing.T) {
 		}
 	})
 }
+
+// Attention split over key ranges and merged equals one pass.
+func TestAttendSplitMerge(t *testing.T) {
+	bothKernels(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(23, 24))
+		heads, kvHeads, d, nk := 8, 2, 16, 29
+		g := heads / kvHeads
+		q := randF32(r, heads*d, 1)
+		keys := randF32(r, nk*kvHeads*d, 1)
+		vals := randF32(r, nk*kvHeads*d, 1)
+		sinks := randF32(r, heads, 1)
+		whole := make([]float32, heads*d)
+		Attend(whole, q, keys, vals, sinks, nk, heads, kvHeads, d)
+		want := make([]float64, len(whole))
+		for i, v := range whole {
+			want[i] = float64(v)
+		}
+		cuts := []int{0, 5, 6, 20, nk}
+		segs := len(cuts) - 1
+		got := make([]float32, heads*d)
+		buf := make([]float32, attendScratch(g, d, nk))
+		for kh := 0; kh < kvHeads; kh++ {
+			parts := make([]float32, segs*g*d)
+			ml := make([]float32, segs*2*g)
+			for sg := 0; sg < segs; sg++ {
+				j0, j1 := cuts[sg], cuts[sg+1]
+				attendGroup(parts[sg*g*d:(sg+1)*g*d], q[kh*g*d:(kh+1)*g*d], keys[j0*kvHeads*d:j1*kvHeads*d], vals[j0*kvHeads*d:j1*kvHeads*d],
+					kvHeads*d, kh*d, j1-j0, d, nil, buf, ml[sg*2*g:(sg+1)*2*g])
+			}
+			mergeParts(got[kh*g*d:(kh+1)*g*d], parts, ml, sinks[kh*g:(kh+1)*g], segs, g, d)
+		}
+		near(t, "split attention", got, want, 1e-5)
+	})
+}
