@@ -31,7 +31,11 @@
 //     only for the last token unless all are asked for.
 //   - Attention runs per (token, kv head): the query heads that share a kv
 //     head are scored together, so each key row is loaded once per four
-//     heads. The sink adds exp(sink) to the softmax denominator only.
+//     heads. The sink adds exp(sink) to the softmax denominator only. A
+//     single query over 256 keys or more (decode at long context) is split
+//     into key ranges attended in parallel, each giving its max, sum and
+//     unnormalized output, merged afterwards, so it uses every worker
+//     rather than one per kv head.
 //   - KV cache per sequence: full-attention layers (odd index) keep every
 //     position and grow as needed; sliding layers (even index) keep a ring
 //     of window+TruncateSlack (128+512) positions, each row written twice
