@@ -425,3 +425,52 @@ func TestS3Errors(t *testing.T) {
 	r = a.wantCode(exitError, "mirror", "20b", "--to", "s3://models/m2")
 	oneLine("another model's prefix", r, "already holds openai/gpt-oss-120b")
 }
+
+// Two cached formats of one revision share one prefix: both go up, the
+// manifest lists both, and each pulls back on its own.
+func TestS3MirrorTwoFormats(t *testing.T) {
+	requireMirrorCmd(t)
+	srv := s3test.Start(t)
+	srv.MakeBucket(t, "models")
+	e := newEnv(t, 1<<20, hubtest.Options{})
+	// Both formats share the revision's snapshot directory: list the
+	// original format's files before the hf format joins them.
+	origFiles := listFiles(strings.TrimSpace(e.mustRun("pull", "20b", "--format", "original", "--no-convert").stdout))
+	e.mustRun("pull", "20b", "--no-convert")
+	a := s3Env(t, e, srv, false)
+	const loc = "s3://models/gpt-oss-20b"
+	r := a.mustRun("mirror", "20b", "--to", loc, "--json")
+	events := 0
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if strings.Contains(l, `"event":"mirrored"`) {
+			events++
+		}
+	}
+	if events != 2 {
+		t.Fatalf("%d formats mirrored, want 2:\n%s", events, r.stdout)
+	}
+	for _, c := range []struct {
+		want []string
+		args []string
+	}{{e.hfFiles(), nil}, {origFiles, []string{"--format", "original"}}} {
+		b := s3Env(t, e, srv, true, "HF_ENDPOINT=http://127.0.0.1:1")
+		got := strings.TrimSpace(b.mustRun(append([]string{"pull", "20b", "--from", loc, "--no-convert"}, c.args...)...).stdout)
+		if filepath.Base(got) != e.repo.Commit {
+			t.Errorf("snapshot %s, want revision %s", got, e.repo.Commit)
+		}
+		b.checkSnapshot(got, c.want)
+	}
+}
+
+// listFiles lists the files under dir, slash-separated and sorted.
+func listFiles(dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	return out
+}
