@@ -218,6 +218,16 @@ func TestServeSIGTERM(t *testing.T) {
 	e.extra = []string{chat.ScriptEnv + "=1"}
 	script := writeScript(t)
 
+	// Bad flags are usage errors, before any model is loaded.
+	for _, args := range [][]string{{"--addr", "no-port"}, {"--parallel", "0"}, {"--engine", "tpu"}} {
+		e.wantCode(exitUsage, append([]string{"serve", "20b"}, args...)...)
+	}
+	e.extra = nil
+	if r := e.wantCode(exitUsage, "serve", "20b", "--script-file", script); !strings.Contains(r.stderr, chat.ScriptEnv) {
+		t.Errorf("script hook without its variable: %s", r.stderr)
+	}
+	e.extra = []string{chat.ScriptEnv + "=1"}
+
 	s := startServe(t, e, "--script-file", script)
 	resp, err := http.Get(s.url + "/health")
 	if err != nil || resp.StatusCode != 200 {
