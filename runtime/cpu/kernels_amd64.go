@@ -47,3 +47,9 @@ func maxAsm(x *float32, n int) float32
 
 //go:noescape
 func dot2x4Asm(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32)
+
+// useAVX512 selects the 512-bit batched kernel (dot2x4AVX512).
+var useAVX512 = useAsm && cpu.X86.HasAVX512F
+
+//go:noescape
+func dot2x4AVX512(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32)

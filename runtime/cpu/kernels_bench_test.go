@@ -10,9 +10,13 @@ import (
 // reported MB/s is weight bytes streamed.
 
 func benchKernels(b *testing.B, f func(b *testing.B)) {
-	saved := useAsm
-	defer func() { useAsm = saved }()
-	if saved {
+	savedAsm, saved512 := useAsm, useAVX512
+	defer func() { useAsm, useAVX512 = savedAsm, saved512 }()
+	if savedAsm {
+		if saved512 {
+			b.Run("avx512", f)
+		}
+		useAVX512 = false
 		b.Run("asm", f)
 	}
 	useAsm = false

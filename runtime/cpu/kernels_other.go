@@ -29,3 +29,9 @@ func maxAsm(x *float32, n int) float32 { panic("no asm") }
 func dot2x4Asm(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32) {
 	panic("no asm")
 }
+
+var useAVX512 = false
+
+func dot2x4AVX512(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32) {
+	panic("no asm")
+}

@@ -131,12 +131,29 @@ func gemmTile(out, buf, x []float32, n, rows, cols, r0, r1 int) {
 		xt := padded[t*cols : (t+4)*cols]
 		r := r0
 		if useAsm && cols%8 == 0 {
-			for ; r+2 <= r1; r += 2 {
-				dot2x4Asm(&buf[(r-r0)*cols], cols*4, &xt[0], cols*4, cols, &acc8)
-				for k := 0; k < 4; k++ {
-					blk[k][r-r0], blk[k][r-r0+1] = acc8[k], acc8[4+k]
+			wide := useAVX512 && cols%16 == 0
+			pairs := (r1 - r0) / 2
+			for k := range blk {
+				clear(blk[k][:2*pairs])
+			}
+			// Column blocks small enough that the four tokens' slices stay
+			// in L1 while every row pair of the tile passes.
+			for c0 := 0; c0 < cols; c0 += colBlock {
+				cn := min(colBlock, cols-c0)
+				for p := 0; p < pairs; p++ {
+					rr := r0 + 2*p
+					if wide {
+						dot2x4AVX512(&buf[(rr-r0)*cols+c0], cols*4, &xt[c0], cols*4, cn, &acc8)
+					} else {
+						dot2x4Asm(&buf[(rr-r0)*cols+c0], cols*4, &xt[c0], cols*4, cn, &acc8)
+					}
+					for k := 0; k < 4; k++ {
+						blk[k][2*p] += acc8[k]
+						blk[k][2*p+1] += acc8[4+k]
+					}
 				}
 			}
+			r = r0 + 2*pairs
 		}
 		for ; r < r1; r++ {
 			dot4F32(buf[(r-r0)*cols:(r-r0+1)*cols], xt, cols, &acc)
@@ -149,6 +166,9 @@ func gemmTile(out, buf, x []float32, n, rows, cols, r0, r1 int) {
 		}
 	}
 }
+
+// colBlock is the column block of gemmTile (a multiple of 16; 2880/3).
+const colBlock = 960
 
 // padRows is n rounded up to whole groups of four (the rows gemmTile may
 // read of a padded activation buffer).

@@ -63,12 +63,16 @@ func near(t *testing.T, what string, got []float32, want []float64, tol float64)
 	_ = at
 }
 
-// bothKernels runs f with the assembly kernels (where this machine has
-// them) and with the pure-Go ones.
+// bothKernels runs f with each set of kernels this machine has: AVX-512,
+// AVX2 and pure Go.
 func bothKernels(t *testing.T, f func(t *testing.T)) {
-	saved := useAsm
-	defer func() { useAsm = saved }()
-	if saved {
+	savedAsm, saved512 := useAsm, useAVX512
+	defer func() { useAsm, useAVX512 = savedAsm, saved512 }()
+	if savedAsm {
+		if saved512 {
+			t.Run("avx512", f)
+		}
+		useAVX512 = false
 		t.Run("asm", f)
 	}
 	useAsm = false
@@ -142,7 +146,7 @@ func TestKernelsAgree(t *testing.T) {
 func TestMatVecMatMulBF16(t *testing.T) {
 	bothKernels(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(3, 4))
-		for _, dims := range [][3]int{{1, 5, 3}, {3, 37, 40}, {5, 64, 128}, {9, 130, 96}} {
+		for _, dims := range [][3]int{{1, 5, 3}, {3, 37, 40}, {5, 64, 128}, {9, 130, 96}, {5, 7, 1000}, {6, 18, 1984}} {
 			n, rows, cols := dims[0], dims[1], dims[2]
 			w := randBF16(r, rows*cols, 0.05)
 			bias := randBF16(r, rows, 0.1)
