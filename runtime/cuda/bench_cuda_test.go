@@ -134,6 +134,9 @@ func TestBenchSynthetic(t *testing.T) {
 	}
 	stepTimes(t, s0, "context ~140")
 	profileStep(t, s0, 1, "decode step, context ~140")
+	m.moeV2 = !m.moeV2 // the other MoE kernels, direct launches
+	profileStep(t, s0, 1, fmt.Sprintf("decode step, context ~140, MoE v2=%v", m.moeV2))
+	m.moeV2 = !m.moeV2
 	s0.Close()
 
 	res.PrefillTokens = 512
@@ -145,6 +148,9 @@ func TestBenchSynthetic(t *testing.T) {
 	s1.Truncate(0)
 	copy(s1.hTok, tokens(prefillChunk))
 	profileStep(t, s1, prefillChunk, "prefill chunk of 256 tokens at context 0")
+	m.moeV2 = !m.moeV2
+	profileStep(t, s1, prefillChunk, fmt.Sprintf("prefill chunk of 256 tokens at context 0, MoE v2=%v", m.moeV2))
+	m.moeV2 = !m.moeV2
 	start = time.Now()
 	if _, err := s1.Forward(ctx, tokens(512), false); err != nil {
 		t.Fatal(err)

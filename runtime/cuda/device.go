@@ -29,6 +29,7 @@ var kernelNames = []string{
 	"attn_partial_d16", "attn_partial_d32", "attn_partial_d64", "attn_partial_d128", "attn_combine",
 	"router_topk", "moe_plan", "moe_mlp1_t1", "moe_mlp1_t8", "moe_mlp2_t1", "moe_mlp2_t8",
 	"moe_combine", "moe_mlp1_dec", "moe_mlp2_dec", "argmax",
+	"moe2_mlp1_t8", "moe2_mlp2_t8", "moe2_mlp1_dec", "moe2_mlp2_dec",
 }
 
 // device is one GPU with its primary context and the loaded kernels.

@@ -45,6 +45,24 @@
 //     buffers on 2 streams: goroutines copy the mapped layout into a free
 //     buffer while the previous ones are in flight.
 //
+// Measured (scripts/gpu-check.sh on one NVIDIA H100 80GB HBM3, driver
+// 580.159.04, at commit 2b8ef15; synthetic full-size gpt-oss-20b from
+// runtime/synth, `gptoss bench-engine`): every kernel test passes (relative
+// error ≤ 2e-6 against runtime/cpu); golden max |logit − CPU engine| =
+// max |logit − reference f32| = 0.0105, greedy tokens identical, also
+// through `gptoss run --engine cuda`; load to first token 0.63–0.74 s
+// (13.8 GB layout, warm page cache); prefill 497 tok/s (512 tokens),
+// 455 tok/s filling 8k; decode 212 tok/s at context 0, 181 at 8k (the
+// issue asks 600); peak device memory 14.2 GB; the CPU engine on the same
+// machine: 12 tok/s decode, 33 tok/s prefill. A decode step is 4.7 ms with
+// the graph (5.0 ms with direct launches). The kernel profile (PERF.md)
+// puts the MoE kernels at 52% of a decode step and 88% of prefill: their
+// activation loads are uncoalesced (lane l reads the activations of block
+// l). The second MoE kernels (moe2_*, GPTOSS_CUDA_MOE=v2: consecutive lanes
+// on consecutive half-blocks, a conflict-free per-lane E2M1 table) fix that
+// but have not run on a GPU yet; they are tested by the same kernel and
+// golden tests and stay off by default until gpu-check passes them.
+//
 // Tests: *_cuda_test.go (build tag cuda) compare every kernel with the CPU
 // engine's op on random inputs of gpt-oss-20b shapes, run the golden model
 // (max |logit − CPU| ≤ 2e-2, same greedy tokens) and a long sequence; they

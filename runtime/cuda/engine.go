@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"time"
 	"unsafe"
@@ -60,6 +61,9 @@ type Model struct {
 	layers  []layerWeights
 	invFreq devPtr
 	conc    float32
+	// moeV2 selects the second MoE kernels (GPTOSS_CUDA_MOE=v2), which
+	// await a GPU check before they become the default.
+	moeV2 bool
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -135,7 +139,7 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	unlock := d.enter()
 	defer unlock()
 
-	m := &Model{d: d, cfg: cfg, opts: o}
+	m := &Model{d: d, cfg: cfg, opts: o, moeV2: os.Getenv("GPTOSS_CUDA_MOE") == "v2"}
 	type tensor struct {
 		name string
 		dst  *devPtr

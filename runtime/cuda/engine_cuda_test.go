@@ -112,9 +112,14 @@ func TestGolden(t *testing.T) {
 	if err := json.Unmarshal(b, &g); err != nil {
 		t.Fatal(err)
 	}
-	for _, layout := range []struct{ name, dir string }{{"hf", goldenDir}, {"original", filepath.Join(goldenDir, "original")}} {
+	for _, c := range []struct {
+		name, dir string
+		moeV2     bool
+	}{{"hf", goldenDir, false}, {"original", filepath.Join(goldenDir, "original"), false}, {"hf-moe-v2", goldenDir, true}} {
+		layout := c
 		t.Run(layout.name, func(t *testing.T) {
 			gm, cm := loadBoth(t, layoutOf(t, layout.dir))
+			gm.moeV2 = layout.moeV2
 			ctx := context.Background()
 			V := gm.Config().VocabSize
 			gs, cs := newSeq(t, gm, 64), newSeq(t, cm, 64)

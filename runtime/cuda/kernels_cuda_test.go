@@ -454,6 +454,12 @@ func TestKernelRouterTopK(t *testing.T) {
 // mlp2, weighted combine into the residual) for decode and prefill and
 // compares it with the CPU engine's MatVecMXFP4 + SwiGLU per expert.
 func TestKernelMoE(t *testing.T) {
+	for _, v2 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "v1", true: "v2"}[v2], func(t *testing.T) { testMoE(t, v2) })
+	}
+}
+
+func testMoE(t *testing.T, v2 bool) {
 	d, s := gpu(t)
 	r := rand.New(rand.NewPCG(13, 14))
 	const E = 8
@@ -475,8 +481,8 @@ func TestKernelMoE(t *testing.T) {
 		dxn, dx := devF32(t, d, s, xn), devF32(t, d, s, x0)
 		must(t, s.routerTopK(devF32(t, d, s, logits), ids, wts, T, E, tK))
 		must(t, s.moePlan(ids, n, E, tile, order, tiles, ntiles))
-		must(t, s.moeMLP1(dw1b, dw1s, db1, dxn, order, tiles, ntiles, act, tI, tH, tK, tile, maxTiles, 7))
-		must(t, s.moeMLP2(dw2b, dw2s, db2, act, order, tiles, ntiles, y, tH, tI, tile, maxTiles))
+		must(t, s.moeMLP1(v2, dw1b, dw1s, db1, dxn, order, tiles, ntiles, act, tI, tH, tK, tile, maxTiles, 7))
+		must(t, s.moeMLP2(v2, dw2b, dw2s, db2, act, order, tiles, ntiles, y, tH, tI, tile, maxTiles))
 		must(t, s.moeCombine(y, wts, dx, T, tH, tK))
 		got := readF32(t, s, dx, T*tH)
 		want := append([]float32(nil), x0...)
@@ -502,8 +508,8 @@ func TestKernelMoE(t *testing.T) {
 			// the one-token kernels: no plan, combine fused into mlp2
 			dx1 := devF32(t, d, s, x0)
 			act1 := devPoison(t, d, s, tK*tI)
-			must(t, s.moeMLP1Dec(dw1b, dw1s, db1, dxn, ids, act1, tI, tH, tK, 7))
-			must(t, s.moeMLP2Dec(dw2b, dw2s, db2, act1, ids, wts, dx1, tH, tI, tK))
+			must(t, s.moeMLP1Dec(v2, dw1b, dw1s, db1, dxn, ids, act1, tI, tH, tK, 7))
+			must(t, s.moeMLP2Dec(v2, dw2b, dw2s, db2, act1, ids, wts, dx1, tH, tI, tK))
 			relErr(t, "moe decode kernels", readF32(t, s, dx1, tH), want, 1e-5)
 		}
 	}

@@ -13,6 +13,9 @@ const warpsPerBlock = 8
 var (
 	attnKernel = map[int]string{16: "attn_partial_d16", 32: "attn_partial_d32", 64: "attn_partial_d64", 128: "attn_partial_d128"}
 	moeKernel  = map[int][2]string{1: {"moe_mlp1_t1", "moe_mlp2_t1"}, 8: {"moe_mlp1_t8", "moe_mlp2_t8"}}
+	// moe2Kernel: the second MoE version (coalesced, conflict-free table);
+	// tiles of one use the first.
+	moe2Kernel = map[int][2]string{1: {"moe_mlp1_t1", "moe_mlp2_t1"}, 8: {"moe2_mlp1_t8", "moe2_mlp2_t8"}}
 ) // matvec / MoE kernels: 256 threads, one warp per row
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
@@ -90,13 +93,21 @@ func (s *stream) moePlan(ids devPtr, n, E, tile int, order, tiles, ntiles devPtr
 	return s.launch("moe_plan", grid(1, 1, 1), grid(1024, 1, 1), ids, n, E, tile, order, tiles, ntiles)
 }
 
-func (s *stream) moeMLP1(blocks, scales, bias, x, order, tiles, ntiles, act devPtr, I, K, topk, tile, maxTiles int, limit float32) error {
-	return s.launch(moeKernel[tile][0], grid(ceilDiv(I, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
+func (s *stream) moeMLP1(v2 bool, blocks, scales, bias, x, order, tiles, ntiles, act devPtr, I, K, topk, tile, maxTiles int, limit float32) error {
+	names := moeKernel
+	if v2 {
+		names = moe2Kernel
+	}
+	return s.launch(names[tile][0], grid(ceilDiv(I, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, x, order, tiles, ntiles, act, I, K, topk, limit)
 }
 
-func (s *stream) moeMLP2(blocks, scales, bias, act, order, tiles, ntiles, y devPtr, H, I, tile, maxTiles int) error {
-	return s.launch(moeKernel[tile][1], grid(ceilDiv(H, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
+func (s *stream) moeMLP2(v2 bool, blocks, scales, bias, act, order, tiles, ntiles, y devPtr, H, I, tile, maxTiles int) error {
+	names := moeKernel
+	if v2 {
+		names = moe2Kernel
+	}
+	return s.launch(names[tile][1], grid(ceilDiv(H, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, act, order, tiles, ntiles, y, H, I)
 }
 
@@ -106,14 +117,22 @@ func moeDecodeOK(T, k int) bool { return T == 1 && k <= 4 }
 
 // moeMLP1Dec: act[k', :] = SwiGLU(W1_{ids[k']} · x + b1) for the k experts of
 // one token.
-func (s *stream) moeMLP1Dec(blocks, scales, bias, x, ids, act devPtr, I, K, topk int, limit float32) error {
-	return s.launch("moe_mlp1_dec", grid(ceilDiv(I, warpsPerBlock), topk, 1), grid(32*warpsPerBlock, 1, 1),
+func (s *stream) moeMLP1Dec(v2 bool, blocks, scales, bias, x, ids, act devPtr, I, K, topk int, limit float32) error {
+	name := "moe_mlp1_dec"
+	if v2 {
+		name = "moe2_mlp1_dec"
+	}
+	return s.launch(name, grid(ceilDiv(I, warpsPerBlock), topk, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, x, ids, act, I, K, topk, limit)
 }
 
 // moeMLP2Dec: x += Σ_k' wts[k']·(W2_{ids[k']} · act[k'] + b2) for one token.
-func (s *stream) moeMLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
-	return s.launch("moe_mlp2_dec", grid(ceilDiv(H, warpsPerBlock), 1, 1), grid(32*warpsPerBlock, 1, 1),
+func (s *stream) moeMLP2Dec(v2 bool, blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+	name := "moe_mlp2_dec"
+	if v2 {
+		name = "moe2_mlp2_dec"
+	}
+	return s.launch(name, grid(ceilDiv(H, warpsPerBlock), 1, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, act, ids, wts, x, H, I, topk)
 }
 

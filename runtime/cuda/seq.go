@@ -275,14 +275,14 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 		)
 		if moeDecodeOK(T, k) {
 			errs = append(errs,
-				s.moeMLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
-				s.moeMLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+				s.moeMLP1Dec(m.moeV2, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+				s.moeMLP2Dec(m.moeV2, w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
 			continue
 		}
 		errs = append(errs,
 			s.moePlan(q.ids, n, E, tile, q.order, q.tiles, q.ntiles),
-			s.moeMLP1(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.order, q.tiles, q.ntiles, q.act, I, H, k, tile, maxTiles, limit),
-			s.moeMLP2(w.w2Blocks, w.w2Scales, w.b2, q.act, q.order, q.tiles, q.ntiles, q.y, H, I, tile, maxTiles),
+			s.moeMLP1(m.moeV2, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.order, q.tiles, q.ntiles, q.act, I, H, k, tile, maxTiles, limit),
+			s.moeMLP2(m.moeV2, w.w2Blocks, w.w2Scales, w.b2, q.act, q.order, q.tiles, q.ntiles, q.y, H, I, tile, maxTiles),
 			s.moeCombine(q.y, q.wts, q.x, T, H, k),
 		)
 	}
