@@ -15,7 +15,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT=${OUT:-$ROOT/.gpu-check}
+OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 export GPTOSS_REQUIRE_GPU=1
 fail=0
