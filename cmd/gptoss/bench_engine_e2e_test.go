@@ -51,7 +51,7 @@ func TestBenchEngineSyntheticTiny(t *testing.T) {
 	if r.Reused || !reps[1].Reused || reps[1].WriteSeconds != 0 || r.WriteSeconds <= 0 {
 		t.Fatalf("first run reused=%v (write %gs), second reused=%v (write %gs)", r.Reused, r.WriteSeconds, reps[1].Reused, reps[1].WriteSeconds)
 	}
-	if r.LoadSeconds <= 0 || r.PrefillTokens != 40 || r.PrefillSeconds <= 0 || r.PrefillTokS <= 0 {
+	if r.LoadSeconds <= 0 || r.PrefillTokens != 40 || r.PrefillSeconds <= 0 || r.PrefillTokS <= 0 || r.PrefillFirstSeconds <= 0 {
 		t.Fatalf("load/prefill: %+v", r)
 	}
 	if len(r.Decode) != 2 || r.Decode[0].Context != 0 || r.Decode[1].Context != 70 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gptoss/gptoss/convert"
@@ -51,6 +52,8 @@ type Model struct {
 	maxCtx  int
 	slack   int // TruncateSlack (tests make it small)
 	closed  atomic.Bool
+	wsMu    sync.Mutex
+	wsFree  []*workspace
 	qDim    int // heads·headDim
 	kvDim   int // kvHeads·headDim
 }
@@ -154,17 +157,40 @@ type kvCache struct {
 }
 
 type sequence struct {
-	m      *Model
-	maxLen int
-	n      int
-	kv     []kvCache
-	// per-chunk activations
+	m          *Model
+	maxLen     int
+	n          int
+	kv         []kvCache
+	logits     []float32
+	closed     bool
+	*workspace // while in Forward
+}
+
+// workspace is the activation memory of a Forward. Models keep finished
+// ones for the next Forward of any sequence, so a new sequence does not
+// fault in fresh pages for its first prompt.
+type workspace struct {
 	x, t, qkv, attn, proj, router []float32
 	cos, sin                      []float32
-	logits                        []float32
 	parts, partML                 []float32 // split attention's partial results
 	moe                           moeBuffers
-	closed                        bool
+}
+
+func (m *Model) getWorkspace() *workspace {
+	m.wsMu.Lock()
+	defer m.wsMu.Unlock()
+	if n := len(m.wsFree); n > 0 {
+		w := m.wsFree[n-1]
+		m.wsFree = m.wsFree[:n-1]
+		return w
+	}
+	return &workspace{}
+}
+
+func (m *Model) putWorkspace(w *workspace) {
+	m.wsMu.Lock()
+	defer m.wsMu.Unlock()
+	m.wsFree = append(m.wsFree, w)
 }
 
 // NewSequence starts an empty sequence of at most maxLen tokens (0: the
@@ -278,6 +304,11 @@ func (s *sequence) Forward(ctx context.Context, tokens []int32, all bool) ([]flo
 	} else {
 		s.logits = grow(s.logits, V)
 	}
+	s.workspace = s.m.getWorkspace()
+	defer func() {
+		s.m.putWorkspace(s.workspace)
+		s.workspace = nil
+	}()
 	for at := 0; at < len(tokens); at += chunkTokens {
 		end := min(at+chunkTokens, len(tokens))
 		var out []float32
