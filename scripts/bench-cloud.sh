@@ -71,7 +71,9 @@ time_tools() {
   local tools=("$@")
   declare -A times=()
   for rep in $(seq "$REPS"); do
-    for tool in "${tools[@]}"; do
+    # Rotate the order each repetition: no tool always runs first.
+    local order=("${tools[@]:$(( (rep - 1) % ${#tools[@]} ))}" "${tools[@]:0:$(( (rep - 1) % ${#tools[@]} ))}")
+    for tool in "${order[@]}"; do
       local out=$work/out-$suite-$tool
       rm -rf "$out"; mkdir -p "$out"
       sync
