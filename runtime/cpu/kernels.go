@@ -297,3 +297,40 @@ func maxOf(m float32, x []float32) float32 {
 	}
 	return m
 }
+
+// mxConsts is the AVX-512 MXFP4 kernel's tables: the 16 E2M1 values, then
+// 2^(s−127) for every scale byte s.
+var mxConsts = func() (c [16 + 256]float32) {
+	for i, v := range fp4x2 {
+		c[i] = float32(v) / 2
+	}
+	c[8] = float32(math.Copysign(0, -1))
+	for s := 0; s < 256; s++ {
+		c[16+s] = float32(math.Ldexp(1, s-127))
+	}
+	return
+}()
+
+// splitBlocks writes x (len a multiple of 32) into xs with each block of
+// 32 values reordered as its 16 even elements then its 16 odd ones — the
+// order dotMXFP4Split wants (the AVX-512 kernel looks the two nibbles of a
+// byte up as two 16-lane vectors).
+func splitBlocks(xs, x []float32) {
+	for g := 0; g+32 <= len(x); g += 32 {
+		for i := 0; i < 16; i++ {
+			xs[g+i] = x[g+2*i]
+			xs[g+16+i] = x[g+2*i+1]
+		}
+	}
+}
+
+// dotMXFP4Split is dotMXFP4 for x already split by splitBlocks (xs);
+// x is the same vector in natural order, used where there is no AVX-512.
+func dotMXFP4Split(blocks, scales []byte, xs, x []float32) float32 {
+	if useAVX512 && len(scales) > 0 {
+		_ = blocks[16*len(scales)-1]
+		_ = xs[32*len(scales)-1]
+		return dotMXFP4AVX512(&blocks[0], &scales[0], len(scales), &xs[0], &mxConsts[0])
+	}
+	return dotMXFP4(blocks, scales, x)
+}

@@ -53,3 +53,6 @@ var useAVX512 = useAsm && cpu.X86.HasAVX512F
 
 //go:noescape
 func dot2x4AVX512(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32)
+
+//go:noescape
+func dotMXFP4AVX512(blocks, scales *byte, nblocks int, xs *float32, c *float32) float32

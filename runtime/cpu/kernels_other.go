@@ -35,3 +35,7 @@ var useAVX512 = false
 func dot2x4AVX512(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32) {
 	panic("no asm")
 }
+
+func dotMXFP4AVX512(blocks, scales *byte, nblocks int, xs *float32, c *float32) float32 {
+	panic("no asm")
+}

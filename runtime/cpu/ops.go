@@ -186,9 +186,15 @@ func matVecMXFP4(p *pool, out []float32, blocks, scales, bias []byte, x []float3
 	nb := cols / 32
 	_ = blocks[rows*nb*16-1]
 	_ = scales[rows*nb-1]
+	x = x[:cols]
+	xs := x
+	if useAVX512 {
+		xs = make([]float32, cols)
+		splitBlocks(xs, x)
+	}
 	p.For(rows, 8, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
-			s := dotMXFP4(blocks[r*nb*16:(r+1)*nb*16], scales[r*nb:(r+1)*nb], x)
+			s := dotMXFP4Split(blocks[r*nb*16:(r+1)*nb*16], scales[r*nb:(r+1)*nb], xs, x)
 			if bias != nil {
 				s += bf16(bias[2*r], bias[2*r+1])
 			}

@@ -123,6 +123,17 @@ func TestKernelsAgree(t *testing.T) {
 			scales[1] = 140
 		}
 		x := randF32(r, 32*nb, 1)
+		if useAVX512 {
+			xs := make([]float32, len(x))
+			splitBlocks(xs, x)
+			z := dotMXFP4Split(blocks, scales, xs, x)
+			useAVX512 = false
+			g := dotMXFP4(blocks, scales, x)
+			useAVX512 = true
+			if math.Abs(float64(z-g)) > 1e-5*(1+math.Abs(float64(g))) {
+				t.Errorf("nb=%d: dotMXFP4 AVX-512 %v, AVX2 %v", nb, z, g)
+			}
+		}
 		useAsm = true
 		a := dotMXFP4(blocks, scales, x)
 		rowA := make([]float32, 32*nb)
