@@ -637,3 +637,45 @@ func TestChatMapping(t *testing.T) {
 		t.Errorf("tool_choice none still renders the tool: %s", p)
 	}
 }
+
+// With two sequences, two answers generate at once (both are inside the
+// model before either may go on), and a request goes to the sequence
+// whose cache holds its prefix.
+func TestParallelSequences(t *testing.T) {
+	m, tok := tinyModel(t)
+	g := newGated(m)
+	ts := start(t, Config{Model: g, Tokenizer: tok, Parallel: 2, MaxQueue: -1,
+		Script: chat.Script{{When: "", Reply: "<|channel|>final<|message|>ok<|return|>"}}})
+	statuses := make(chan int, 2)
+	for _, who := range []string{"one", "two"} {
+		go func() {
+			s, _ := post(t, ts.url, `{"model": "gpt-oss-20b", "messages": [{"role": "user", "content": "`+who+`"}]}`)
+			statuses <- s
+		}()
+	}
+	<-g.entered
+	<-g.entered
+	if ts.q.inUse() != 2 {
+		t.Errorf("%d sequences in use, want 2", ts.q.inUse())
+	}
+	// Both sequences busy and no waiting allowed: 429.
+	if s, v := post(t, ts.url, `{"model": "gpt-oss-20b", `+hello+`}`); s != 429 {
+		t.Errorf("third request: %d %v", s, v)
+	}
+	g.open()
+	if a, b := <-statuses, <-statuses; a != 200 || b != 200 {
+		t.Fatalf("statuses %d %d", a, b)
+	}
+	// Follow-ups of each conversation reuse its sequence's cache: all but
+	// the new turn was cached (the first answer "…ok" and the prompt
+	// before it), which the other sequence does not hold.
+	fresh := len(tok.Encode("<|end|><|start|>user<|message|>more<|end|><|start|>assistant", "all"))
+	for _, who := range []string{"two", "one", "two", "one"} {
+		_, v := post(t, ts.url, `{"model": "gpt-oss-20b", "messages": [{"role": "user", "content": "`+who+`"}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "more"}]}`)
+		u := v["usage"].(map[string]any)
+		cached := u["prompt_tokens_details"].(map[string]any)["cached_tokens"].(float64)
+		if prompt := u["prompt_tokens"].(float64); int(prompt-cached) > fresh {
+			t.Errorf("%s: cached %v of %v prompt tokens: the conversation's sequence was not chosen", who, cached, prompt)
+		}
+	}
+}
