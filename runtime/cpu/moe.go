@@ -13,6 +13,7 @@ type moeBuffers struct {
 	active, off    []int     // active experts; their first grouped row (len active+1)
 	count          []int     // per expert
 	xe, he, ae, ye []float32 // grouped inputs, W1 outputs, SwiGLU outputs, W2 outputs
+	split          []float32 // inputs split per block (splitBlocks)
 }
 
 func growInts(b []int, n int) []int {
@@ -88,6 +89,19 @@ func (s *sequence) expertPass(mo *moeWeights, first bool, in, out []float32, out
 	b := &s.moe
 	tilesPer := (outRows + rowTile - 1) / rowTile
 	nb := cols / 32
+	// The fused path's inputs, split per block for the AVX-512 kernel.
+	xs := in
+	if useAVX512 {
+		b.split = grow(b.split, len(in))
+		xs = b.split
+		for ai := range b.active {
+			if g0, g1 := b.off[ai], b.off[ai+1]; g1-g0 < fusedBelow {
+				for r := g0; r < g1; r++ {
+					splitBlocks(xs[r*cols:(r+1)*cols], in[r*cols:(r+1)*cols])
+				}
+			}
+		}
+	}
 	m.p.For(len(b.active)*tilesPer, 1, func(wk, lo, hi int) {
 		for item := lo; item < hi; item++ {
 			ai, j := item/tilesPer, item%tilesPer
@@ -104,7 +118,7 @@ func (s *sequence) expertPass(mo *moeWeights, first bool, in, out []float32, out
 				for r := r0; r < r1; r++ {
 					bl, sc := blocks[r*nb*16:(r+1)*nb*16], scales[r*nb:(r+1)*nb]
 					for t := 0; t < cnt; t++ {
-						o[t*outRows+r] = dotMXFP4(bl, sc, x[t*cols:(t+1)*cols])
+						o[t*outRows+r] = dotMXFP4Split(bl, sc, xs[(g0+t)*cols:(g0+t+1)*cols], x[t*cols:(t+1)*cols])
 					}
 				}
 			} else {
