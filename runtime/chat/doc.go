@@ -11,10 +11,11 @@
 //     ring that no longer holds the window), the session starts over from
 //     an empty cache. After an engine error the cache is dropped, so a
 //     session is always consistent.
-//   - Stop tokens end a generation and are returned but never fed to the
-//     model (they would only be fed if the conversation continued, and the
-//     next prompt renders them itself). MaxTokens and the session's length
-//     give finish reason "length".
+//   - Stop tokens end a generation and are returned. The last generated
+//     token (a stop token, the MaxTokens-th, the end of a forced script) is
+//     never fed to the model: nothing reads its logits, and a next prompt
+//     that continues the conversation feeds it then. MaxTokens and the
+//     session's length give finish reason "length".
 //   - Stream runs the strict Harmony parser and maps it: analysis →
 //     Reasoning, final and commentary without recipient → Content, a
 //     message to functions.NAME → ToolCall + ToolArgs. When the model does

@@ -113,17 +113,13 @@ func (s *Session) Generate(ctx context.Context, req Request, emit func(id int32)
 	if smp == nil {
 		smp, _ = sample.New(sample.Params{})
 	}
+	if req.Forced != nil && len(req.Forced) == 0 {
+		res.Finish = FinishStop
+		return res, nil
+	}
 	for {
-		if req.MaxTokens > 0 && len(res.Tokens) >= req.MaxTokens {
-			res.Finish = FinishLength
-			return res, nil
-		}
 		var id int32
 		if req.Forced != nil {
-			if len(res.Tokens) >= len(req.Forced) {
-				res.Finish = FinishStop
-				return res, nil
-			}
 			id = req.Forced[len(res.Tokens)]
 		} else {
 			id = smp.Sample(logits)
@@ -138,8 +134,13 @@ func (s *Session) Generate(ctx context.Context, req Request, emit func(id int32)
 				return res, err
 			}
 		}
-		if req.Stops.Has(id) {
+		// The last token is never fed: nothing would read its logits.
+		if req.Stops.Has(id) || (req.Forced != nil && len(res.Tokens) == len(req.Forced)) {
 			res.Finish = FinishStop
+			return res, nil
+		}
+		if req.MaxTokens > 0 && len(res.Tokens) >= req.MaxTokens {
+			res.Finish = FinishLength
 			return res, nil
 		}
 		if len(s.fed) >= s.maxLen {
