@@ -3,7 +3,8 @@
 // tests, with its storage in a temporary directory, and stops it by PID when
 // the test ends.
 //
-// The binary is found through AZURITE_BLOB (a path to azurite-blob), else
+// The binary is found through AZURITE_BLOB (a path to azurite-blob; only
+// there, when set), else
 // .tools/npm/node_modules/.bin/azurite-blob in the module root (where
 // .ci/run installs it), else azurite-blob on PATH. When none is there the
 // test is skipped, or fails when CI is set (CI installs it).
@@ -62,6 +63,10 @@ func (s *Server) PID() int { return s.pid }
 // Binary returns the azurite-blob executable, or "".
 func Binary() string {
 	if p := os.Getenv("AZURITE_BLOB"); p != "" {
+		// Only this one, when named (a wrong path is "missing").
+		if _, err := os.Stat(p); err != nil {
+			return ""
+		}
 		return p
 	}
 	if root := moduleRoot(); root != "" {

@@ -39,6 +39,9 @@ func TestStartSASAndStop(t *testing.T) {
 			t.Error(s.ConnectionString())
 		}
 	})
+	if pid == 0 {
+		t.Skip("azurite did not start (see the subtest)")
+	}
 	if err := syscall.Kill(pid, 0); err == nil {
 		t.Errorf("azurite (pid %d) still runs after the test", pid)
 	}
