@@ -128,6 +128,14 @@ func dot4F32Go(w, x []float32, stride int, out *[4]float32) {
 
 func dotBF16(w []byte, x []float32) float32 {
 	n := len(x)
+	if useAsm && useAVX512 && n >= 16 {
+		m := n &^ 15
+		s := dotBF16AVX512(unsafe.Pointer(&w[0]), &x[0], m)
+		if m < n {
+			s += dotBF16Go(w[2*m:2*n], x[m:])
+		}
+		return s
+	}
 	if useAsm && n >= 8 {
 		m := n &^ 7
 		s := dotBF16Asm(unsafe.Pointer(&w[0]), &x[0], m)
@@ -327,7 +335,7 @@ func splitBlocks(xs, x []float32) {
 // dotMXFP4Split is dotMXFP4 for x already split by splitBlocks (xs);
 // x is the same vector in natural order, used where there is no AVX-512.
 func dotMXFP4Split(blocks, scales []byte, xs, x []float32) float32 {
-	if useAVX512 && len(scales) > 0 {
+	if useAsm && useAVX512 && len(scales) > 0 {
 		_ = blocks[16*len(scales)-1]
 		_ = xs[32*len(scales)-1]
 		return dotMXFP4AVX512(&blocks[0], &scales[0], len(scales), &xs[0], &mxConsts[0])

@@ -48,7 +48,7 @@ func maxAsm(x *float32, n int) float32
 //go:noescape
 func dot2x4Asm(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int, out *[8]float32)
 
-// useAVX512 selects the 512-bit batched kernel (dot2x4AVX512).
+// useAVX512 (with useAsm) selects the 512-bit kernels.
 var useAVX512 = useAsm && cpu.X86.HasAVX512F
 
 //go:noescape
@@ -56,3 +56,6 @@ func dot2x4AVX512(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int,
 
 //go:noescape
 func dotMXFP4AVX512(blocks, scales *byte, nblocks int, xs *float32, c *float32) float32
+
+//go:noescape
+func dotBF16AVX512(w unsafe.Pointer, x *float32, n int) float32

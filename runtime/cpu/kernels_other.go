@@ -39,3 +39,5 @@ func dot2x4AVX512(w *float32, wStrideBytes int, x *float32, xStrideBytes, n int,
 func dotMXFP4AVX512(blocks, scales *byte, nblocks int, xs *float32, c *float32) float32 {
 	panic("no asm")
 }
+
+func dotBF16AVX512(w unsafe.Pointer, x *float32, n int) float32 { panic("no asm") }

@@ -91,7 +91,7 @@ func (s *sequence) expertPass(mo *moeWeights, first bool, in, out []float32, out
 	nb := cols / 32
 	// The fused path's inputs, split per block for the AVX-512 kernel.
 	xs := in
-	if useAVX512 {
+	if useAsm && useAVX512 {
 		b.split = grow(b.split, len(in))
 		xs = b.split
 		for ai := range b.active {

@@ -188,7 +188,7 @@ func matVecMXFP4(p *pool, out []float32, blocks, scales, bias []byte, x []float3
 	_ = scales[rows*nb-1]
 	x = x[:cols]
 	xs := x
-	if useAVX512 {
+	if useAsm && useAVX512 {
 		xs = make([]float32, cols)
 		splitBlocks(xs, x)
 	}

@@ -89,8 +89,20 @@ func TestKernelsAgree(t *testing.T) {
 		x := randF32(r, 4*n, 1)
 		row := make([]float32, n)
 		var a4, g4 [4]float32
+		if useAVX512 {
+			z := dotBF16(w, x[:n])
+			useAVX512 = false
+			a := dotBF16(w, x[:n])
+			useAVX512 = true
+			if math.Abs(float64(z-a)) > 1e-5*math.Sqrt(float64(n)) {
+				t.Errorf("n=%d: dotBF16 AVX-512 %v, AVX2 %v", n, z, a)
+			}
+		}
 		useAsm = true
+		saved512 := useAVX512
+		useAVX512 = false
 		a := dotBF16(w, x[:n])
+		useAVX512 = saved512
 		af := dotF32(x[:n], x[n:2*n])
 		bf16Row(row, w)
 		dot4F32(x[:n], x, n, &a4)
