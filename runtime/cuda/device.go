@@ -30,6 +30,7 @@ var kernelNames = []string{
 	"router_topk", "moe_plan", "moe_mlp1_t1", "moe_mlp1_t8", "moe_mlp2_t1", "moe_mlp2_t8",
 	"moe_combine", "moe_mlp1_dec", "moe_mlp2_dec", "argmax",
 	"moe2_mlp1_t8", "moe2_mlp2_t8", "moe2_mlp1_dec", "moe2_mlp2_dec",
+	"matvec_norm_t1", "norm_router", "moe3_mlp1_dec", "moe3_mlp2_dec",
 }
 
 // device is one GPU with its primary context and the loaded kernels.
@@ -43,6 +44,7 @@ type device struct {
 	sms      int
 	mod      cuModule
 	fn       map[string]cuFunction
+	resident map[string]int // blocks of 256 threads per SM, per kernel (persistent grids)
 	mu       sync.Mutex
 	allocs   map[devPtr]uint64
 	inUse    uint64
@@ -100,7 +102,7 @@ func openDevice(ordinal int) (*device, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &device{ordinal: ordinal, name: name, fn: map[string]cuFunction{}, allocs: map[devPtr]uint64{}}
+	d := &device{ordinal: ordinal, name: name, fn: map[string]cuFunction{}, resident: map[string]int{}, allocs: map[devPtr]uint64{}}
 	if err := check("cuDeviceGet", drv.DeviceGet(&d.dev, int32(ordinal))); err != nil {
 		return nil, err
 	}

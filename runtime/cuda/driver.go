@@ -72,6 +72,7 @@ type driver struct {
 	GraphDestroy           func(g cuGraph) cuResult
 	GetErrorName           func(r cuResult, s **byte) cuResult
 	GetErrorString         func(r cuResult, s **byte) cuResult
+	OccupancyMaxBlocks     func(n *int32, f cuFunction, blockSize int32, dynSmem uint64) cuResult
 }
 
 // symbols maps each driver field to its libcuda symbol.
@@ -97,6 +98,7 @@ func (d *driver) symbols() map[string]any {
 		"cuGraphInstantiateWithFlags": &d.GraphInstantiate, "cuGraphLaunch": &d.GraphLaunch,
 		"cuGraphExecDestroy": &d.GraphExecDestroy, "cuGraphDestroy": &d.GraphDestroy,
 		"cuGetErrorName": &d.GetErrorName, "cuGetErrorString": &d.GetErrorString,
+		"cuOccupancyMaxActiveBlocksPerMultiprocessor": &d.OccupancyMaxBlocks,
 	}
 }
 

@@ -64,6 +64,11 @@ type Model struct {
 	// moeV2 selects the second MoE kernels (GPTOSS_CUDA_MOE=v2), which
 	// await a GPU check before they become the default.
 	moeV2 bool
+	// fused selects the fused one-token step (matvec_norm_t1, norm_router,
+	// moe3_*: RMSNorm folded into its consumers, persistent MXFP4 GEMVs on a
+	// staged activation vector); GPTOSS_CUDA_FUSED=0 turns it off, and
+	// shapes the kernels do not handle (fusedOK) leave it off.
+	fused bool
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -139,7 +144,8 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	unlock := d.enter()
 	defer unlock()
 
-	m := &Model{d: d, cfg: cfg, opts: o, moeV2: os.Getenv("GPTOSS_CUDA_MOE") == "v2"}
+	m := &Model{d: d, cfg: cfg, opts: o, moeV2: os.Getenv("GPTOSS_CUDA_MOE") == "v2",
+		fused: os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg.HiddenSize, cfg.IntermediateSize, cfg.NumExperts, cfg.ExpertsPerToken)}
 	type tensor struct {
 		name string
 		dst  *devPtr

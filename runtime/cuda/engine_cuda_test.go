@@ -115,11 +115,21 @@ func TestGolden(t *testing.T) {
 	for _, c := range []struct {
 		name, dir string
 		moeV2     bool
-	}{{"hf", goldenDir, false}, {"original", filepath.Join(goldenDir, "original"), false}, {"hf-moe-v2", goldenDir, true}} {
+		fused     bool // the fused one-token step (GPTOSS_CUDA_FUSED)
+	}{
+		{"hf", goldenDir, false, false}, {"original", filepath.Join(goldenDir, "original"), false, false},
+		{"hf-moe-v2", goldenDir, true, false},
+		{"hf-fused", goldenDir, false, true}, {"original-fused", filepath.Join(goldenDir, "original"), false, true},
+		{"hf-fused-moe-v2", goldenDir, true, true},
+	} {
 		layout := c
 		t.Run(layout.name, func(t *testing.T) {
 			gm, cm := loadBoth(t, layoutOf(t, layout.dir))
 			gm.moeV2 = layout.moeV2
+			gm.fused = layout.fused
+			if layout.fused && !fusedOK(gm.cfg.HiddenSize, gm.cfg.IntermediateSize, gm.cfg.NumExperts, gm.cfg.ExpertsPerToken) {
+				t.Fatal("the golden model's shapes are outside the fused kernels' limits")
+			}
 			ctx := context.Background()
 			V := gm.Config().VocabSize
 			gs, cs := newSeq(t, gm, 64), newSeq(t, cm, 64)

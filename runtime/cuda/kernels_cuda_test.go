@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -528,5 +529,125 @@ func TestKernelArgmax(t *testing.T) {
 	must(t, s.sync())
 	if got := readI32(t, s, out, 1)[0]; int(got) != min(best, V-1) {
 		t.Fatalf("argmax %d, want %d", got, best)
+	}
+}
+
+// TestKernelFused: the fused one-token kernels (RMSNorm folded into the
+// BF16 GEMV, RMSNorm + router + top-k in one block) against runtime/cpu's
+// RMSNorm, MatVecBF16 and RouterTopK, at gpt-oss-20b's and the tiny golden
+// model's shapes.
+func TestKernelFused(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, c := range []struct {
+		name string
+		N, K int
+		norm bool
+		bias bool
+	}{
+		{"qkv with norm", 5120, tH, true, true},
+		{"unembedding slice with norm", 3001, tH, true, false},
+		{"out without norm", tH, tHq * tD, false, true},
+		{"tiny", 1024, 128, true, false},
+	} {
+		t.Run("matvec_norm "+c.name, func(t *testing.T) {
+			w := randBF16(r, c.N*c.K, 0.05)
+			x := randF32(r, c.K, 3)
+			scale := randBF16(r, c.K, 2)
+			var bias []byte
+			var dbias, dscale devPtr
+			if c.bias {
+				bias = randBF16(r, c.N, 0.5)
+				dbias = devBytes(t, d, s, bias)
+			}
+			xn := x
+			if c.norm {
+				dscale = devBytes(t, d, s, scale)
+				xn = make([]float32, c.K)
+				cpu.RMSNorm(xn, x, scale, 1e-5)
+			}
+			y := devPoison(t, d, s, c.N)
+			must(t, s.matvecNorm(devBytes(t, d, s, w), dbias, devF32(t, d, s, x), dscale, y, c.N, c.K, 1e-5))
+			want := make([]float32, c.N)
+			cpu.MatVecBF16(want, w, bias, xn, c.N, c.K)
+			relErr(t, "matvec_norm", readF32(t, s, y, c.N), want, 1e-5)
+		})
+	}
+	for _, c := range []struct{ H, E, k int }{{tH, tE, tK}, {tH, 128, tK}, {128, 8, 4}} {
+		t.Run(fmt.Sprintf("norm_router H=%d E=%d", c.H, c.E), func(t *testing.T) {
+			x := randF32(r, c.H, 3)
+			scale := randBF16(r, c.H, 2)
+			g := randBF16(r, c.E*c.H, 0.05)
+			gb := randBF16(r, c.E, 0.5)
+			xn, ids, wts := devPoison(t, d, s, c.H), devPoison(t, d, s, c.k), devPoison(t, d, s, c.k)
+			must(t, s.normRouter(devF32(t, d, s, x), devBytes(t, d, s, scale), xn, devBytes(t, d, s, g), devBytes(t, d, s, gb),
+				ids, wts, c.H, c.E, c.k, 1e-5))
+			wantXn := make([]float32, c.H)
+			cpu.RMSNorm(wantXn, x, scale, 1e-5)
+			relErr(t, "norm_router xn", readF32(t, s, xn, c.H), wantXn, 1e-6)
+			logits := make([]float32, c.E)
+			cpu.MatVecBF16(logits, g, gb, wantXn, c.E, c.H)
+			idx := make([]int, c.k)
+			w := make([]float32, c.k)
+			cpu.RouterTopK(logits, c.k, idx, w)
+			gi, gw := readI32(t, s, ids, c.k), readF32(t, s, wts, c.k)
+			for i := range idx {
+				if int(gi[i]) != idx[i] || math.Abs(float64(gw[i]-w[i])) > 1e-5 {
+					t.Fatalf("experts %v weights %v, want %v %v", gi, gw, idx, w)
+				}
+			}
+		})
+	}
+}
+
+// TestKernelMoE3: the fused one-token MoE kernels (moe3_mlp1_dec: every
+// expert of the token in one persistent launch on a staged activation
+// vector; moe3_mlp2_dec: W2, b2 and the router weight added into the
+// residual) against runtime/cpu's MatVecMXFP4 + SwiGLU, at gpt-oss-20b's
+// and the tiny golden model's shapes.
+func TestKernelMoE3(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, c := range []struct{ H, I, E, k int }{{tH, tI, 8, tK}, {128, 64, 8, 4}, {tH, tI, 8, 2}} {
+		t.Run(fmt.Sprintf("H=%d I=%d k=%d", c.H, c.I, c.k), func(t *testing.T) {
+			H, I, E, K := c.H, c.I, c.E, c.k
+			w1b, w1s := randMXFP4(r, E*2*I, H)
+			w2b, w2s := randMXFP4(r, E*H, I)
+			b1, b2 := randBF16(r, E*2*I, 0.5), randBF16(r, E*H, 0.5)
+			xn := randF32(r, H, 1)
+			x0 := randF32(r, H, 1)
+			// k distinct experts, not in order, and softmax-like weights
+			perm := r.Perm(E)[:K]
+			ids := make([]int32, K)
+			wts := make([]float32, K)
+			for i, e := range perm {
+				ids[i] = int32(e)
+				wts[i] = 0.1 + r.Float32()
+			}
+			act := devPoison(t, d, s, K*I)
+			dx := devF32(t, d, s, x0)
+			dids, dwts := devI32(t, d, s, ids), devF32(t, d, s, wts)
+			must(t, s.moe3MLP1Dec(devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), devF32(t, d, s, xn), dids, act, I, H, K, 7))
+			gotAct := readF32(t, s, act, K*I)
+			must(t, s.moe3MLP2Dec(devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, dids, dwts, dx, H, I, K))
+			got := readF32(t, s, dx, H)
+			want := append([]float32(nil), x0...)
+			wantAct := make([]float32, K*I)
+			h := make([]float32, 2*I)
+			o := make([]float32, H)
+			for k, e32 := range ids {
+				e := int(e32)
+				r1, r2 := 2*I, H
+				a := wantAct[k*I : (k+1)*I]
+				cpu.MatVecMXFP4(h, w1b[e*r1*H/2:(e+1)*r1*H/2], w1s[e*r1*H/32:(e+1)*r1*H/32], b1[e*r1*2:(e+1)*r1*2], xn, r1, H)
+				cpu.SwiGLU(a, h, 7)
+				cpu.MatVecMXFP4(o, w2b[e*r2*I/2:(e+1)*r2*I/2], w2s[e*r2*I/32:(e+1)*r2*I/32], b2[e*r2*2:(e+1)*r2*2], a, r2, I)
+				for j := range o {
+					want[j] += wts[k] * o[j]
+				}
+			}
+			relErr(t, "moe3 mlp1 (SwiGLU)", gotAct, wantAct, 1e-5)
+			relErr(t, "moe3 mlp2 into the residual", got, want, 1e-5)
+		})
 	}
 }

@@ -143,3 +143,75 @@ func (s *stream) moeCombine(y, wts, x devPtr, T, H, k int) error {
 func (s *stream) argmax(v devPtr, n int, out devPtr) error {
 	return s.launch("argmax", grid(1, 1, 1), grid(1024, 1, 1), v, n, out)
 }
+
+// persistentGrid is the grid of a persistent kernel (256 threads a block,
+// warps striding over the work): as many blocks as stay resident on the
+// device at once (the occupancy API, per kernel), at most one per 8 items.
+func (s *stream) persistentGrid(name string, items int) int {
+	d := s.d
+	d.mu.Lock()
+	n, ok := d.resident[name]
+	d.mu.Unlock()
+	if !ok {
+		var v int32
+		if f, found := d.fn[name]; found && drv.OccupancyMaxBlocks(&v, f, 32*warpsPerBlock, 0) == 0 && v > 0 {
+			n = int(v)
+		} else {
+			n = 2
+		}
+		d.mu.Lock()
+		d.resident[name] = n
+		d.mu.Unlock()
+	}
+	return max(1, min(max(d.sms, 1)*n, ceilDiv(items, warpsPerBlock)))
+}
+
+// fusedMax is the longest vector the fused decode kernels stage in shared
+// memory (FMAX in kernels/gptoss.cu).
+const fusedMax = 4096
+
+// fusedOK says whether the fused decode kernels handle the model's shapes.
+func fusedOK(H, I, E, k int) bool {
+	return H <= fusedMax && I <= fusedMax && H%32 == 0 && I%32 == 0 && E <= 256 && k >= 1 && k <= 8
+}
+
+// matvecNorm: y[N] = W · (rmsnorm(x)·scale) + b for one token (scale 0: y
+// = W·x + b). K ≤ fusedMax, K % 32 == 0.
+func (s *stream) matvecNorm(W, bias, x, scale, y devPtr, N, K int, eps float32) error {
+	if K > fusedMax || K%32 != 0 {
+		return fmt.Errorf("matvec_norm: K=%d (want a multiple of 32 ≤ %d)", K, fusedMax)
+	}
+	return s.launch("matvec_norm_t1", grid(s.persistentGrid("matvec_norm_t1", N), 1, 1), grid(32*warpsPerBlock, 1, 1),
+		W, bias, x, scale, y, N, K, eps)
+}
+
+// normRouter: xn = rmsnorm(x)·scale, then the router's top-k experts and
+// softmax weights of G·xn + b, for one token, in one block.
+func (s *stream) normRouter(x, scale, xn, G, gb, ids, wts devPtr, H, E, k int, eps float32) error {
+	if H > fusedMax || H%32 != 0 || E > 256 || k > 8 {
+		return fmt.Errorf("norm_router: H=%d E=%d k=%d outside the kernel's limits", H, E, k)
+	}
+	return s.launch("norm_router", grid(1, 1, 1), grid(1024, 1, 1), x, scale, xn, G, gb, ids, wts, H, E, k, eps)
+}
+
+// moe3MLP1Dec: act[k', :] = SwiGLU(W1_{ids[k']} · xn + b1) for the k experts
+// of one token, one persistent launch.
+func (s *stream) moe3MLP1Dec(blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
+	if K > fusedMax || K%32 != 0 {
+		return fmt.Errorf("moe3_mlp1_dec: K=%d (want a multiple of 32 ≤ %d)", K, fusedMax)
+	}
+	return s.launch("moe3_mlp1_dec", grid(s.persistentGrid("moe3_mlp1_dec", topk*I), 1, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, xn, ids, act, I, K, topk, limit)
+}
+
+// moe3MLP2Dec: x += Σ_k' wts[k']·(W2_{ids[k']} · act[k'] + b2), the grid a
+// multiple of k (each block serves one expert slot).
+func (s *stream) moe3MLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+	if I > fusedMax || I%32 != 0 {
+		return fmt.Errorf("moe3_mlp2_dec: I=%d (want a multiple of 32 ≤ %d)", I, fusedMax)
+	}
+	per := max(1, s.persistentGrid("moe3_mlp2_dec", topk*H)/topk)
+	per = min(per, ceilDiv(H, warpsPerBlock))
+	return s.launch("moe3_mlp2_dec", grid(per*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, act, ids, wts, x, H, I, topk)
+}

@@ -263,6 +263,18 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 		if l%2 == 0 {
 			window = c.SlidingWindow
 		}
+		if T == 1 && m.fused {
+			// the fused one-token step: 7 launches a layer instead of 10
+			errs = append(errs,
+				s.matvecNorm(w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, QKV, H, eps),
+				s.ropeKV(q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], T, Hq, Hkv, D, m.conc),
+				s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window),
+				s.matvec(w.outW, w.outB, q.attn, q.x, H, Hq*D, T, true),
+				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps),
+				s.moe3MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+				s.moe3MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+			continue
+		}
 		errs = append(errs,
 			s.rmsnorm(q.x, w.attnNorm, q.xn, T, H, eps),
 			s.matvec(w.qkvW, w.qkvB, q.xn, q.qkv, QKV, H, T, false),
@@ -286,11 +298,18 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			s.moeCombine(q.y, q.wts, q.x, T, H, k),
 		)
 	}
-	if logitsMode == 1 {
+	switch {
+	case T == 1 && m.fused && logitsMode == 1:
+		errs = append(errs, s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logitsAll, V, H, eps))
+	case T == 1 && m.fused:
+		errs = append(errs,
+			s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logits, V, H, eps),
+			check("copy logits", drv.MemcpyDtoHAsync(unsafe.Pointer(&q.hLogits[0]), q.logits, uint64(4*V), s.s)))
+	case logitsMode == 1:
 		errs = append(errs,
 			s.rmsnorm(q.x, m.norm, q.xn, T, H, eps),
 			s.matvec(m.unembed, 0, q.xn, q.logitsAll, V, H, T, false))
-	} else {
+	default:
 		last := q.x + devPtr((T-1)*H*4)
 		errs = append(errs,
 			s.rmsnorm(last, m.norm, q.xn, 1, H, eps),
