@@ -14,8 +14,9 @@
 //     RMSNorm's sum of squares and the router softmax use float64. The
 //     engine matches OpenAI's reference cast to float32
 //     (testdata/golden/tiny logits_f32) to about 1e-5.
-//   - Hot loops are AVX2+FMA assembly on amd64 (kernels_amd64.s): the
-//     BF16×f32 and MXFP4×f32 dot products (MXFP4: nibbles decoded with a
+//   - Hot loops are AVX2+FMA assembly on amd64 (kernels_amd64.s), some
+//     also AVX-512 where the CPU has it: the BF16×f32 (AVX-512: 1.7× the
+//     AVX2 one) and MXFP4×f32 dot products (MXFP4: nibbles decoded with a
 //     byte shuffle of the doubled E2M1 table, widened, scaled by
 //     2^(s−128) per block; with AVX-512 the two nibbles of each byte are
 //     looked up as two 16-lane float vectors by VPERMPS against x split
@@ -54,6 +55,10 @@
 //     error: start a new sequence). A failed or cancelled Forward (ctx is
 //     checked before every layer) rolls the sequence back to where it was,
 //     which the slack always allows for calls of up to 512 tokens.
+//   - Activation memory (a workspace, sized by the largest chunk seen) is
+//     taken for a Forward and given back to the model after, so new
+//     sequences reuse it instead of faulting in fresh pages; a sequence
+//     itself holds only its KV cache and its last logits.
 //   - Parallelism: a small persistent worker pool per model (Options.Threads,
 //     default GOMAXPROCS); a parallel loop hands chunks out from an atomic
 //     counter, the calling goroutine working as worker 0; one channel send
