@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -146,6 +147,66 @@ func TestAzureMirrorPullRoundTrip(t *testing.T) {
 			t.Errorf("%s: sha256 metadata %q, size %d", p, sha, *props.ContentLength)
 		}
 	}
+	// What Microsoft's own tool sees: azcopy downloads the prefix, with a
+	// read-only SAS, byte-identical to the source, manifest beside it.
+	t.Run("azcopy reads the mirror", func(t *testing.T) {
+		bin := azuritetest.RequireAzCopy(t)
+		out := t.TempDir()
+		c := exec.Command(bin, "copy", az.Endpoint+"/models/gpt-oss-20b/*?"+az.SAS(t, "models", "rl"), out,
+			"--recursive", "--from-to", "BlobLocal", "--log-level", "ERROR", "--output-level", "quiet")
+		c.Env = append(os.Environ(), "AZCOPY_LOG_LOCATION="+t.TempDir(), "AZCOPY_JOB_PLAN_LOCATION="+t.TempDir(), "AZCOPY_DISABLE_SYSLOG=true")
+		if b, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("azcopy: %v\n%s", err, b)
+		}
+		for _, p := range files {
+			if fileSHA(t, filepath.Join(out, p)) != fileSHA(t, filepath.Join(e.src, p)) {
+				t.Errorf("%s: azcopy got other bytes", p)
+			}
+		}
+		data, err := os.ReadFile(filepath.Join(out, "gptoss-manifest.json"))
+		if err != nil || !bytes.Contains(data, []byte(e.repo.Commit)) {
+			t.Errorf("manifest: %v\n%s", err, data)
+		}
+	})
+
+	// The other way: a prefix azcopy filled (no manifest, no sha256
+	// metadata). A fresh cache pulls it and says which files it could not
+	// check; a cache that verified 20b before checks every file.
+	t.Run("a prefix azcopy uploaded", func(t *testing.T) {
+		bin := azuritetest.RequireAzCopy(t)
+		up := t.TempDir()
+		for _, p := range files {
+			data, err := os.ReadFile(filepath.Join(e.src, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.MkdirAll(filepath.Dir(filepath.Join(up, p)), 0o755)
+			os.WriteFile(filepath.Join(up, p), data, 0o644)
+		}
+		c := exec.Command(bin, "copy", up+"/*", az.Endpoint+"/models/azcopied?"+az.SAS(t, "models", "racwl"),
+			"--recursive", "--from-to", "LocalBlob", "--log-level", "ERROR", "--output-level", "quiet")
+		c.Env = append(os.Environ(), "AZCOPY_LOG_LOCATION="+t.TempDir(), "AZCOPY_JOB_PLAN_LOCATION="+t.TempDir(), "AZCOPY_DISABLE_SYSLOG=true")
+		if b, err := c.CombinedOutput(); err != nil {
+			t.Fatalf("azcopy: %v\n%s", err, b)
+		}
+		e7 := e.fresh(creds...)
+		e7.t = t
+		r := e7.mustRun("pull", "20b", "--from", "az://devstoreaccount1/models/azcopied")
+		e7.checkSnapshot(strings.TrimSpace(r.stdout), files)
+		if !strings.Contains(r.stderr, "could not be checked") {
+			t.Errorf("no word about unchecked files:\n%s", r.stderr)
+		}
+		// A cache that verified 20b before (here from the gptoss mirror)
+		// knows every file's digest: each is recognised as a blob it holds.
+		e8 := e.fresh(creds...)
+		e8.t = t
+		e8.mustRun("pull", "20b", "--from", loc)
+		r = e8.mustRun("pull", "20b", "--from", "az://devstoreaccount1/models/azcopied")
+		if strings.Contains(r.stderr, "could not be checked") || !strings.Contains(r.stderr, "already in the cache") {
+			t.Errorf("the digests the cache knows were not used:\n%s", r.stderr)
+		}
+	})
+
 	// Again: everything is there already.
 	r = e.mustRun("mirror", "20b", "--to", loc, "--json")
 	if row := lastMirrorRow(t, r.stdout); row.Uploaded != 0 || row.Skipped != len(files) {

@@ -285,3 +285,41 @@ func ContainerSAS(containerName, perms string) (string, error) {
 	}
 	return q.Encode(), nil
 }
+
+// AzCopy returns Microsoft's azcopy (npm @azure-tools/azcopy-linux, in
+// .tools/npm where .ci/run installs it, or AZCOPY), or "".
+func AzCopy() string {
+	if p := os.Getenv("AZCOPY"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return ""
+		}
+		return p
+	}
+	if root := moduleRoot(); root != "" {
+		p := filepath.Join(root, ".tools", "npm", "node_modules", "@azure-tools", "azcopy-linux", "dist", "bin", "azcopy_linux_amd64")
+		if fi, err := os.Stat(p); err == nil {
+			if fi.Mode()&0o111 == 0 {
+				os.Chmod(p, 0o755) // npm does not keep the mode
+			}
+			return p
+		}
+	}
+	if p, err := exec.LookPath("azcopy"); err == nil {
+		return p
+	}
+	return ""
+}
+
+// RequireAzCopy skips (or, with CI set, fails) the test when azcopy is not
+// installed or cannot run (it needs libsecret-1-0), and returns it.
+func RequireAzCopy(t testing.TB) string {
+	t.Helper()
+	bin := AzCopy()
+	if bin == "" {
+		missing(t, "azcopy not installed (npm install --prefix .tools/npm @azure-tools/azcopy-linux@10.32.2, or set AZCOPY)")
+	}
+	if out, err := exec.Command(bin, "--version").CombinedOutput(); err != nil {
+		missing(t, fmt.Sprintf("azcopy does not run (apt-get install libsecret-1-0?): %v: %s", err, strings.TrimSpace(string(out))))
+	}
+	return bin
+}
