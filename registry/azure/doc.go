@@ -76,8 +76,9 @@
 // file stages only the missing ones: a 60 GB file resumes. Two mirrors of
 // the same file stage identical blocks, harmlessly. Azure drops
 // uncommitted blocks after seven days.
-// Block size grows past 64 MiB only if a file would need more than 50 000
-// blocks. The file's sha256 goes into the blob metadata
+// The block size is GPTOSS_AZURE_BLOCK_MB (1–4000, as azcopy's
+// --block-size-mb; default 64) and grows only if a file would need more
+// than 50 000 blocks. The file's sha256 goes into the blob metadata
 // (x-ms-meta-gptoss_sha256; read back case-insensitively, and a plain
 // "sha256" key is accepted too). Blob Content-MD5 is not used: Azure does
 // not store one for block-list blobs (../shared/PROTOCOLS.md §3), and the
