@@ -8,9 +8,12 @@
 #      OpenAI's reference, greedy tokens) and the long-sequence test,
 #   3. the binary on the GPU: golden greedy tokens with --engine cuda, doctor,
 #   4. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
-#      load, prefill, decode at context 0 and 8k, peak VRAM; then per-kernel
-#      profiles and graph/direct step times (the cuda test binary) and a
-#      CPU-engine baseline.
+#      load, prefill, decode at context 0 and 8k, peak VRAM, for the new
+#      kernels (fused one-token step, MoE v2 prefill) and the old ones
+#      (GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1), each in its own process;
+#      then per-kernel profiles of both and graph/direct step times (the
+#      cuda test binary, short context only).
+# The whole script fits in about 4 minutes.
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,7 +40,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 
 cd runtime/cuda
 step kernels 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestKernel'
-step golden 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestGolden|TestLongSequence|TestEngine'
+step golden 75 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestGolden|TestLongSequence|TestEngine'
 cd "$ROOT"
 # the binary on the GPU: the golden checkpoint pulled from its folder, greedy
 # tokens with --engine cuda must be the reference's (testdata golden.json)
@@ -55,22 +58,24 @@ cli_check() {
 	esac
 }
 export -f cli_check
-step cli 60 bash -c cli_check
-step doctor 30 bin/gptoss doctor 20b
+step cli 30 bash -c cli_check
+step doctor 15 bin/gptoss doctor 20b
 mkdir -p /tmp/gptoss-bench
-if bin/gptoss bench-engine --help >/dev/null 2>&1; then
-	step bench-cuda 130 bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench --context 0,8192 --json
-	cd runtime/cuda
-	GPTOSS_BENCH=20b GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*.layout | head -1) \
-		step profile 90 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 85s
-	cd "$ROOT"
-	step bench-cpu 60 bin/gptoss bench-engine --synthetic 20b --engine cpu --dir /tmp/gptoss-bench --prompt 16 --decode 4 --context 0 --json
-else
-	cd runtime/cuda
-	GPTOSS_BENCH=20b GPTOSS_BENCH_DIR=/tmp/gptoss-bench GPTOSS_BENCH_CPU=1 \
-		step bench 240 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 230s
-	cd "$ROOT"
-fi
+bench() { # name env...: bench-engine on the synthetic 20b with that environment
+	local name=$1
+	shift
+	step "bench-$name" 75 env "$@" bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
+		--context 0,8192 --decode 64 --json
+}
+bench new GPTOSS_CUDA_FUSED=1 GPTOSS_CUDA_MOE=v2
+bench old GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1
+cd runtime/cuda
+GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*.layout | head -1) \
+	step profile 45 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 40s
+cd "$ROOT"
 echo "=== summary"
-grep -h -E '^(--- |ok|FAIL|PASS)|relative error|golden .*max|BENCH|STEP|cli:|tok_s|load_seconds|peak_device' "$OUT"/*.log | head -80
+for f in "$OUT"/kernels.log "$OUT"/golden.log; do grep -h -E '^\s*--- FAIL|^(ok|FAIL|PASS)|golden .*max' "$f"; done
+grep -h -E 'cli:' "$OUT"/cli.log
+for f in "$OUT"/bench-new.log "$OUT"/bench-old.log; do echo "$f"; grep -o -E '"(prefill_tok_s|tok_s|context|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' '; echo; done
+grep -h -E '^(STEP|PROFILE)' "$OUT"/profile.log | head -90
 exit $fail

@@ -145,7 +145,7 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	defer unlock()
 
 	m := &Model{d: d, cfg: cfg, opts: o, moeV2: os.Getenv("GPTOSS_CUDA_MOE") == "v2",
-		fused: os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg.HiddenSize, cfg.IntermediateSize, cfg.NumExperts, cfg.ExpertsPerToken)}
+		fused: os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg)}
 	type tensor struct {
 		name string
 		dst  *devPtr

@@ -127,7 +127,7 @@ func TestGolden(t *testing.T) {
 			gm, cm := loadBoth(t, layoutOf(t, layout.dir))
 			gm.moeV2 = layout.moeV2
 			gm.fused = layout.fused
-			if layout.fused && !fusedOK(gm.cfg.HiddenSize, gm.cfg.IntermediateSize, gm.cfg.NumExperts, gm.cfg.ExpertsPerToken) {
+			if layout.fused && !fusedOK(gm.cfg) {
 				t.Fatal("the golden model's shapes are outside the fused kernels' limits")
 			}
 			ctx := context.Background()

@@ -544,11 +544,12 @@ func TestKernelFused(t *testing.T) {
 		N, K int
 		norm bool
 		bias bool
+		accu bool
 	}{
-		{"qkv with norm", 5120, tH, true, true},
-		{"unembedding slice with norm", 3001, tH, true, false},
-		{"out without norm", tH, tHq * tD, false, true},
-		{"tiny", 1024, 128, true, false},
+		{"qkv with norm", 5120, tH, true, true, false},
+		{"unembedding slice with norm", 3001, tH, true, false, false},
+		{"out accumulate without norm", tH, tHq * tD, false, true, true},
+		{"tiny", 1024, 128, true, false, false},
 	} {
 		t.Run("matvec_norm "+c.name, func(t *testing.T) {
 			w := randBF16(r, c.N*c.K, 0.05)
@@ -566,11 +567,28 @@ func TestKernelFused(t *testing.T) {
 				xn = make([]float32, c.K)
 				cpu.RMSNorm(xn, x, scale, 1e-5)
 			}
+			y0 := randF32(r, c.N, 1)
 			y := devPoison(t, d, s, c.N)
-			must(t, s.matvecNorm(devBytes(t, d, s, w), dbias, devF32(t, d, s, x), dscale, y, c.N, c.K, 1e-5))
+			if c.accu {
+				y = devF32(t, d, s, y0)
+			}
+			must(t, s.matvecNorm(devBytes(t, d, s, w), dbias, devF32(t, d, s, x), dscale, y, c.N, c.K, 1e-5, c.accu))
 			want := make([]float32, c.N)
 			cpu.MatVecBF16(want, w, bias, xn, c.N, c.K)
+			if c.accu {
+				for i := range want {
+					want[i] += y0[i]
+				}
+			}
 			relErr(t, "matvec_norm", readF32(t, s, y, c.N), want, 1e-5)
+		})
+	}
+	for _, c := range []struct {
+		name               string
+		H, Hq, Hkv, D, pos int
+	}{{"20b", tH, tHq, tHkv, tD, 70000}, {"tiny", 128, 8, 2, 16, 5}} {
+		t.Run("qkv_rope "+c.name, func(t *testing.T) {
+			testQKVRope(t, d, s, r, c.H, c.Hq, c.Hkv, c.D, c.pos)
 		})
 	}
 	for _, c := range []struct{ H, E, k int }{{tH, tE, tK}, {tH, 128, tK}, {128, 8, 4}} {
@@ -650,4 +668,42 @@ func TestKernelMoE3(t *testing.T) {
 			relErr(t, "moe3 mlp2 into the residual", got, want, 1e-5)
 		})
 	}
+}
+
+// testQKVRope: RMSNorm + QKV GEMV + RoPE + KV-cache write in one kernel
+// against runtime/cpu's RMSNorm, MatVecBF16 and Rope.Apply.
+func testQKVRope(t *testing.T, d *device, s *stream, r *rand.Rand, H, Hq, Hkv, D, pos int) {
+	c := cfg20b()
+	c.HiddenSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim = H, Hq, Hkv, D
+	W := (Hq + 2*Hkv) * D
+	kvw := Hkv * D
+	w := randBF16(r, W*H, 0.05)
+	bias := randBF16(r, W, 0.5)
+	x := randF32(r, H, 3)
+	scale := randBF16(r, H, 2)
+	inv, conc := ropeTables(c)
+	maxLen := pos + 2
+	kc := devBytes(t, d, s, make([]byte, maxLen*kvw*2))
+	vc := devBytes(t, d, s, make([]byte, maxLen*kvw*2))
+	qkv := devPoison(t, d, s, W)
+	must(t, s.qkvRope(devBytes(t, d, s, w), devBytes(t, d, s, bias), devF32(t, d, s, x), devBytes(t, d, s, scale), qkv,
+		devF32(t, d, s, inv), devI32(t, d, s, []int32{int32(pos)}), kc, vc, H, Hq, Hkv, D, conc, 1e-5))
+	got := readF32(t, s, qkv, W)
+	xn := make([]float32, H)
+	cpu.RMSNorm(xn, x, scale, 1e-5)
+	want := make([]float32, W)
+	cpu.MatVecBF16(want, w, bias, xn, W, H)
+	v := append([]float32(nil), want[(Hq+Hkv)*D:]...)
+	cpu.NewRope(c, 1).Apply(want, Hq+Hkv, pos)
+	relErr(t, "qkv_rope q,k,v", got, want, 1e-5)
+	kb, vb := make([]byte, kvw*2), make([]byte, kvw*2)
+	must(t, s.download(unsafe.Pointer(&kb[0]), kc+devPtr(pos*kvw*2), len(kb)))
+	must(t, s.download(unsafe.Pointer(&vb[0]), vc+devPtr(pos*kvw*2), len(vb)))
+	kw, vw := make([]float32, kvw), make([]float32, kvw)
+	for j := 0; j < kvw; j++ {
+		kw[j] = f16Round(want[Hq*D+j])
+		vw[j] = f16Round(v[j])
+	}
+	relErr(t, "qkv_rope k cache (fp16)", f16Bytes(kb), kw, 1e-3)
+	relErr(t, "qkv_rope v cache (fp16)", f16Bytes(vb), vw, 1e-3)
 }

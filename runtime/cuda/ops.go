@@ -3,6 +3,8 @@ package cuda
 import (
 	"fmt"
 	"math"
+
+	"github.com/gptoss/gptoss/convert"
 )
 
 // Kernel launches, one method per kernel (see kernels/gptoss.cu). Shapes are
@@ -170,19 +172,39 @@ func (s *stream) persistentGrid(name string, items int) int {
 // memory (FMAX in kernels/gptoss.cu).
 const fusedMax = 4096
 
-// fusedOK says whether the fused decode kernels handle the model's shapes.
-func fusedOK(H, I, E, k int) bool {
-	return H <= fusedMax && I <= fusedMax && H%32 == 0 && I%32 == 0 && E <= 256 && k >= 1 && k <= 8
+// fusedOK says whether the fused decode kernels handle the model's shapes
+// (every staged vector — hidden, expert intermediate, attention output —
+// at most fusedMax long and whole MXFP4 blocks; the router's top-k in one
+// warp).
+func fusedOK(c convert.ModelConfig) bool {
+	H, I, A := c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads*c.HeadDim
+	return H <= fusedMax && I <= fusedMax && A <= fusedMax && H%32 == 0 && I%32 == 0 && A%32 == 0 &&
+		c.NumExperts <= 256 && c.ExpertsPerToken >= 1 && c.ExpertsPerToken <= 8
 }
 
-// matvecNorm: y[N] = W · (rmsnorm(x)·scale) + b for one token (scale 0: y
-// = W·x + b). K ≤ fusedMax, K % 32 == 0.
-func (s *stream) matvecNorm(W, bias, x, scale, y devPtr, N, K int, eps float32) error {
+// matvecNorm: y[N] (+)= W · (rmsnorm(x)·scale) + b for one token (scale 0:
+// W·x + b). K ≤ fusedMax, K % 32 == 0.
+func (s *stream) matvecNorm(W, bias, x, scale, y devPtr, N, K int, eps float32, accumulate bool) error {
 	if K > fusedMax || K%32 != 0 {
 		return fmt.Errorf("matvec_norm: K=%d (want a multiple of 32 ≤ %d)", K, fusedMax)
 	}
+	acc := 0
+	if accumulate {
+		acc = 1
+	}
 	return s.launch("matvec_norm_t1", grid(s.persistentGrid("matvec_norm_t1", N), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		W, bias, x, scale, y, N, K, eps)
+		W, bias, x, scale, y, N, K, eps, acc)
+}
+
+// qkvRope: qkv = W · (rmsnorm(x)·scale) + b for one token, then RoPE on its
+// q and k heads at position *pos and k, v into the cache rows (rope_kv
+// fused into the GEMV's epilogue).
+func (s *stream) qkvRope(W, bias, x, scale, qkv, invFreq, pos, kc, vc devPtr, K, Hq, Hkv, D int, conc, eps float32) error {
+	if K > fusedMax || K%32 != 0 || D%2 != 0 {
+		return fmt.Errorf("qkv_rope: K=%d D=%d outside the kernel's limits", K, D)
+	}
+	return s.launch("qkv_rope_t1", grid(s.persistentGrid("qkv_rope_t1", (Hq+2*Hkv)*D/2), 1, 1), grid(32*warpsPerBlock, 1, 1),
+		W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps)
 }
 
 // normRouter: xn = rmsnorm(x)·scale, then the router's top-k experts and

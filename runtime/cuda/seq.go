@@ -264,12 +264,11 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			window = c.SlidingWindow
 		}
 		if T == 1 && m.fused {
-			// the fused one-token step: 7 launches a layer instead of 10
+			// the fused one-token step: 6 launches a layer instead of 10
 			errs = append(errs,
-				s.matvecNorm(w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, QKV, H, eps),
-				s.ropeKV(q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], T, Hq, Hkv, D, m.conc),
+				s.qkvRope(w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], H, Hq, Hkv, D, m.conc, eps),
 				s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window),
-				s.matvec(w.outW, w.outB, q.attn, q.x, H, Hq*D, T, true),
+				s.matvecNorm(w.outW, w.outB, q.attn, 0, q.x, H, Hq*D, eps, true),
 				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps),
 				s.moe3MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
 				s.moe3MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
@@ -300,10 +299,10 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 	}
 	switch {
 	case T == 1 && m.fused && logitsMode == 1:
-		errs = append(errs, s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logitsAll, V, H, eps))
+		errs = append(errs, s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logitsAll, V, H, eps, false))
 	case T == 1 && m.fused:
 		errs = append(errs,
-			s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logits, V, H, eps),
+			s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logits, V, H, eps, false),
 			check("copy logits", drv.MemcpyDtoHAsync(unsafe.Pointer(&q.hLogits[0]), q.logits, uint64(4*V), s.s)))
 	case logitsMode == 1:
 		errs = append(errs,

@@ -919,14 +919,99 @@ extern "C" __global__ void __launch_bounds__(256) matvec_norm_t1(const uint16_t*
                                                                  const uint16_t* __restrict__ bias,
                                                                  const float* __restrict__ x,
                                                                  const uint16_t* __restrict__ scale,
-                                                                 float* __restrict__ y, int N, int K, float eps) {
+                                                                 float* __restrict__ y, int N, int K, float eps,
+                                                                 int accumulate) {
   __shared__ __align__(16) float xs[FPAD];
   stage_vec(x, scale, xs, 0, K, eps);
   int lane = threadIdx.x & 31;
   int nw = gridDim.x * (blockDim.x >> 5);
   for (int row = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); row < N; row += nw) {
     float s = row_bf16<8>((const uint4*)(W + (size_t)row * K), xs, K >> 3, lane);
-    if (lane == 0) y[row] = s + (bias ? bf2f(bias[row]) : 0.f);
+    if (lane == 0) {
+      s += bias ? bf2f(bias[row]) : 0.f;
+      y[row] = accumulate ? y[row] + s : s;
+    }
+  }
+}
+
+// two BF16 rows · staged x (both rows' loads in flight together).
+DEV float2 rows2_bf16(const uint4* __restrict__ w1, const uint4* __restrict__ w2, const float* xs, int nc, int lane) {
+  float a1 = 0.f, a2 = 0.f;
+  for (int base = 0; base < nc; base += 32 * 4) {
+    uint4 v1[4], v2[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) {
+        v1[u] = ld_stream(w1 + c);
+        v2[u] = ld_stream(w2 + c);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) {
+        const float* xp = xs + padi(8 * c);
+        float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
+        a1 += __uint_as_float(v1[u].x << 16) * a.x + __uint_as_float(v1[u].x & 0xffff0000u) * a.y +
+              __uint_as_float(v1[u].y << 16) * a.z + __uint_as_float(v1[u].y & 0xffff0000u) * a.w +
+              __uint_as_float(v1[u].z << 16) * b.x + __uint_as_float(v1[u].z & 0xffff0000u) * b.y +
+              __uint_as_float(v1[u].w << 16) * b.z + __uint_as_float(v1[u].w & 0xffff0000u) * b.w;
+        a2 += __uint_as_float(v2[u].x << 16) * a.x + __uint_as_float(v2[u].x & 0xffff0000u) * a.y +
+              __uint_as_float(v2[u].y << 16) * a.z + __uint_as_float(v2[u].y & 0xffff0000u) * a.w +
+              __uint_as_float(v2[u].z << 16) * b.x + __uint_as_float(v2[u].z & 0xffff0000u) * b.y +
+              __uint_as_float(v2[u].w << 16) * b.z + __uint_as_float(v2[u].w & 0xffff0000u) * b.w;
+      }
+    }
+  }
+  return make_float2(warp_sum(a1), warp_sum(a2));
+}
+
+// QKV for one token with RMSNorm before and YaRN RoPE + the KV-cache write
+// after (rope_kv fused into the epilogue): a warp computes the rows i and
+// i + D/2 of one head (a RoPE pair), rotates q and k heads at position
+// *pos0, writes qkv and the FP16 k/v cache rows. Persistent grid.
+extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __restrict__ W,
+                                                              const uint16_t* __restrict__ bias,
+                                                              const float* __restrict__ x,
+                                                              const uint16_t* __restrict__ scale, float* __restrict__ qkv,
+                                                              const float* __restrict__ inv_freq,
+                                                              const int* __restrict__ pos0, __half* __restrict__ kc,
+                                                              __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
+                                                              float conc, float eps) {
+  __shared__ __align__(16) float xs[FPAD];
+  stage_vec(x, scale, xs, 0, K, eps);
+  int lane = threadIdx.x & 31;
+  int half = D >> 1, kvw = Hkv * D;
+  int P = (Hq + 2 * Hkv) * half, nw = gridDim.x * (blockDim.x >> 5);
+  int p = *pos0;
+  for (int it = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); it < P; it += nw) {
+    int h = it / half, i = it - h * half;
+    int r1 = h * D + i, r2 = r1 + half;
+    float2 s = rows2_bf16((const uint4*)(W + (size_t)r1 * K), (const uint4*)(W + (size_t)r2 * K), xs, K >> 3, lane);
+    if (lane == 0) {
+      float x1 = s.x + (bias ? bf2f(bias[r1]) : 0.f), x2 = s.y + (bias ? bf2f(bias[r2]) : 0.f);
+      float o1 = x1, o2 = x2;
+      if (h < Hq + Hkv) {
+        float sn, c;
+        sincosf((float)p * inv_freq[i], &sn, &c);
+        c *= conc;
+        sn *= conc;
+        o1 = x1 * c - x2 * sn;
+        o2 = x2 * c + x1 * sn;
+      }
+      qkv[r1] = o1;
+      qkv[r2] = o2;
+      if (h >= Hq + Hkv) {
+        __half* v = vc + (size_t)p * kvw + (h - Hq - Hkv) * D;
+        v[i] = __float2half_rn(o1);
+        v[i + half] = __float2half_rn(o2);
+      } else if (h >= Hq) {
+        __half* k = kc + (size_t)p * kvw + (h - Hq) * D;
+        k[i] = __float2half_rn(o1);
+        k[i + half] = __float2half_rn(o2);
+      }
+    }
   }
 }
 
