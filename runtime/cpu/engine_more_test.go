@@ -296,3 +296,32 @@ func TestConcurrentSequences(t *testing.T) {
 		t.Fatalf("Forward after Close: %v", err)
 	}
 }
+
+func TestPoolCoversEveryIndexOnce(t *testing.T) {
+	for _, threads := range []int{1, 3, 8} {
+		p := newPool(threads)
+		for _, c := range [][2]int{{0, 1}, {1, 1}, {7, 1}, {100, 3}, {1000, 16}, {5, 100}} {
+			n, grain := c[0], c[1]
+			seen := make([]int32, n)
+			var workers [16]bool
+			p.For(n, grain, func(w, lo, hi int) {
+				workers[w] = true // each worker id is one goroutine at a time
+				for i := lo; i < hi; i++ {
+					seen[i]++
+				}
+			})
+			for i, v := range seen {
+				if v != 1 {
+					t.Fatalf("threads %d, n %d, grain %d: index %d run %d times", threads, n, grain, i, v)
+				}
+			}
+			for w := threads; w < len(workers); w++ {
+				if workers[w] {
+					t.Fatalf("threads %d: worker id %d", threads, w)
+				}
+			}
+		}
+		p.Close()
+		p.Close() // idempotent
+	}
+}
