@@ -39,23 +39,24 @@ type layerWeights struct {
 
 // Model is a gpt-oss model loaded by the CPU engine.
 type Model struct {
-	l       *convert.Layout
-	c       convert.ModelConfig
-	p       *pool
-	tiles   scratch // per-worker weight tiles
-	scores  scratch // per-worker attention scores
-	rope    *Rope
-	layers  []layerWeights
-	embed   []byte
-	normF   []byte
-	unembed []byte
-	maxCtx  int
-	slack   int // TruncateSlack (tests make it small)
-	closed  atomic.Bool
-	wsMu    sync.Mutex
-	wsFree  []*workspace
-	qDim    int // heads·headDim
-	kvDim   int // kvHeads·headDim
+	l        *convert.Layout
+	c        convert.ModelConfig
+	p        *pool
+	tiles    scratch // per-worker weight tiles
+	outTiles scratch // per-worker tile outputs [tokens][rowTile]
+	scores   scratch // per-worker attention scores
+	rope     *Rope
+	layers   []layerWeights
+	embed    []byte
+	normF    []byte
+	unembed  []byte
+	maxCtx   int
+	slack    int // TruncateSlack (tests make it small)
+	closed   atomic.Bool
+	wsMu     sync.Mutex
+	wsFree   []*workspace
+	qDim     int // heads·headDim
+	kvDim    int // kvHeads·headDim
 }
 
 // Load checks every tensor's size against the config and keeps views
@@ -131,6 +132,7 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	m.p = newPool(o.Threads)
 	m.tiles = newScratch(m.p.n, rowTile*max(H, m.qDim, c.IntermediateSize))
 	m.scores = newScratch(m.p.n, 256)
+	m.outTiles = newScratch(m.p.n, rowTile*4)
 	m.rope = NewRope(c, min(m.maxCtx, ropeTable))
 	return m, nil
 }

@@ -342,3 +342,18 @@ func dotMXFP4Split(blocks, scales []byte, xs, x []float32) float32 {
 	}
 	return dotMXFP4(blocks, scales, x)
 }
+
+// splitKernels says whether the MoE runs on split inputs (splitBlocks
+// order): the AVX-512 MXFP4 kernels want them, and dot products between
+// two vectors both in split order are unchanged.
+func splitKernels() bool { return useAsm && useAVX512 }
+
+// mxfp4RowSplit dequantizes one row in split order (AVX-512 only).
+func mxfp4RowSplit(out []float32, blocks, scales []byte) {
+	if len(scales) == 0 {
+		return
+	}
+	_ = blocks[16*len(scales)-1]
+	_ = out[32*len(scales)-1]
+	mxfp4RowSplitAVX512(&out[0], &blocks[0], &scales[0], len(scales), &mxConsts[0])
+}

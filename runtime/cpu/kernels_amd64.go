@@ -59,3 +59,6 @@ func dotMXFP4AVX512(blocks, scales *byte, nblocks int, xs *float32, c *float32) 
 
 //go:noescape
 func dotBF16AVX512(w unsafe.Pointer, x *float32, n int) float32
+
+//go:noescape
+func mxfp4RowSplitAVX512(out *float32, blocks, scales *byte, nblocks int, c *float32)

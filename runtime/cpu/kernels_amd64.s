@@ -782,3 +782,39 @@ zbdone:
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
+
+// func mxfp4RowSplitAVX512(out *float32, blocks, scales *byte, nblocks int, c *float32)
+// Dequantizes a row with each block's values in split order (splitBlocks):
+// the 16 even elements, then the 16 odd. c as for dotMXFP4AVX512.
+TEXT ·mxfp4RowSplitAVX512(SB), NOSPLIT, $0-40
+	MOVQ out+0(FP), DI
+	MOVQ blocks+8(FP), SI
+	MOVQ scales+16(FP), BX
+	MOVQ nblocks+24(FP), CX
+	MOVQ c+32(FP), R8
+	VMOVUPS (R8), Z14
+	LEAQ 64(R8), R8
+	MOVL $15, AX
+	VPBROADCASTD AX, Z15
+zr1:
+	CMPQ CX, $1
+	JL   zrdone
+	VPMOVZXBD (SI), Z0
+	VPSRLD $4, Z0, Z1
+	VPANDD Z15, Z0, Z0
+	VPERMPS Z14, Z0, Z2
+	VPERMPS Z14, Z1, Z3
+	MOVBLZX (BX), AX
+	VBROADCASTSS (R8)(AX*4), Z5
+	VMULPS Z5, Z2, Z2
+	VMULPS Z5, Z3, Z3
+	VMOVUPS Z2, (DI)
+	VMOVUPS Z3, 64(DI)
+	ADDQ $16, SI
+	INCQ BX
+	ADDQ $128, DI
+	DECQ CX
+	JMP  zr1
+zrdone:
+	VZEROUPPER
+	RET

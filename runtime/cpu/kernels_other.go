@@ -41,3 +41,7 @@ func dotMXFP4AVX512(blocks, scales *byte, nblocks int, xs *float32, c *float32) 
 }
 
 func dotBF16AVX512(w unsafe.Pointer, x *float32, n int) float32 { panic("no asm") }
+
+func mxfp4RowSplitAVX512(out *float32, blocks, scales *byte, nblocks int, c *float32) {
+	panic("no asm")
+}

@@ -13,7 +13,6 @@ type moeBuffers struct {
 	active, off    []int     // active experts; their first grouped row (len active+1)
 	count          []int     // per expert
 	xe, he, ae, ye []float32 // grouped inputs, W1 outputs, SwiGLU outputs, W2 outputs
-	split          []float32 // inputs split per block (splitBlocks)
 }
 
 func growInts(b []int, n int) []int {
@@ -51,8 +50,9 @@ func (s *sequence) moeLayer(lw *layerWeights, n int) {
 		}
 	}
 	rows := n * K
-	b.xe, b.he = growPadded(b.xe, rows, H), grow(b.he, rows*2*I)
+	b.xe = growPadded(b.xe, rows, H)
 	b.ae, b.ye = growPadded(b.ae, rows, I), grow(b.ye, rows*H)
+	split := splitKernels()
 	fill := start
 	for i := 0; i < n; i++ {
 		for k := 0; k < K; k++ {
@@ -60,17 +60,15 @@ func (s *sequence) moeLayer(lw *layerWeights, n int) {
 			r := fill[e]
 			fill[e]++
 			b.where[i*K+k] = r
-			copy(b.xe[r*H:(r+1)*H], s.t[i*H:(i+1)*H])
+			if split {
+				splitBlocks(b.xe[r*H:(r+1)*H], s.t[i*H:(i+1)*H])
+			} else {
+				copy(b.xe[r*H:(r+1)*H], s.t[i*H:(i+1)*H])
+			}
 		}
 	}
 	mo := &lw.moe
-	s.expertPass(mo, true, b.xe, b.he, 2*I, H)
-	limit := float32(c.SwigluLimit)
-	m.p.For(rows, 16, func(_, lo, hi int) {
-		for r := lo; r < hi; r++ {
-			SwiGLU(b.ae[r*I:(r+1)*I], b.he[r*2*I:(r+1)*2*I], limit)
-		}
-	})
+	s.expertPass(mo, true, b.xe, b.ae, 2*I, H)
 	s.expertPass(mo, false, b.ae, b.ye, H, I)
 	for i := 0; i < n; i++ {
 		xi := s.x[i*H : (i+1)*H]
@@ -83,25 +81,20 @@ func (s *sequence) moeLayer(lw *layerWeights, n int) {
 }
 
 // expertPass runs W1 (first) or W2 of every active expert over its
-// grouped rows of in ([rows][cols]) into out ([rows][outRows]).
+// grouped rows of in ([rows][cols]). Each tile of 16 output rows lands in
+// a small per-worker buffer [tokens][16], then: for W1, bias and SwiGLU
+// (the 16 rows are 8 gate/linear pairs) straight into out = the SwiGLU
+// outputs [rows][I] (in split order when the AVX-512 kernels run); for
+// W2, bias into out [rows][outRows]. The W1 outputs never go to memory
+// as a whole.
 func (s *sequence) expertPass(mo *moeWeights, first bool, in, out []float32, outRows, cols int) {
 	m := s.m
 	b := &s.moe
 	tilesPer := (outRows + rowTile - 1) / rowTile
 	nb := cols / 32
-	// The fused path's inputs, split per block for the AVX-512 kernel.
-	xs := in
-	if useAsm && useAVX512 {
-		b.split = grow(b.split, len(in))
-		xs = b.split
-		for ai := range b.active {
-			if g0, g1 := b.off[ai], b.off[ai+1]; g1-g0 < fusedBelow {
-				for r := g0; r < g1; r++ {
-					splitBlocks(xs[r*cols:(r+1)*cols], in[r*cols:(r+1)*cols])
-				}
-			}
-		}
-	}
+	split := splitKernels() // in is in split order
+	limit := float32(m.c.SwigluLimit)
+	I := m.c.IntermediateSize
 	m.p.For(len(b.active)*tilesPer, 1, func(wk, lo, hi int) {
 		for item := lo; item < hi; item++ {
 			ai, j := item/tilesPer, item%tilesPer
@@ -112,26 +105,55 @@ func (s *sequence) expertPass(mo *moeWeights, first bool, in, out []float32, out
 			}
 			g0, cnt := b.off[ai], b.off[ai+1]-b.off[ai]
 			x := in[g0*cols : (g0+cnt)*cols]
-			o := out[g0*outRows : (g0+cnt)*outRows]
 			r0, r1 := j*rowTile, min((j+1)*rowTile, outRows)
+			nr := r1 - r0
+			o := m.outTiles.get(wk, cnt*rowTile) // [cnt][rowTile]
 			if cnt < fusedBelow {
 				for r := r0; r < r1; r++ {
 					bl, sc := blocks[r*nb*16:(r+1)*nb*16], scales[r*nb:(r+1)*nb]
 					for t := 0; t < cnt; t++ {
-						o[t*outRows+r] = dotMXFP4Split(bl, sc, xs[(g0+t)*cols:(g0+t+1)*cols], x[t*cols:(t+1)*cols])
+						if split {
+							o[t*rowTile+r-r0] = dotMXFP4AVX512(&bl[0], &sc[0], nb, &x[t*cols], &mxConsts[0])
+						} else {
+							o[t*rowTile+r-r0] = dotMXFP4(bl, sc, x[t*cols:(t+1)*cols])
+						}
 					}
 				}
 			} else {
 				buf := m.tiles.get(wk, rowTile*cols)
 				for r := r0; r < r1; r++ {
-					mxfp4Row(buf[(r-r0)*cols:(r-r0+1)*cols], blocks[r*nb*16:(r+1)*nb*16], scales[r*nb:(r+1)*nb])
+					if split {
+						mxfp4RowSplit(buf[(r-r0)*cols:(r-r0+1)*cols], blocks[r*nb*16:(r+1)*nb*16], scales[r*nb:(r+1)*nb])
+					} else {
+						mxfp4Row(buf[(r-r0)*cols:(r-r0+1)*cols], blocks[r*nb*16:(r+1)*nb*16], scales[r*nb:(r+1)*nb])
+					}
 				}
-				gemmTile(o, buf, x, cnt, outRows, cols, r0, r1)
+				gemmTile(o, buf, x, cnt, rowTile, cols, 0, nr)
 			}
+			var bv [rowTile]float32
 			for r := r0; r < r1; r++ {
-				bv := bf16(bias[2*r], bias[2*r+1])
-				for t := 0; t < cnt; t++ {
-					o[t*outRows+r] += bv
+				bv[r-r0] = bf16(bias[2*r], bias[2*r+1])
+			}
+			for t := 0; t < cnt; t++ {
+				v := o[t*rowTile : t*rowTile+nr]
+				for k := range v {
+					v[k] += bv[k]
+				}
+				if !first {
+					copy(out[(g0+t)*outRows+r0:], v)
+					continue
+				}
+				var a [rowTile / 2]float32
+				SwiGLU(a[:nr/2], v, limit)
+				dst := out[(g0+t)*I : (g0+t+1)*I]
+				j0 := r0 / 2
+				if !split {
+					copy(dst[j0:], a[:nr/2])
+					continue
+				}
+				for k, av := range a[:nr/2] {
+					jj := j0 + k
+					dst[jj&^31+(jj&1)*16+(jj&31)/2] = av
 				}
 			}
 		}
