@@ -34,8 +34,14 @@
 //     f32 and meets every token of the chunk). The MoE groups the chunk's
 //     (token, expert) pairs by expert and runs every active expert's rows
 //     in one parallel loop; an expert with fewer than 4 tokens uses the
-//     fused MXFP4 dot product instead of widening rows. Logits are computed
-//     only for the last token unless all are asked for.
+//     fused MXFP4 dot product instead of widening rows. A W1 tile's 16
+//     outputs per token (8 gate/linear pairs) go through bias and SwiGLU
+//     in a per-worker buffer, so the [tokens][2I] W1 output never exists.
+//     With the AVX-512 kernels the MoE's inputs are kept in split order
+//     (each block of 32 as its even then its odd elements) and rows are
+//     dequantized in that order too: a dot product of two vectors
+//     permuted alike is unchanged. Logits are computed only for the last
+//     token unless all are asked for.
 //   - Attention runs per (token, kv head): the query heads that share a kv
 //     head are scored together, so each key row is loaded once per four
 //     heads. The sink adds exp(sink) to the softmax denominator only. A
