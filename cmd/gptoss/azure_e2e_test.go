@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,6 +227,28 @@ func TestAzureMirrorPullRoundTrip(t *testing.T) {
 	// GPTOSS_MIRROR=az://… serves a plain `pull 20b` too.
 	e3 := e.fresh(append(creds, "GPTOSS_MIRROR="+loc)...)
 	e3.checkSnapshot(strings.TrimSpace(e3.mustRun("pull", "20b").stdout), files)
+
+	t.Run("throttled downloads are retried", func(t *testing.T) {
+		// Azure answers an overloaded account with 503 ServerBusy: on the
+		// manifest and on the shards.
+		fired := proxy.Fired()
+		isManifest := func(r *http.Request) bool {
+			return azuritetest.IsBlobGet(r) && strings.HasSuffix(r.URL.Path, "/gptoss-manifest.json")
+		}
+		isShard := func(r *http.Request) bool {
+			return azuritetest.IsBlobGet(r) && strings.Contains(r.URL.Path, "/model-")
+		}
+		proxy.AddFault(azuritetest.Fault{Match: isManifest, Count: 2, Status: 503, Code: "ServerBusy"})
+		proxy.AddFault(azuritetest.Fault{Match: isShard, Count: 6, Status: 503, Code: "ServerBusy"})
+		defer proxy.ClearFaults()
+		e9 := e.fresh(creds...)
+		e9.t = t
+		r := e9.mustRun("pull", "20b", "--from", loc)
+		e9.checkSnapshot(strings.TrimSpace(r.stdout), files)
+		if n := proxy.Fired() - fired; n != 8 {
+			t.Errorf("%d faults fired, want 8", n)
+		}
+	})
 
 	t.Run("interrupted pull resumes", func(t *testing.T) {
 		e4 := e.fresh(creds...)

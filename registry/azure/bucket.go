@@ -92,9 +92,9 @@ func New(loc Location, o Options) (*Bucket, error) {
 	}
 	co := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Transport: hc,
-		// Listing, HEAD and commit are retried here, briefly; downloads and
-		// blocks are retried by their callers (fetch, UploadParts), which
-		// see each failure (noRetry).
+		// Listing, HEAD, the commit and the start of a download are
+		// retried here, briefly; blocks are retried by UploadParts, which
+		// sees each failure (noRetry), and broken download bodies by fetch.
 		Retry:     policy.RetryOptions{MaxRetries: 3, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 3 * time.Second},
 		Telemetry: policy.TelemetryOptions{ApplicationID: "gptoss"},
 	}}
@@ -266,7 +266,10 @@ func (b *Bucket) Open(ctx context.Context, key string, off, n int64) (io.ReadClo
 	if n > 0 {
 		rng.Count = n
 	}
-	resp, err := b.c.NewBlobClient(key).DownloadStream(noRetry(ctx), &blob.DownloadStreamOptions{Range: rng})
+	// The request itself gets the SDK's quick retries (a 503 ServerBusy on
+	// the manifest must not fail a pull: objstore reads it directly); a
+	// body that breaks off is the caller's to retry (fetch resumes it).
+	resp, err := b.c.NewBlobClient(key).DownloadStream(ctx, &blob.DownloadStreamOptions{Range: rng})
 	if err != nil {
 		return nil, b.fail("download", key, err)
 	}

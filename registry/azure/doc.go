@@ -58,9 +58,11 @@
 // Open is one Get Blob with x-ms-range; the Content-Range is checked (a
 // blob shorter than asked is a permanent size mismatch, another range a
 // retryable error) and the body is wrapped in registry.ExactReader. The
-// SDK's own retries are off for downloads and blocks (fetch and
-// objstore.UploadParts retry and see every failure); listing, HEAD and
-// the commit keep three quick SDK retries. The HTTP client keeps 128 idle
+// SDK retries a request three times, quickly (200 ms to 3 s, honouring
+// Retry-After), before it has a response — so a throttled manifest read
+// does not fail a pull; a body that breaks off is fetch's to resume, and
+// blocks are retried only by objstore.UploadParts (SDK retries off), which
+// sees every failure. The HTTP client keeps 128 idle
 // connections per host, so 32 parallel ranges do not reconnect.
 //
 // # Uploads
