@@ -459,6 +459,11 @@ func TestAzureSASAndErrors(t *testing.T) {
 	if !strings.Contains(r.stdout, "az://devstoreaccount1/models/m20") {
 		t.Errorf("mirror printed %q", r.stdout)
 	}
+	// The https form names the same place: everything is already there.
+	r = e.mustRun("mirror", "20b", "--to", "https://devstoreaccount1.blob.core.windows.net/models/m20?"+rw, "--json")
+	if row := lastMirrorRow(t, r.stdout); row.Skipped != len(files) || strings.Contains(r.stdout+r.stderr, sasSig(rw)) {
+		t.Errorf("mirror to the https form: %+v", row)
+	}
 	// A read-only SAS pulls, in both URL forms (the https one pointed at
 	// Azurite by AZURE_STORAGE_BLOB_ENDPOINT), and the JSON events hold no
 	// token either.
