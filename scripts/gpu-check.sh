@@ -74,7 +74,7 @@ GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/
 	step profile 45 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 40s
 cd "$ROOT"
 echo "=== summary"
-for f in "$OUT"/kernels.log "$OUT"/golden.log; do grep -h -E '^\s*--- FAIL|^(ok|FAIL|PASS)|golden .*max' "$f"; done
+for f in "$OUT"/kernels.log "$OUT"/golden.log; do grep -h -E '^\s*--- (FAIL|PASS)|^(ok|FAIL|PASS)|golden .*max' "$f"; done
 grep -h -E 'cli:' "$OUT"/cli.log
 for f in "$OUT"/bench-new.log "$OUT"/bench-old.log; do echo "$f"; grep -o -E '"(prefill_tok_s|tok_s|context|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' '; echo; done
 grep -h -E '^(STEP|PROFILE)' "$OUT"/profile.log | head -90

@@ -13,6 +13,7 @@ import (
 	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/internal/fixture"
 	"github.com/gptoss/gptoss/runtime"
+	"github.com/gptoss/gptoss/runtime/sample"
 	"github.com/gptoss/gptoss/runtime/cpu"
 )
 
@@ -173,6 +174,10 @@ func TestGolden(t *testing.T) {
 				}
 				if dev != tg {
 					t.Fatalf("device argmax %d, host argmax %d", dev, tg)
+				}
+				// device sampling with top-k 1 is the argmax too
+				if st, ok, err := gs2.(*Sequence).SampleDevice(sample.Params{Temperature: 0.8, TopK: 1}, 0.5); err != nil || !ok || st != tg {
+					t.Fatalf("device top-k 1 sample: %d ok=%v err=%v, argmax %d", st, ok, err, tg)
 				}
 				gotG, gotC = append(gotG, tg), append(gotC, tc)
 				gnext, cnext = mustForward(t, gs2, []int32{tg}), mustForward(t, cs2, []int32{tc})

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"testing"
 	"unsafe"
 
@@ -706,4 +707,136 @@ func testQKVRope(t *testing.T, d *device, s *stream, r *rand.Rand, H, Hq, Hkv, D
 	}
 	relErr(t, "qkv_rope k cache (fp16)", f16Bytes(kb), kw, 1e-3)
 	relErr(t, "qkv_rope v cache (fp16)", f16Bytes(vb), vw, 1e-3)
+}
+
+// sampleRef is the sampling rule of runtime/sample in float64 with the draw
+// u given: candidates sorted by probability (descending, lower id first),
+// top-k, then the nucleus; with neither, u·Σp in id order. It also returns
+// how close u·mass came to a boundary between two tokens (relative), so a
+// float32 device draw that lands across one is told apart from a bug.
+func sampleRef(logits []float32, temp float64, k int, topP, u float64) (tok int32, margin float64) {
+	mx := math.Inf(-1)
+	for _, l := range logits {
+		mx = math.Max(mx, float64(l))
+	}
+	p := make([]float64, len(logits))
+	var sum float64
+	for i, l := range logits {
+		p[i] = math.Exp((float64(l) - mx) / temp)
+		sum += p[i]
+	}
+	if k >= len(logits) {
+		k = 0
+	}
+	if topP <= 0 {
+		topP = 1
+	}
+	ids := make([]int, len(p))
+	for i := range ids {
+		ids[i] = i
+	}
+	if k > 0 || topP < 1 {
+		sort.SliceStable(ids, func(a, b int) bool { return p[ids[a]] > p[ids[b]] })
+		c := len(ids)
+		if k > 0 {
+			c = k
+		}
+		ref := sum
+		if k > 0 {
+			ref = 0
+			for _, i := range ids[:c] {
+				ref += p[i]
+			}
+		}
+		if topP < 1 {
+			acc := 0.0
+			for j, i := range ids[:c] {
+				acc += p[i]
+				if acc >= topP*ref {
+					c = j + 1
+					break
+				}
+			}
+		}
+		ids = ids[:c]
+	}
+	var mass float64
+	for _, i := range ids {
+		mass += p[i]
+	}
+	r := u * mass
+	margin = math.Inf(1)
+	tok = int32(ids[len(ids)-1])
+	found := false
+	for _, i := range ids {
+		margin = math.Min(margin, math.Abs(r)/mass)
+		r -= p[i]
+		if r < 0 && !found {
+			tok, found = int32(i), true
+		}
+	}
+	margin = math.Min(margin, math.Abs(r)/mass)
+	return tok, margin
+}
+
+// TestKernelSample: the device sampler (temperature, top-k, top-p, the
+// caller's draw) picks the token runtime/sample's rule picks, over a real
+// vocabulary size; top-k 1 is the argmax.
+func TestKernelSample(t *testing.T) {
+	d, s := gpu(t)
+	r := rand.New(rand.NewPCG(21, 22))
+	const V = 201088
+	logits := make([]float32, V)
+	for i := range logits { // a language model's shape: a few tokens far above a broad base
+		logits[i] = float32(r.NormFloat64() * 1.5)
+	}
+	for i := 0; i < 64; i++ {
+		logits[r.IntN(V)] += 8 + 6*r.Float32()
+	}
+	dl := devF32(t, d, s, logits)
+	probs, out := devPoison(t, d, s, V), devPoison(t, d, s, 2)
+	best := int32(0)
+	for i, l := range logits {
+		if l > logits[best] {
+			best = int32(i)
+		}
+	}
+	for _, c := range []struct {
+		temp     float64
+		k        int
+		topP     float64
+		fallback bool // more candidates than the device's table: the host samples
+	}{{1, 1, 1, false}, {1, 40, 1, false}, {0.7, 0, 0.9, false}, {1, 50, 0.8, false}, {1.3, 0, 1, false},
+		{0.5, 0, 0.5, false}, {1, 0, 0.95, false}, {8, 0, 0.99, true}} {
+		t.Run(fmt.Sprintf("T=%v k=%d p=%v", c.temp, c.k, c.topP), func(t *testing.T) {
+			fallback, near := 0, 0
+			for n := 0; n < 12; n++ {
+				u := r.Float64()
+				must(t, s.sampleTopKP(dl, V, float32(c.temp), c.k, float32(c.topP), float32(u), probs, out))
+				got := readI32(t, s, out, 2)
+				if got[1] == 1 && c.fallback {
+					fallback++
+					continue
+				}
+				if got[1] != 0 || c.fallback {
+					t.Fatalf("status %d (want %d)", got[1], map[bool]int{false: 0, true: 1}[c.fallback])
+				}
+				want, margin := sampleRef(logits, c.temp, c.k, c.topP, float64(float32(u)))
+				if c.k == 1 && got[0] != best {
+					t.Fatalf("top-k 1 gave %d, argmax is %d", got[0], best)
+				}
+				if got[0] != want {
+					if margin < 1e-4 {
+						near++
+						continue
+					}
+					t.Fatalf("u=%v: token %d, want %d (margin %.2g)", u, got[0], want, margin)
+				}
+			}
+			if near > 1 {
+				t.Fatalf("%d draws on a boundary", near)
+			}
+			t.Logf("12 draws: %d left to the host, %d on a boundary, the rest match", fallback, near)
+		})
+	}
 }

@@ -237,3 +237,14 @@ func (s *stream) moe3MLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I
 	return s.launch("moe3_mlp2_dec", grid(per*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, act, ids, wts, x, H, I, topk)
 }
+
+// sampleTopKP draws a token from logits[V] on the device (kernel
+// sample_topkp): out[0] the token, out[1] 0, or 1 when the candidates
+// exceed the kernel's table (2: no token has any mass) and the caller must
+// sample on the host. probs is V floats of scratch.
+func (s *stream) sampleTopKP(logits devPtr, V int, temperature float32, topK int, topP, u float32, probs, out devPtr) error {
+	if !(temperature > 0) {
+		return fmt.Errorf("sample: temperature %v (greedy is argmax)", temperature)
+	}
+	return s.launch("sample_topkp", grid(1, 1, 1), grid(1024, 1, 1), logits, V, 1/temperature, topK, topP, u, probs, out)
+}

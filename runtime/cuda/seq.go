@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/gptoss/gptoss/runtime"
+	"github.com/gptoss/gptoss/runtime/sample"
 )
 
 // prefillChunk is the most tokens one forward pass takes; longer inputs go
@@ -30,6 +31,7 @@ type Sequence struct {
 	ids, wts, order, tiles, ntiles devPtr
 	act, y, logits, tok, pos, amax devPtr
 	logitsAll                      devPtr // [prefillChunk, V], allocated when first asked for
+	probs, sampOut                 devPtr // sampling scratch, allocated when first asked for
 	host                           unsafe.Pointer
 	hTok, hPos, hAmax              []int32
 	hLogits                        []float32
@@ -330,6 +332,61 @@ func (q *Sequence) Greedy() (int32, error) {
 		return 0, err
 	}
 	return q.hAmax[0], nil
+}
+
+// DeviceSampler is implemented by the CUDA engine's sequences: the next
+// token drawn on the device from the last Forward's logits (temperature,
+// top-k, top-p as runtime/sample; u is the caller's uniform draw in [0, 1),
+// so a seeded generator gives the same tokens). ok is false where the
+// device cannot (presence/frequency penalties, a nucleus of more than 4096
+// candidates): the caller samples the logits Forward returned on the host.
+// runtime.Sequence has no sampling hook; a caller type-asserts this.
+type DeviceSampler interface {
+	SampleDevice(p sample.Params, u float64) (tok int32, ok bool, err error)
+}
+
+var _ DeviceSampler = (*Sequence)(nil)
+
+// SampleDevice draws the next token on the device (see DeviceSampler).
+func (q *Sequence) SampleDevice(p sample.Params, u float64) (int32, bool, error) {
+	if err := p.Validate(); err != nil {
+		return 0, false, err
+	}
+	if !(u >= 0 && u < 1) {
+		return 0, false, fmt.Errorf("cuda: sample: draw %v outside [0, 1)", u)
+	}
+	if p.PresencePenalty != 0 || p.FrequencyPenalty != 0 {
+		return 0, false, nil
+	}
+	if p.Greedy() {
+		tok, err := q.Greedy()
+		return tok, err == nil, err
+	}
+	unlock := q.m.d.enter()
+	defer unlock()
+	V := q.m.cfg.VocabSize
+	if q.probs == 0 {
+		var err error
+		if q.probs, err = q.m.d.alloc(uint64(4 * V)); err != nil {
+			return 0, false, fmt.Errorf("cuda: sample: %w", err)
+		}
+		q.bufs = append(q.bufs, q.probs)
+		if q.sampOut, err = q.m.d.alloc(8); err != nil {
+			return 0, false, fmt.Errorf("cuda: sample: %w", err)
+		}
+		q.bufs = append(q.bufs, q.sampOut)
+	}
+	if err := q.s.sampleTopKP(q.logits, V, float32(p.Temperature), p.TopK, float32(p.TopP), float32(u), q.probs, q.sampOut); err != nil {
+		return 0, false, err
+	}
+	var out [2]int32
+	if err := q.s.download(unsafe.Pointer(&out[0]), q.sampOut, 8); err != nil {
+		return 0, false, err
+	}
+	if out[1] != 0 {
+		return 0, false, nil
+	}
+	return out[0], true, nil
 }
 
 func (q *Sequence) Close() error {

@@ -1156,3 +1156,179 @@ extern "C" __global__ void __launch_bounds__(256) moe3_mlp2_dec(const uint8_t* _
     if (lane == 0) atomicAdd(x + r, wk * (s + bf2f(bias[row])));
   }
 }
+
+// ---------------------------------------------------------------------------
+// Sampling on the device: temperature, top-k and top-p (nucleus) with a
+// uniform draw u ∈ [0, 1) from the caller's seeded generator, the same rules
+// as runtime/sample: probabilities p = exp((l − max)/T); with top-k or
+// top-p the candidates sorted by p (descending, lower id first on ties),
+// the first k kept, then the shortest prefix whose mass reaches top_p of
+// the reference (the top k's mass, else the whole distribution's); the
+// token is where u·mass falls in that order. With neither, u·Σp falls in
+// id order over the whole vocabulary. One block of 1024 threads:
+// candidates are the tokens with p ≥ 2^-b for the smallest b that holds
+// enough of them (a binary search over b, one pass each), sorted in
+// shared memory; more than SAMPLE_CAP candidates → out[1] = 1 and the
+// caller samples on the host. probs is V floats of scratch.
+#define SAMPLE_CAP 4096
+DEV float block_sum(float v, float* red) {
+  v = warp_sum(v);
+  int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  float s = 0.f;
+  for (int i = 0; i < (int)(blockDim.x >> 5); i++) s += red[i];
+  return s;
+}
+
+extern "C" __global__ void __launch_bounds__(1024) sample_topkp(const float* __restrict__ logits, int V, float invT,
+                                                                int topk, float topp, float u,
+                                                                float* __restrict__ probs, int* __restrict__ out) {
+  __shared__ float red[32];
+  __shared__ float cp[SAMPLE_CAP];
+  __shared__ int ci[SAMPLE_CAP];
+  __shared__ int ncand;
+  int tid = threadIdx.x, nt = blockDim.x;
+  float m = -INFINITY;
+  for (int i = tid; i < V; i += nt) m = fmaxf(m, logits[i]);
+  m = warp_max(m);
+  __syncthreads();
+  if ((tid & 31) == 0) red[tid >> 5] = m;
+  __syncthreads();
+  float M = -INFINITY;
+  for (int i = 0; i < nt / 32; i++) M = fmaxf(M, red[i]);
+  float s = 0.f;
+  for (int i = tid; i < V; i += nt) {
+    float l = logits[i];
+    float p = (l != l || M == -INFINITY) ? 0.f : expf((l - M) * invT);
+    probs[i] = p;
+    s += p;
+  }
+  float sum = block_sum(s, red);
+  if (topk >= V) topk = 0;
+  if (topp <= 0.f) topp = 1.f;
+  if (topk == 0 && topp >= 1.f) {
+    // plain draw in id order: each thread a contiguous chunk
+    int chunk = (V + nt - 1) / nt, lo = tid * chunk, hi = min(V, lo + chunk);
+    float cs = 0.f;
+    for (int i = lo; i < hi; i++) cs += probs[i];
+    __shared__ float pre[1024];
+    pre[tid] = cs;
+    __syncthreads();
+    if (tid == 0) {
+      float acc = 0.f, target = u * sum;
+      int owner = -1;
+      for (int i = 0; i < nt; i++) {
+        if (pre[i] > 0.f && acc + pre[i] > target) { owner = i; break; }
+        acc += pre[i];
+      }
+      red[0] = acc;
+      ncand = owner;
+    }
+    __syncthreads();
+    if (ncand < 0) {  // rounding: the last token with any mass
+      if (tid == 0) {
+        int last = 0;
+        for (int i = V - 1; i >= 0; i--)
+          if (probs[i] > 0.f) { last = i; break; }
+        out[0] = last;
+        out[1] = 0;
+      }
+      return;
+    }
+    if (tid == ncand) {
+      float r = u * sum - red[0];
+      int last = lo;
+      for (int i = lo; i < hi; i++) {
+        float p = probs[i];
+        if (p == 0.f) continue;
+        last = i;
+        r -= p;
+        if (r < 0.f) break;
+      }
+      out[0] = last;
+      out[1] = 0;
+    }
+    return;
+  }
+  // smallest b in [0, 127] whose set {p ≥ 2^-b} has ≥ topk tokens (top-k)
+  // or ≥ topp of the mass (nucleus); p ≤ 1, the max has p = 1.
+  int lo = 0, hi = 127;
+  while (lo < hi) {
+    int mid = (lo + hi) >> 1;
+    float th = exp2f(-(float)mid);
+    float c = 0.f, ms = 0.f;
+    for (int i = tid; i < V; i += nt) {
+      float p = probs[i];
+      if (p >= th) { c += 1.f; ms += p; }
+    }
+    c = block_sum(c, red);
+    ms = block_sum(ms, red);
+    bool ok = topk > 0 ? c >= (float)topk : ms >= topp * sum;
+    if (ok) hi = mid; else lo = mid + 1;
+  }
+  float th = exp2f(-(float)lo);
+  if (tid == 0) ncand = 0;
+  __syncthreads();
+  for (int i = tid; i < V; i += nt) {
+    float p = probs[i];
+    if (p >= th && p > 0.f) {
+      int j = atomicAdd(&ncand, 1);
+      if (j < SAMPLE_CAP) { cp[j] = p; ci[j] = i; }
+    }
+  }
+  __syncthreads();
+  int n = ncand;
+  if (n > SAMPLE_CAP || n == 0) {  // too many candidates, or no token with any mass
+    if (tid == 0) { out[0] = -1; out[1] = n == 0 ? 2 : 1; }
+    return;
+  }
+  int P2 = 1;
+  while (P2 < n) P2 <<= 1;
+  for (int i = n + tid; i < P2; i += nt) { cp[i] = -1.f; ci[i] = 0x7fffffff; }
+  __syncthreads();
+  // bitonic sort: p descending, id ascending on ties
+  for (int k = 2; k <= P2; k <<= 1) {
+    for (int j = k >> 1; j > 0; j >>= 1) {
+      for (int i = tid; i < P2; i += nt) {
+        int l = i ^ j;
+        if (l > i) {
+          bool before = cp[i] > cp[l] || (cp[i] == cp[l] && ci[i] < ci[l]);  // i belongs before l
+          bool desc = (i & k) == 0;
+          if (desc != before) {
+            float tp = cp[i]; cp[i] = cp[l]; cp[l] = tp;
+            int ti = ci[i]; ci[i] = ci[l]; ci[l] = ti;
+          }
+        }
+      }
+      __syncthreads();
+    }
+  }
+  if (tid == 0) {
+    int c = n;
+    if (topk > 0 && topk < c) c = topk;
+    float ref = sum;
+    if (topk > 0) {
+      ref = 0.f;
+      for (int i = 0; i < c; i++) ref += cp[i];
+    }
+    if (topp < 1.f) {
+      float acc = 0.f;
+      for (int i = 0; i < c; i++) {
+        acc += cp[i];
+        if (acc >= topp * ref) { c = i + 1; break; }
+      }
+    }
+    float mass = 0.f;
+    for (int i = 0; i < c; i++) mass += cp[i];
+    float r = u * mass;
+    int tok = ci[c - 1];
+    for (int i = 0; i < c; i++) {
+      r -= cp[i];
+      if (r < 0.f) { tok = ci[i]; break; }
+    }
+    out[0] = tok;
+    out[1] = 0;
+  }
+}
