@@ -13,8 +13,8 @@ import (
 	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/internal/fixture"
 	"github.com/gptoss/gptoss/runtime"
-	"github.com/gptoss/gptoss/runtime/sample"
 	"github.com/gptoss/gptoss/runtime/cpu"
+	"github.com/gptoss/gptoss/runtime/sample"
 )
 
 const goldenDir = "../../testdata/golden/tiny"
