@@ -177,14 +177,30 @@ func SpecFromConfig(name string, configJSON []byte, weights int64) (ModelSpec, e
 // KVBytesPerToken is the size of one token's K and V in one layer (BF16).
 func (s ModelSpec) KVBytesPerToken() int64 { return 2 * int64(s.KVHeads) * int64(s.HeadDim) * 2 }
 
-// KVBytes is the sliding-aware KV cache for context tokens.
+// KVBytes is the sliding-aware KV cache for context tokens, as the CUDA
+// engine keeps it (16-bit values, sliding layers hold the window).
 func (s ModelSpec) KVBytes(context int) int64 {
+	return s.kvBytes(context, 1, 0)
+}
+
+// CPUKVSlack is how many positions beyond the window the CPU engine's
+// sliding-layer rings keep (so a conversation can back up and reuse a prefix).
+const CPUKVSlack = 512
+
+// CPUKVBytes is the KV cache of the CPU engine for context tokens: FP32
+// values (twice KVBytes per token) and rings of window+CPUKVSlack positions
+// on the sliding layers.
+func (s ModelSpec) CPUKVBytes(context int) int64 {
+	return s.kvBytes(context, 2, CPUKVSlack)
+}
+
+func (s ModelSpec) kvBytes(context int, mult int64, slack int) int64 {
 	sliding := s.Layers - s.FullLayers
 	window := context
-	if s.SlidingWindow > 0 && s.SlidingWindow < window {
-		window = s.SlidingWindow
+	if s.SlidingWindow > 0 && s.SlidingWindow+slack < window {
+		window = s.SlidingWindow + slack
 	}
-	return s.KVBytesPerToken() * (int64(s.FullLayers)*int64(context) + int64(sliding)*int64(window))
+	return mult * s.KVBytesPerToken() * (int64(s.FullLayers)*int64(context) + int64(sliding)*int64(window))
 }
 
 // Activations estimates the live activations of one prefill step: a
@@ -277,7 +293,7 @@ func PlanFit(spec ModelSpec, m *Machine, context int) Plan {
 		default: // a failed query of something else (the UUID, PCIe) does not matter
 			f.Usable = true
 			f.Fits = f.Need <= f.Have
-			f.MaxContext = maxContext(spec, f.Have-spec.WeightsBytes-gpuWork, minCtx)
+			f.MaxContext = maxContext(spec, spec.KVBytes, f.Have-spec.WeightsBytes-gpuWork, minCtx)
 			if f.MaxContext == 0 {
 				minNeed := spec.WeightsBytes + spec.KVBytes(minCtx) + gpuWork
 				f.Reason = fmt.Sprintf("%s: %s usable < %s needed at %d tokens", f.Device, GB(f.Have), GB(minNeed), minCtx)
@@ -316,10 +332,10 @@ func PlanFit(spec ModelSpec, m *Machine, context int) Plan {
 	if cpu.Have <= 0 {
 		cpu.Have = m.Memory.Total
 	}
-	cpu.Need = spec.WeightsBytes + spec.KVBytes(context) + cpuWork
+	cpu.Need = spec.WeightsBytes + spec.CPUKVBytes(context) + cpuWork
 	cpu.Fits = cpu.Need <= cpu.Have
-	cpu.MaxContext = maxContext(spec, cpu.Have-spec.WeightsBytes-cpuWork, minCtx)
-	minCPUNeed := spec.WeightsBytes + spec.KVBytes(minCtx) + cpuWork
+	cpu.MaxContext = maxContext(spec, spec.CPUKVBytes, cpu.Have-spec.WeightsBytes-cpuWork, minCtx)
+	minCPUNeed := spec.WeightsBytes + spec.CPUKVBytes(minCtx) + cpuWork
 	if cpu.MaxContext == 0 {
 		cpu.Reason = fmt.Sprintf("CPU: %s RAM available < %s needed at %d tokens", GB(cpu.Have), GB(minCPUNeed), minCtx)
 	}
@@ -342,6 +358,9 @@ func PlanFit(spec ModelSpec, m *Machine, context int) Plan {
 		p.Engine = EngineCPU
 	}
 	p.Weights, p.KV = spec.WeightsBytes, spec.KVBytes(context)
+	if p.Engine == EngineCPU {
+		p.KV = spec.CPUKVBytes(context)
+	}
 	if chosen == nil {
 		p.Workspace = cpuWork
 		if len(usable) > 0 {
@@ -391,17 +410,17 @@ func PlanFit(spec ModelSpec, m *Machine, context int) Plan {
 // maxContext is the largest context whose KV cache fits in budget bytes,
 // capped at the model's maximum and rounded down to ContextStep below it;
 // 0 when not even minCtx tokens fit.
-func maxContext(spec ModelSpec, budget int64, minCtx int) int {
-	if budget < spec.KVBytes(minCtx) {
+func maxContext(spec ModelSpec, kv func(int) int64, budget int64, minCtx int) int {
+	if budget < kv(minCtx) {
 		return 0
 	}
-	if spec.KVBytes(spec.MaxContext) <= budget {
+	if kv(spec.MaxContext) <= budget {
 		return spec.MaxContext
 	}
-	lo, hi := minCtx, spec.MaxContext // KVBytes(lo) fits, KVBytes(hi) does not
+	lo, hi := minCtx, spec.MaxContext // kv(lo) fits, kv(hi) does not
 	for hi-lo > 1 {
 		mid := lo + (hi-lo)/2
-		if spec.KVBytes(mid) <= budget {
+		if kv(mid) <= budget {
 			lo = mid
 		} else {
 			hi = mid

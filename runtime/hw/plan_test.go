@@ -61,9 +61,12 @@ func mustSpec(t *testing.T, name string) ModelSpec {
 
 // closedFormMax is the largest context whose KV cache fits in budget, computed
 // in closed form (the planner searches), rounded as the planner rounds.
-func closedFormMax(s ModelSpec, budget int64) int {
-	per := s.KVBytesPerToken()
-	sliding := int64(s.Layers-s.FullLayers) * int64(s.SlidingWindow) * per
+func closedFormMax(s ModelSpec, budget int64, cpu bool) int {
+	per, keep := s.KVBytesPerToken(), int64(s.SlidingWindow)
+	if cpu { // FP32 values, rings of window + slack
+		per, keep = 2*per, keep+CPUKVSlack
+	}
+	sliding := int64(s.Layers-s.FullLayers) * keep * per
 	c := int((budget - sliding) / (int64(s.FullLayers) * per))
 	if c >= s.MaxContext {
 		return s.MaxContext
@@ -95,6 +98,9 @@ func TestSpecs(t *testing.T) {
 	}
 	if got, want := s120.KVBytes(131072), int64(2048*(18*131072+18*128)); got != want {
 		t.Errorf("120b KV: %d, want %d", got, want)
+	}
+	if got, want := s20.CPUKVBytes(100000), int64(2*2048*(12*100000+12*(128+CPUKVSlack))); got != want {
+		t.Errorf("20b CPU KV at 100000: %d, want %d", got, want)
 	}
 	if got, want := s20.KVBytes(100), int64(2048*24*100); got != want {
 		t.Errorf("20b KV below the window: %d, want %d", got, want)
@@ -208,14 +214,14 @@ func TestPlanFit(t *testing.T) {
 			summary: []string{"CPU only: will run slowly (no usable GPU: GPU 0 (NVIDIA GeForce GTX 1080 Ti): compute capability 6.1 < 8.0 required by the CUDA kernels): "},
 			reasons: []string{"GPU 0 (NVIDIA GeForce GTX 1080 Ti): compute capability 6.1 < 8.0 required by the CUDA kernels"}},
 		{name: "no GPU, 64 GiB/20b", model: "20b", m: scripted(64 * planGiB), engine: "cpu", gpu: -1, fits: true, maxContext: 131072,
-			summary: []string{"CPU only: will run slowly (no usable GPU: no NVIDIA driver (libnvidia-ml.so.1 not found)): 13.8 GB weights + 3.2 GB KV at 131072 tokens + 0.6 GB workspace = 17.6 GB of 64.4 GB RAM"},
+			summary: []string{"CPU only: will run slowly (no usable GPU: no NVIDIA driver (libnvidia-ml.so.1 not found)): 13.8 GB weights + 6.5 GB KV at 131072 tokens + 0.6 GB workspace = 20.9 GB of 64.4 GB RAM"},
 			reasons: []string{"no NVIDIA GPU: no NVIDIA driver"}},
 		{name: "no GPU, 64 GiB/120b", model: "120b", m: scripted(64 * planGiB), engine: "none", gpu: -1, maxContext: 0,
-			summary: []string{"does not fit: needs 66.0 GB even at 4096 tokens, there is no usable GPU and 64.4 GB RAM is available — try 20b"}},
+			summary: []string{"does not fit: needs 66.2 GB even at 4096 tokens, there is no usable GPU and 64.4 GB RAM is available — try 20b"}},
 		{name: "no GPU, 64 GiB free/120b: shorter context", model: "120b", m: ramExact, engine: "cpu", gpu: -1, fits: false, maxContext: -1,
 			summary: []string{"CPU only: will run slowly (no usable GPU: no NVIDIA GPU found), up to ", "not 131072", "> 68.7 GB RAM"}},
 		{name: "no GPU, 8 GiB/20b", model: "20b", m: scripted(8 * planGiB), engine: "none", gpu: -1, maxContext: 0,
-			summary: []string{"does not fit: needs 14.5 GB even at 4096 tokens, there is no usable GPU and 8.1 GB RAM is available"}},
+			summary: []string{"does not fit: needs 14.6 GB even at 4096 tokens, there is no usable GPU and 8.1 GB RAM is available"}},
 		{name: "no GPU, 8 GiB/120b", model: "120b", m: scripted(8 * planGiB), engine: "none", gpu: -1, maxContext: 0,
 			summary: []string{"— try 20b"}},
 		{name: "mixed/120b", model: "120b", m: mixed, engine: "cuda", gpu: 1, fits: true, maxContext: 131072,
@@ -262,7 +268,7 @@ func TestPlanFit(t *testing.T) {
 				if p.Engine == EngineCPU {
 					work = CPUWorkspace
 				}
-				want = closedFormMax(s, p.Have-s.WeightsBytes-work-s.Activations())
+				want = closedFormMax(s, p.Have-s.WeightsBytes-work-s.Activations(), p.Engine == EngineCPU)
 				if want <= MinContext || want >= s.MaxContext {
 					t.Fatalf("case does not exercise a shorter context: %d", want)
 				}
@@ -272,11 +278,14 @@ func TestPlanFit(t *testing.T) {
 			}
 			if p.Engine != EngineNone && p.MaxContext > 0 {
 				// The maximum fits and one more step does not.
-				work := p.Workspace
-				if s.WeightsBytes+s.KVBytes(p.MaxContext)+work > p.Have {
+				work, kv := p.Workspace, s.KVBytes
+				if p.Engine == EngineCPU {
+					kv = s.CPUKVBytes
+				}
+				if s.WeightsBytes+kv(p.MaxContext)+work > p.Have {
 					t.Errorf("max context %d does not fit", p.MaxContext)
 				}
-				if p.MaxContext < s.MaxContext && s.WeightsBytes+s.KVBytes(p.MaxContext+ContextStep)+work <= p.Have {
+				if p.MaxContext < s.MaxContext && s.WeightsBytes+kv(p.MaxContext+ContextStep)+work <= p.Have {
 					t.Errorf("max context %d: %d would fit too", p.MaxContext, p.MaxContext+ContextStep)
 				}
 			}
