@@ -87,14 +87,17 @@ func exitCode(err error) int {
 	return exitError
 }
 
+// resumable are the commands whose interrupted work a rerun picks up.
+var resumable = map[string]bool{"pull": true, "mirror": true, "export": true, "import": true, "convert": true}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gptoss: "+err.Error())
-		if errors.Is(err, context.Canceled) {
+		if errors.Is(err, context.Canceled) && cmd != nil && resumable[cmd.Name()] {
 			fmt.Fprintln(os.Stderr, "gptoss: interrupted; run the same command again to resume")
 		}
 	}
