@@ -8,7 +8,10 @@ export CGO_ENABLED := 0
 
 all: build
 
-build:
+# With nvcc on the PATH the binary embeds the CUDA kernels (make cuda);
+# without it, it builds with the CPU engine only and says so when asked for cuda.
+NVCC ?= nvcc
+build: $(if $(shell command -v $(NVCC) 2>/dev/null),cuda)
 	$(GO) build $(GOFLAGS) -o $(BIN)/gptoss ./cmd/gptoss
 	$(GO) build $(GOFLAGS) -o $(BIN)/gptoss-testhub ./cmd/gptoss-testhub
 
@@ -61,7 +64,6 @@ bench-cpu: build
 # The CUDA kernels (runtime/cuda/kernels/*.cu) as one fatbin — SASS for
 # sm_80/86/89/90 plus PTX — embedded in the binary by go:embed; run before
 # `make build`. Without it the binary has no CUDA engine and says so.
-NVCC ?= nvcc
 CUDA_FATBIN := runtime/cuda/fatbin/kernels.fatbin
 CUDA_GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_86,code=sm_86 \
 	-gencode arch=compute_89,code=sm_89 -gencode arch=compute_90,code=[sm_90,compute_90]
