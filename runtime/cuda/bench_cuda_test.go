@@ -156,10 +156,13 @@ func TestBenchSynthetic(t *testing.T) {
 	s1.Forward(ctx, tokens(64), false) // warm-up
 	s1.Truncate(0)
 	copy(s1.hTok, tokens(prefillChunk))
-	profileStep(t, s1, prefillChunk, "prefill chunk of 256 tokens at context 0")
-	m.moeV2 = !m.moeV2
-	profileStep(t, s1, prefillChunk, fmt.Sprintf("prefill chunk of 256 tokens at context 0, MoE v2=%v", m.moeV2))
-	m.moeV2 = !m.moeV2
+	// the three prefill MoE kernels: v1, v2, tensor cores
+	v2, tc := m.moeV2, m.moeTC
+	for _, kind := range []string{"v1", "v2", "tc"} {
+		m.moeV2, m.moeTC = kind == "v2", kind == "tc"
+		profileStep(t, s1, prefillChunk, "prefill chunk of 256 tokens at context 0, MoE "+kind)
+	}
+	m.moeV2, m.moeTC = v2, tc
 	start = time.Now()
 	if _, err := s1.Forward(ctx, tokens(512), false); err != nil {
 		t.Fatal(err)

@@ -64,6 +64,9 @@ type Model struct {
 	// moeV2 selects the second MoE kernels (GPTOSS_CUDA_MOE=v2), which
 	// await a GPU check before they become the default.
 	moeV2 bool
+	// moeTC selects the tensor-core MoE kernels for prefill chunks
+	// (GPTOSS_CUDA_MOE=tc; moe_tc_*).
+	moeTC bool
 	// fused selects the fused one-token step (matvec_norm_t1, norm_router,
 	// moe3_*: RMSNorm folded into its consumers, persistent MXFP4 GEMVs on a
 	// staged activation vector); GPTOSS_CUDA_FUSED=0 turns it off, and
@@ -144,7 +147,7 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	unlock := d.enter()
 	defer unlock()
 
-	m := &Model{d: d, cfg: cfg, opts: o, moeV2: os.Getenv("GPTOSS_CUDA_MOE") == "v2",
+	m := &Model{d: d, cfg: cfg, opts: o, moeV2: os.Getenv("GPTOSS_CUDA_MOE") == "v2", moeTC: os.Getenv("GPTOSS_CUDA_MOE") == "tc",
 		fused: os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg)}
 	type tensor struct {
 		name string

@@ -117,17 +117,20 @@ func TestGolden(t *testing.T) {
 		name, dir string
 		moeV2     bool
 		fused     bool // the fused one-token step (GPTOSS_CUDA_FUSED)
+		moeTC     bool // tensor-core MoE for prefill (GPTOSS_CUDA_MOE=tc)
 	}{
-		{"hf", goldenDir, false, false}, {"original", filepath.Join(goldenDir, "original"), false, false},
-		{"hf-moe-v2", goldenDir, true, false},
-		{"hf-fused", goldenDir, false, true}, {"original-fused", filepath.Join(goldenDir, "original"), false, true},
-		{"hf-fused-moe-v2", goldenDir, true, true},
+		{"hf", goldenDir, false, false, false}, {"original", filepath.Join(goldenDir, "original"), false, false, false},
+		{"hf-moe-v2", goldenDir, true, false, false},
+		{"hf-fused", goldenDir, false, true, false}, {"original-fused", filepath.Join(goldenDir, "original"), false, true, false},
+		{"hf-fused-moe-v2", goldenDir, true, true, false},
+		{"hf-fused-moe-tc", goldenDir, false, true, true},
 	} {
 		layout := c
 		t.Run(layout.name, func(t *testing.T) {
 			gm, cm := loadBoth(t, layoutOf(t, layout.dir))
 			gm.moeV2 = layout.moeV2
 			gm.fused = layout.fused
+			gm.moeTC = layout.moeTC
 			if layout.fused && !fusedOK(gm.cfg) {
 				t.Fatal("the golden model's shapes are outside the fused kernels' limits")
 			}

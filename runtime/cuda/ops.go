@@ -248,3 +248,18 @@ func (s *stream) sampleTopKP(logits devPtr, V int, temperature float32, topK int
 	}
 	return s.launch("sample_topkp", grid(1, 1, 1), grid(1024, 1, 1), logits, V, 1/temperature, topK, topP, u, probs, out)
 }
+
+// moeTCTile is the assignments per tile of the tensor-core MoE kernels.
+const moeTCTile = 16
+
+// moeTCMLP1 / moeTCMLP2: the grouped MoE of a prefill chunk on tensor cores
+// (tiles of moeTCTile assignments from moePlan; 64 weight rows a block).
+func (s *stream) moeTCMLP1(blocks, scales, bias, x, order, tiles, ntiles, act devPtr, I, K, topk, maxTiles int, limit float32) error {
+	return s.launch("moe_tc_mlp1", grid(ceilDiv(2*I, 64), maxTiles, 1), grid(128, 1, 1),
+		blocks, scales, bias, x, order, tiles, ntiles, act, I, K, topk, limit)
+}
+
+func (s *stream) moeTCMLP2(blocks, scales, bias, act, order, tiles, ntiles, y devPtr, H, I, maxTiles int) error {
+	return s.launch("moe_tc_mlp2", grid(ceilDiv(H, 64), maxTiles, 1), grid(128, 1, 1),
+		blocks, scales, bias, act, order, tiles, ntiles, y, H, I)
+}

@@ -254,6 +254,9 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 	QKV := (Hq + 2*Hkv) * D
 	n := T * k
 	tile := moeTile(T)
+	if m.moeTC && T > 1 {
+		tile = moeTCTile
+	}
 	maxTiles := moeMaxTiles(n, E, tile)
 	errs := []error{
 		check("copy tokens", drv.MemcpyHtoDAsync(q.tok, unsafe.Pointer(&q.hTok[0]), uint64(4*T), s.s)),
@@ -290,6 +293,14 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			errs = append(errs,
 				s.moeMLP1Dec(m.moeV2, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
 				s.moeMLP2Dec(m.moeV2, w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+			continue
+		}
+		if m.moeTC && T > 1 {
+			errs = append(errs,
+				s.moePlan(q.ids, n, E, tile, q.order, q.tiles, q.ntiles),
+				s.moeTCMLP1(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.order, q.tiles, q.ntiles, q.act, I, H, k, maxTiles, limit),
+				s.moeTCMLP2(w.w2Blocks, w.w2Scales, w.b2, q.act, q.order, q.tiles, q.ntiles, q.y, H, I, maxTiles),
+				s.moeCombine(q.y, q.wts, q.x, T, H, k))
 			continue
 		}
 		errs = append(errs,

@@ -12,6 +12,8 @@
 // replays with new positions.
 #include <stdint.h>
 #include <cuda_fp16.h>
+#include <cuda_bf16.h>
+#include <mma.h>
 
 #define DEV __device__ __forceinline__
 
@@ -1330,5 +1332,136 @@ extern "C" __global__ void __launch_bounds__(1024) sample_topkp(const float* __r
     }
     out[0] = tok;
     out[1] = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Tensor-core MoE for prefill (GPTOSS_CUDA_MOE=tc): tiles of up to 16
+// (token, expert) assignments of one expert (moe_plan with tile 16). A block
+// of 4 warps owns 64 weight rows; per 32-element K chunk (one MXFP4 block)
+// it decodes the rows into BF16 in shared memory — E2M1 × 2^(s−127) has two
+// significant bits, so BF16 holds it exactly — and splits the activations
+// into hi + lo BF16 halves (x ≈ hi + lo to ~16 bits), then two
+// m16n16k16 BF16 MMAs per 16 K (W·hi + W·lo) accumulate in FP32.
+#define TC_ROWS 64
+#define TC_LD 40  // 32 + 8 (16-byte row padding)
+using namespace nvcuda;
+
+// acc[row][token] over K for rows r0.. of the MXFP4 matrix (row stride nb
+// blocks) and the tile's activation rows xrow[i] (nullptr: zero).
+DEV void tc_tile(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, size_t r0, int nrows, int nb,
+                 const float* const* xrow, float* out /* [TC_ROWS][16] */) {
+  __shared__ __align__(32) __nv_bfloat16 Ws[TC_ROWS * TC_LD];
+  __shared__ __align__(32) __nv_bfloat16 Xh[16 * TC_LD];
+  __shared__ __align__(32) __nv_bfloat16 Xl[16 * TC_LD];
+  int tid = threadIdx.x, warp = tid >> 5;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+  wmma::fill_fragment(acc, 0.f);
+  int wr = tid >> 1, half = tid & 1;  // weight row (0..63) and 8-byte half of its block
+  int xt = tid >> 3, xq = (tid & 7) * 4;  // activation token (0..15) and 4-float quarter
+  for (int c = 0; c < nb; c++) {
+    // weights: row wr, elements half*16 .. +15 of block c
+    {
+      __nv_bfloat16* dst = Ws + wr * TC_LD + half * 16;
+      if (wr < nrows) {
+        size_t row = r0 + wr;
+        uint2 q = *(const uint2*)(blocks + (row * nb + c) * 16 + half * 8);
+        float sc = __uint_as_float(((uint32_t)scales[row * nb + c]) << 23);
+        uint32_t w[2] = {q.x, q.y};
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+          for (int b = 0; b < 8; b++) dst[h * 8 + b] = __float2bfloat16_rn(fp4((w[h] >> (4 * b)) & 15u) * sc);
+      } else {
+#pragma unroll
+        for (int b = 0; b < 16; b++) dst[b] = __float2bfloat16_rn(0.f);
+      }
+    }
+    // activations: token xt, elements xq .. xq+3 of block c (16 tokens ×
+    // 8 quarters = the 128 threads)
+    {
+      float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (xrow[xt]) v = *(const float4*)(xrow[xt] + c * 32 + xq);
+      float f[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        __nv_bfloat16 hi = __float2bfloat16_rn(f[i]);
+        Xh[xt * TC_LD + xq + i] = hi;
+        Xl[xt * TC_LD + xq + i] = __float2bfloat16_rn(f[i] - __bfloat162float(hi));
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < 32; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bh, bl;
+      wmma::load_matrix_sync(a, Ws + warp * 16 * TC_LD + kk, TC_LD);
+      wmma::load_matrix_sync(bh, Xh + kk, TC_LD);
+      wmma::load_matrix_sync(bl, Xl + kk, TC_LD);
+      wmma::mma_sync(acc, a, bh, acc);
+      wmma::mma_sync(acc, a, bl, acc);
+    }
+    __syncthreads();
+  }
+  wmma::store_matrix_sync(out + warp * 16 * 16, acc, 16, wmma::mem_row_major);
+  __syncthreads();
+}
+
+#define TC_PROLOGUE                                              \
+  if ((int)blockIdx.y >= *ntiles) return;                        \
+  int4 tl = tiles[blockIdx.y];                                   \
+  __shared__ const float* xrow[16];                              \
+  __shared__ int arow[16];                                       \
+  __shared__ __align__(32) float out[TC_ROWS * 16];
+
+extern "C" __global__ void __launch_bounds__(128) moe_tc_mlp1(const uint8_t* __restrict__ blocks,
+                                                              const uint8_t* __restrict__ scales,
+                                                              const uint16_t* __restrict__ bias,
+                                                              const float* __restrict__ x, const int* __restrict__ order,
+                                                              const int4* __restrict__ tiles, const int* __restrict__ ntiles,
+                                                              float* __restrict__ act, int I, int K, int topk, float limit) {
+  TC_PROLOGUE
+  if (threadIdx.x < 16) {
+    int i = threadIdx.x;
+    int a = i < tl.z ? order[tl.y + i] : -1;
+    arow[i] = a;
+    xrow[i] = a >= 0 ? x + (size_t)(a / topk) * K : nullptr;
+  }
+  __syncthreads();
+  int e = tl.x, nb = K >> 5;
+  int rb = blockIdx.x * TC_ROWS;  // first row of 2I
+  tc_tile(blocks, scales, (size_t)e * 2 * I + rb, min(TC_ROWS, 2 * I - rb), nb, xrow, out);
+  // out[row][token]: rows 2j (gate) and 2j+1 (linear)
+  for (int idx = threadIdx.x; idx < (TC_ROWS / 2) * 16; idx += blockDim.x) {
+    int jl = idx >> 4, i = idx & 15;
+    int j = (rb >> 1) + jl;
+    if (i < tl.z && 2 * j < 2 * I) {
+      const uint16_t* br = bias + (size_t)e * 2 * I + 2 * j;
+      act[(size_t)arow[i] * I + j] = swiglu(out[(2 * jl) * 16 + i] + bf2f(br[0]), out[(2 * jl + 1) * 16 + i] + bf2f(br[1]), limit);
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(128) moe_tc_mlp2(const uint8_t* __restrict__ blocks,
+                                                              const uint8_t* __restrict__ scales,
+                                                              const uint16_t* __restrict__ bias,
+                                                              const float* __restrict__ act, const int* __restrict__ order,
+                                                              const int4* __restrict__ tiles, const int* __restrict__ ntiles,
+                                                              float* __restrict__ y, int H, int I) {
+  TC_PROLOGUE
+  if (threadIdx.x < 16) {
+    int i = threadIdx.x;
+    int a = i < tl.z ? order[tl.y + i] : -1;
+    arow[i] = a;
+    xrow[i] = a >= 0 ? act + (size_t)a * I : nullptr;
+  }
+  __syncthreads();
+  int e = tl.x, nb = I >> 5;
+  int rb = blockIdx.x * TC_ROWS;
+  tc_tile(blocks, scales, (size_t)e * H + rb, min(TC_ROWS, H - rb), nb, xrow, out);
+  for (int idx = threadIdx.x; idx < TC_ROWS * 16; idx += blockDim.x) {
+    int rl = idx >> 4, i = idx & 15;
+    int r = rb + rl;
+    if (i < tl.z && r < H) y[(size_t)arow[i] * H + r] = out[rl * 16 + i] + bf2f(bias[(size_t)e * H + r]);
   }
 }
