@@ -9,8 +9,9 @@
 #   3. the binary on the GPU: golden greedy tokens with --engine cuda, doctor,
 #   4. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
 #      load, prefill, decode at context 0 and 8k, peak VRAM, for the new
-#      kernels (fused one-token step, tensor-core MoE prefill) and the old ones
-#      (GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1), each in its own process;
+#      kernels (fused one-token step, tensor-core MoE and GEMM prefill) and
+#      the old ones (GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1 GPTOSS_CUDA_GEMM=v1),
+#      each in its own process;
 #      then per-kernel profiles of both and graph/direct step times (the
 #      cuda test binary, short context only).
 # The whole script fits in about 4 minutes.
@@ -67,8 +68,8 @@ bench() { # name env...: bench-engine on the synthetic 20b with that environment
 	step "bench-$name" 75 env "$@" bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
 		--context 0,8192 --decode 64 --json
 }
-bench new GPTOSS_CUDA_FUSED=1 GPTOSS_CUDA_MOE=tc
-bench old GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1
+bench new GPTOSS_CUDA_FUSED=1 GPTOSS_CUDA_MOE=tc GPTOSS_CUDA_GEMM=tc
+bench old GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1 GPTOSS_CUDA_GEMM=v1
 cd runtime/cuda
 GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*.layout | head -1) \
 	step profile 45 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 40s

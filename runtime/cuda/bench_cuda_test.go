@@ -157,12 +157,12 @@ func TestBenchSynthetic(t *testing.T) {
 	s1.Truncate(0)
 	copy(s1.hTok, tokens(prefillChunk))
 	// the three prefill MoE kernels: v1, v2, tensor cores
-	v2, tc := m.moeV2, m.moeTC
+	v2, tc, gtc := m.moeV2, m.moeTC, m.gemmTC
 	for _, kind := range []string{"v1", "v2", "tc"} {
-		m.moeV2, m.moeTC = kind == "v2", kind == "tc"
-		profileStep(t, s1, prefillChunk, "prefill chunk of 256 tokens at context 0, MoE "+kind)
+		m.moeV2, m.moeTC, m.gemmTC = kind == "v2", kind == "tc", kind == "tc"
+		profileStep(t, s1, prefillChunk, "prefill chunk of 256 tokens at context 0, MoE and GEMM "+kind)
 	}
-	m.moeV2, m.moeTC = v2, tc
+	m.moeV2, m.moeTC, m.gemmTC = v2, tc, gtc
 	start = time.Now()
 	if _, err := s1.Forward(ctx, tokens(512), false); err != nil {
 		t.Fatal(err)

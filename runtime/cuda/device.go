@@ -30,7 +30,7 @@ var kernelNames = []string{
 	"router_topk", "moe_plan", "moe_mlp1_t1", "moe_mlp1_t8", "moe_mlp2_t1", "moe_mlp2_t8",
 	"moe_combine", "moe_mlp1_dec", "moe_mlp2_dec", "argmax",
 	"moe2_mlp1_t8", "moe2_mlp2_t8", "moe2_mlp1_dec", "moe2_mlp2_dec",
-	"moe_tc_mlp1", "moe_tc_mlp2", "sample_topkp", "matvec_norm_t1", "qkv_rope_t1", "norm_router", "moe3_mlp1_dec", "moe3_mlp2_dec",
+	"moe_tc_mlp1", "moe_tc_mlp2", "gemm_tc_bf16", "sample_topkp", "matvec_norm_t1", "qkv_rope_t1", "norm_router", "moe3_mlp1_dec", "moe3_mlp2_dec",
 }
 
 // device is one GPU with its primary context and the loaded kernels.

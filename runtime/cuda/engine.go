@@ -67,6 +67,9 @@ type Model struct {
 	// moeTC selects the tensor-core MoE kernels for prefill chunks
 	// (GPTOSS_CUDA_MOE=tc; moe_tc_*).
 	moeTC bool
+	// gemmTC selects the tensor-core BF16 GEMM for prefill chunks
+	// (GPTOSS_CUDA_GEMM=tc; gemm_tc_bf16).
+	gemmTC bool
 	// fused selects the fused one-token step (matvec_norm_t1, norm_router,
 	// moe3_*: RMSNorm folded into its consumers, persistent MXFP4 GEMVs on a
 	// staged activation vector); GPTOSS_CUDA_FUSED=0 turns it off, and
@@ -148,7 +151,8 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	defer unlock()
 
 	m := &Model{d: d, cfg: cfg, opts: o, moeV2: os.Getenv("GPTOSS_CUDA_MOE") == "v2", moeTC: os.Getenv("GPTOSS_CUDA_MOE") == "tc",
-		fused: os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg)}
+		gemmTC: os.Getenv("GPTOSS_CUDA_GEMM") == "tc",
+		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg)}
 	type tensor struct {
 		name string
 		dst  *devPtr

@@ -117,20 +117,20 @@ func TestGolden(t *testing.T) {
 		name, dir string
 		moeV2     bool
 		fused     bool // the fused one-token step (GPTOSS_CUDA_FUSED)
-		moeTC     bool // tensor-core MoE for prefill (GPTOSS_CUDA_MOE=tc)
+		moeTC     bool // tensor-core MoE and GEMM for prefill (GPTOSS_CUDA_MOE=tc, GPTOSS_CUDA_GEMM=tc)
 	}{
 		{"hf", goldenDir, false, false, false}, {"original", filepath.Join(goldenDir, "original"), false, false, false},
 		{"hf-moe-v2", goldenDir, true, false, false},
 		{"hf-fused", goldenDir, false, true, false}, {"original-fused", filepath.Join(goldenDir, "original"), false, true, false},
 		{"hf-fused-moe-v2", goldenDir, true, true, false},
-		{"hf-fused-moe-tc", goldenDir, false, true, true},
+		{"hf-fused-tc", goldenDir, false, true, true}, // + tensor-core GEMM
 	} {
 		layout := c
 		t.Run(layout.name, func(t *testing.T) {
 			gm, cm := loadBoth(t, layoutOf(t, layout.dir))
 			gm.moeV2 = layout.moeV2
 			gm.fused = layout.fused
-			gm.moeTC = layout.moeTC
+			gm.moeTC, gm.gemmTC = layout.moeTC, layout.moeTC
 			if layout.fused && !fusedOK(gm.cfg) {
 				t.Fatal("the golden model's shapes are outside the fused kernels' limits")
 			}

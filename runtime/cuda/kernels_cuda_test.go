@@ -298,6 +298,7 @@ func TestKernelMatVecBF16(t *testing.T) {
 		{"qkv decode", 5120, tH, 1, true, false},
 		{"out decode accumulate", tH, tHq * tD, 1, true, true},
 		{"router prefill", tE, tH, 13, true, false},
+		{"out prefill accumulate", tH, tHq * tD, 37, true, true},
 		{"unembedding slice prefill", 3001, tH, 8, false, false},
 		{"qkv prefill partial tile", 5120, tH, 19, true, true},
 	} {
@@ -317,8 +318,18 @@ func TestKernelMatVecBF16(t *testing.T) {
 			} else {
 				y = devPoison(t, d, s, c.T*c.N)
 			}
-			must(t, s.matvec(devBytes(t, d, s, w), dbias, devF32(t, d, s, x), y, c.N, c.K, c.T, c.accu))
+			dw, dx := devBytes(t, d, s, w), devF32(t, d, s, x)
+			must(t, s.matvec(dw, dbias, dx, y, c.N, c.K, c.T, c.accu))
 			got := readF32(t, s, y, c.T*c.N)
+			var gotTC []float32 // the tensor-core GEMM (prefill)
+			if c.T > 1 {
+				yt := devPoison(t, d, s, c.T*c.N)
+				if c.accu {
+					yt = devF32(t, d, s, y0)
+				}
+				must(t, s.gemmTC(dw, dbias, dx, yt, c.N, c.K, c.T, c.accu))
+				gotTC = readF32(t, s, yt, c.T*c.N)
+			}
 			want := make([]float32, c.T*c.N)
 			if c.T == 1 {
 				cpu.MatVecBF16(want, w, bias, x, c.N, c.K)
@@ -331,6 +342,9 @@ func TestKernelMatVecBF16(t *testing.T) {
 				}
 			}
 			relErr(t, "matvec", got, want, 1e-5)
+			if gotTC != nil { // activations as hi + lo BF16 halves: ~16 bits
+				relErr(t, "gemm_tc", gotTC, want, 3e-5)
+			}
 		})
 	}
 }

@@ -263,3 +263,16 @@ func (s *stream) moeTCMLP2(blocks, scales, bias, act, order, tiles, ntiles, y de
 	return s.launch("moe_tc_mlp2", grid(ceilDiv(H, 64), maxTiles, 1), grid(128, 1, 1),
 		blocks, scales, bias, act, order, tiles, ntiles, y, H, I)
 }
+
+// gemmTC: y[T,N] (+)= x[T,K] · W[N,K]ᵀ + b on tensor cores (prefill; K % 32
+// == 0), 64 rows × 16 tokens a block.
+func (s *stream) gemmTC(W, bias, x, y devPtr, N, K, T int, accumulate bool) error {
+	if K%32 != 0 {
+		return fmt.Errorf("gemm_tc: K=%d is not a multiple of 32", K)
+	}
+	acc := 0
+	if accumulate {
+		acc = 1
+	}
+	return s.launch("gemm_tc_bf16", grid(ceilDiv(T, 16), ceilDiv(N, 64), 1), grid(128, 1, 1), W, bias, x, y, N, K, T, acc)
+}

@@ -258,6 +258,14 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 		tile = moeTCTile
 	}
 	maxTiles := moeMaxTiles(n, E, tile)
+	// mv: the BF16 GEMV/GEMM of the non-fused path (tensor cores for
+	// prefill chunks when gemmTC)
+	mv := func(W, bias, x, y devPtr, N, K, T int, accumulate bool) error {
+		if T > 1 && m.gemmTC && K%32 == 0 {
+			return s.gemmTC(W, bias, x, y, N, K, T, accumulate)
+		}
+		return s.matvec(W, bias, x, y, N, K, T, accumulate)
+	}
 	errs := []error{
 		check("copy tokens", drv.MemcpyHtoDAsync(q.tok, unsafe.Pointer(&q.hTok[0]), uint64(4*T), s.s)),
 		check("copy position", drv.MemcpyHtoDAsync(q.pos, unsafe.Pointer(&q.hPos[0]), 4, s.s)),
@@ -281,12 +289,12 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 		}
 		errs = append(errs,
 			s.rmsnorm(q.x, w.attnNorm, q.xn, T, H, eps),
-			s.matvec(w.qkvW, w.qkvB, q.xn, q.qkv, QKV, H, T, false),
+			mv(w.qkvW, w.qkvB, q.xn, q.qkv, QKV, H, T, false),
 			s.ropeKV(q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], T, Hq, Hkv, D, m.conc),
 			s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window),
-			s.matvec(w.outW, w.outB, q.attn, q.x, H, Hq*D, T, true),
+			mv(w.outW, w.outB, q.attn, q.x, H, Hq*D, T, true),
 			s.rmsnorm(q.x, w.mlpNorm, q.xn, T, H, eps),
-			s.matvec(w.gateW, w.gateB, q.xn, q.router, E, H, T, false),
+			mv(w.gateW, w.gateB, q.xn, q.router, E, H, T, false),
 			s.routerTopK(q.router, q.ids, q.wts, T, E, k),
 		)
 		if moeDecodeOK(T, k) {
@@ -320,7 +328,7 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 	case logitsMode == 1:
 		errs = append(errs,
 			s.rmsnorm(q.x, m.norm, q.xn, T, H, eps),
-			s.matvec(m.unembed, 0, q.xn, q.logitsAll, V, H, T, false))
+			mv(m.unembed, 0, q.xn, q.logitsAll, V, H, T, false))
 	default:
 		last := q.x + devPtr((T-1)*H*4)
 		errs = append(errs,

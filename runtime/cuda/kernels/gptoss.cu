@@ -1465,3 +1465,68 @@ extern "C" __global__ void __launch_bounds__(128) moe_tc_mlp2(const uint8_t* __r
     if (i < tl.z && r < H) y[(size_t)arow[i] * H + r] = out[rl * 16 + i] + bf2f(bias[(size_t)e * H + r]);
   }
 }
+
+// BF16 GEMM for prefill on tensor cores (GPTOSS_CUDA_GEMM=tc): y[t, r] (+)=
+// W[r] · x[t] + b[r] for 64 rows × 16 tokens a block (grid.x walks the
+// token tiles, so the blocks sharing weight rows run together and the
+// rows come from L2 after the first); activations as hi + lo BF16 halves
+// as in the MoE. K % 32 == 0.
+extern "C" __global__ void __launch_bounds__(128) gemm_tc_bf16(const uint16_t* __restrict__ W,
+                                                               const uint16_t* __restrict__ bias,
+                                                               const float* __restrict__ x, float* __restrict__ y,
+                                                               int N, int K, int T, int accumulate) {
+  __shared__ __align__(32) __nv_bfloat16 Ws[TC_ROWS * TC_LD];
+  __shared__ __align__(32) __nv_bfloat16 Xh[16 * TC_LD];
+  __shared__ __align__(32) __nv_bfloat16 Xl[16 * TC_LD];
+  __shared__ __align__(32) float out[TC_ROWS * 16];
+  int tid = threadIdx.x, warp = tid >> 5;
+  int t0 = blockIdx.x * 16, rb = blockIdx.y * TC_ROWS;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+  wmma::fill_fragment(acc, 0.f);
+  int wr = tid >> 1, wh = (tid & 1) * 16;   // weight row, first of its 16 elements
+  int xt = tid >> 3, xq = (tid & 7) * 4;    // token, first of its 4 elements
+  bool wok = rb + wr < N, xok = t0 + xt < T;
+  const uint4* wp = (const uint4*)(W + (size_t)(rb + wr) * K + wh);
+  const float* xp = x + (size_t)(t0 + xt) * K + xq;
+  for (int c = 0; c < K; c += 32) {
+    uint4 a0 = make_uint4(0, 0, 0, 0), a1 = a0;
+    if (wok) {
+      a0 = ld_stream(wp + c / 8);
+      a1 = ld_stream(wp + c / 8 + 1);
+    }
+    *(uint4*)(Ws + wr * TC_LD + wh) = a0;
+    *(uint4*)(Ws + wr * TC_LD + wh + 8) = a1;
+    float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (xok) v = *(const float4*)(xp + c);
+    float f[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      __nv_bfloat16 hi = __float2bfloat16_rn(f[i]);
+      Xh[xt * TC_LD + xq + i] = hi;
+      Xl[xt * TC_LD + xq + i] = __float2bfloat16_rn(f[i] - __bfloat162float(hi));
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < 32; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bh, bl;
+      wmma::load_matrix_sync(a, Ws + warp * 16 * TC_LD + kk, TC_LD);
+      wmma::load_matrix_sync(bh, Xh + kk, TC_LD);
+      wmma::load_matrix_sync(bl, Xl + kk, TC_LD);
+      wmma::mma_sync(acc, a, bh, acc);
+      wmma::mma_sync(acc, a, bl, acc);
+    }
+    __syncthreads();
+  }
+  wmma::store_matrix_sync(out + warp * 16 * 16, acc, 16, wmma::mem_row_major);
+  __syncthreads();
+  for (int idx = tid; idx < TC_ROWS * 16; idx += blockDim.x) {
+    int i = idx % 16, rl = idx / 16;  // consecutive threads: consecutive tokens of one row
+    int r = rb + rl, t = t0 + i;
+    if (r < N && t < T) {
+      float s = out[rl * 16 + i] + (bias ? bf2f(bias[r]) : 0.f);
+      float* o = y + (size_t)t * N + r;
+      *o = accumulate ? *o + s : s;
+    }
+  }
+}
