@@ -21,6 +21,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
 export GPTOSS_REQUIRE_GPU=1
 fail=0
 step() { # name timeout_s command...
@@ -32,6 +33,7 @@ step() { # name timeout_s command...
 	local rc=${PIPESTATUS[0]}
 	echo "=== $name: rc=$rc in $((SECONDS - t0))s"
 	[ "$rc" = 0 ] || fail=1
+	return "$rc"
 }
 
 for f in bin/gptoss bin/cuda.test; do
@@ -39,10 +41,33 @@ for f in bin/gptoss bin/cuda.test; do
 done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
-cd runtime/cuda
-step kernels 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestKernel'
-step golden 75 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestGolden|TestLongSequence|TestEngine'
-cd "$ROOT"
+# one process per group: a kernel that faults poisons its process's
+# context, so the groups after it would fail too. The new kernels first,
+# then the benchmark, then what passed before.
+t() { local name=$1 to=$2 re=$3; (cd runtime/cuda && step "$name" "$to" ../../bin/cuda.test -test.v -test.count=1 -test.run "$re"); }
+# (step runs in a subshell there: keep its verdict)
+tt() { t "$@" || fail=1; }
+mkdir -p /tmp/gptoss-bench
+bench() { # name timeout env...: bench-engine on the synthetic 20b with that environment
+	local name=$1 to=$2
+	shift 2
+	step "bench-$name" "$to" env "$@" bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
+		--context 0,8192 --decode 64 --json
+}
+tt kernels-fused 25 'TestKernel(Fused|MoE3)$'
+tt golden-fused 25 'TestGolden$/^(hf-fused|original-fused|hf-fused-moe-v2)$'
+bench new 70 GPTOSS_CUDA_FUSED=1 GPTOSS_CUDA_MOE=tc GPTOSS_CUDA_GEMM=tc
+(cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*.layout | head -1) \
+	step profile 35 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 33s) || fail=1
+tt kernels-matvec 20 'TestKernelMatVecBF16$'
+tt kernels-moe-tc 20 'TestKernelMoE$/^tc$'
+tt golden-tc 20 'TestGolden$/^hf-fused-tc$'
+bench old 50 GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1 GPTOSS_CUDA_GEMM=v1
+tt kernels-sample 20 'TestKernelSample$'
+tt long 25 'TestLongSequence|TestEngine'
+tt kernels-base 25 'TestKernel(Embed|RMSNorm|RopeKV|Attention|RouterTopK|Argmax)$'
+tt kernels-moe 25 'TestKernelMoE$/^(v1|v2)$'
+tt golden-old 25 'TestGolden$/^(hf|original|hf-moe-v2)$'
 # the binary on the GPU: the golden checkpoint pulled from its folder, greedy
 # tokens with --engine cuda must be the reference's (testdata golden.json)
 cli_check() {
@@ -59,24 +84,16 @@ cli_check() {
 	esac
 }
 export -f cli_check
-step cli 30 bash -c cli_check
-step doctor 15 bin/gptoss doctor 20b
-mkdir -p /tmp/gptoss-bench
-bench() { # name env...: bench-engine on the synthetic 20b with that environment
-	local name=$1
-	shift
-	step "bench-$name" 75 env "$@" bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
-		--context 0,8192 --decode 64 --json
-}
-bench new GPTOSS_CUDA_FUSED=1 GPTOSS_CUDA_MOE=tc GPTOSS_CUDA_GEMM=tc
-bench old GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1 GPTOSS_CUDA_GEMM=v1
-cd runtime/cuda
-GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*.layout | head -1) \
-	step profile 45 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 40s
-cd "$ROOT"
+step cli 20 bash -c cli_check
+step doctor 10 bin/gptoss doctor 20b
 echo "=== summary"
-for f in "$OUT"/kernels.log "$OUT"/golden.log; do grep -h -E '^\s*--- (FAIL|PASS)|^(ok|FAIL|PASS)|golden .*max' "$f"; done
-grep -h -E 'cli:' "$OUT"/cli.log
-for f in "$OUT"/bench-new.log "$OUT"/bench-old.log; do echo "$f"; grep -o -E '"(prefill_tok_s|tok_s|context|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' '; echo; done
-grep -h -E '^(STEP|PROFILE)' "$OUT"/profile.log | head -90
+for f in "$OUT"/*.log; do
+	n=${f##*/}
+	case $n in
+	bench-*) echo "$n: $(grep -o -E '"(prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
+	profile.log) ;;
+	*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
+	esac
+done
+grep -h -E '^(STEP|PROFILE)' "$OUT"/profile.log | head -100
 exit $fail
