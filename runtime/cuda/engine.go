@@ -61,20 +61,16 @@ type Model struct {
 	layers  []layerWeights
 	invFreq devPtr
 	conc    float32
-	// moeV2 selects the second MoE kernels (GPTOSS_CUDA_MOE=v2), which
-	// await a GPU check before they become the default.
-	moeV2 bool
-	// moeTC selects the tensor-core MoE kernels for prefill chunks
-	// (GPTOSS_CUDA_MOE=tc; moe_tc_*).
-	moeTC bool
-	// gemmTC selects the tensor-core BF16 GEMM for prefill chunks
-	// (GPTOSS_CUDA_GEMM=tc; gemm_tc_bf16).
-	gemmTC bool
-	// fused selects the fused one-token step (matvec_norm_t1, norm_router,
-	// moe3_*: RMSNorm folded into its consumers, persistent MXFP4 GEMVs on a
-	// staged activation vector); GPTOSS_CUDA_FUSED=0 turns it off, and
-	// shapes the kernels do not handle (fusedOK) leave it off.
-	fused bool
+	// Kernel choices (all measured in one gpu-check run, PERF.md):
+	// moeTC: the tensor-core MoE for prefill chunks (moe_tc_*; default;
+	// GPTOSS_CUDA_MOE=v1 or v2 selects the FP32 grouped kernels, moeV2 the
+	// second of them); gemmTC: the tensor-core BF16 GEMM for prefill
+	// (gemm_tc_bf16; default; GPTOSS_CUDA_GEMM=v1 the FP32 one); fused:
+	// the fused one-token step (matvec_norm_t1, qkv_rope_t1, norm_router,
+	// moe3_*; default; GPTOSS_CUDA_FUSED=0 the old step; shapes outside
+	// fusedOK leave it off).
+	moeV2, moeTC, gemmTC bool
+	fused                bool
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -150,8 +146,11 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	unlock := d.enter()
 	defer unlock()
 
-	m := &Model{d: d, cfg: cfg, opts: o, moeV2: os.Getenv("GPTOSS_CUDA_MOE") == "v2", moeTC: os.Getenv("GPTOSS_CUDA_MOE") == "tc",
-		gemmTC: os.Getenv("GPTOSS_CUDA_GEMM") == "tc",
+	// defaults: the kernels that passed and were fastest in the last
+	// gpu-check (PERF.md); the env vars select the older ones
+	moe := os.Getenv("GPTOSS_CUDA_MOE")
+	m := &Model{d: d, cfg: cfg, opts: o, moeV2: moe == "v2", moeTC: moe != "v1" && moe != "v2",
+		gemmTC: os.Getenv("GPTOSS_CUDA_GEMM") != "v1",
 		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg)}
 	type tensor struct {
 		name string
