@@ -19,52 +19,70 @@
 //     fatbin itself is not committed).
 //   - Numerics follow the CPU engine (runtime/cpu, the reference): float32
 //     activations and residual, BF16 weights widened in registers, MXFP4
-//     experts decoded in the kernel (a 256-entry byte → two E2M1 values
-//     table in shared memory, × 2^(s−127)), never expanded in memory.
+//     experts decoded in the kernel (E2M1 values from a 16-entry table
+//     replicated per lane in shared memory — one bank per lane — × 2^(s−127);
+//     exactly to BF16 for the tensor cores), never expanded in memory.
 //   - KV cache: FP16 (not BF16) [maxLen, kvHeads·headDim] per layer, full
 //     length for every layer. Measured on the tiny golden model with the
 //     CPU engine rounding its cache: BF16 moves the logits by 0.054 (over
 //     the 2e-2 bound), FP16 by 0.011, at the same bytes (llama.cpp's
 //     default cache type is F16 too).
-//   - Decode (one token): warp-per-row GEMVs with 16-byte streaming loads
-//     that read the layout's BF16 [out, in] and MXFP4 [E, out, in/32, 16]
-//     bytes as they are; attention split over the keys (32 splits, empty
-//     splits exit at once) with the sink folded in once when the splits are
-//     combined; router top-k + softmax on the device; the MoE kernels take
-//     the experts from the router's output on the device (no host sync),
-//     mlp2 adding Σ w·(W2·a + b2) straight into the residual. The whole step
-//     is captured once per sequence as a CUDA graph when the sequence is
-//     made; the token and position travel through pinned host memory that
-//     the graph's first copies read, so the frozen kernel parameters stay
-//     valid. Greedy sampling (argmax) runs on the device (Sequence.Greedy).
-//   - Prefill: chunks of up to 256 tokens; the same GEMV kernels take 8
-//     tokens per weight read; the MoE groups the (token, expert) pairs by
-//     expert on the device (moe_plan) into tiles of 8 that share each
-//     weight read. Attention runs one block per (head, token).
+//   - Decode (one token), the fused step (default; GPTOSS_CUDA_FUSED=0 is
+//     the older 10-launch step): 6 launches a layer. RMSNorm is folded into
+//     its consumers — each block of the QKV GEMV, the unembedding and the
+//     router recomputes the norm from the residual while it stages the
+//     vector in shared memory — because the single-block norm launches cost
+//     10% of a step. Staged vectors are padded by 4 floats every 32, so a
+//     lane reading 8 or 32 consecutive values as float4 next to its 16-byte
+//     weight load hits distinct banks (the old MoE kernels read activations
+//     32 cache lines per warp load and ran at 0.45 TB/s). The GEMVs use
+//     persistent grids (resident blocks from the occupancy API, warps
+//     striding over rows) so the staging is paid once per block. QKV
+//     computes the two rows of a RoPE pair per warp and rotates, writes
+//     the FP16 cache rows in its epilogue (rope_kv gone); RMSNorm + router
+//     GEMV + top-k is one block; the MoE is two launches for all k experts,
+//     mlp2 adding w·(W2·a + b2) into the residual with atomicAdd
+//     (rounding-level run-to-run differences). Attention is split over the
+//     keys (32 splits, empty splits exit at once), the sink folded in once
+//     when the splits are combined. The whole step is captured once per
+//     sequence as a CUDA graph; the token and position travel through
+//     pinned host memory that the graph's first copies read, so the frozen
+//     kernel parameters stay valid.
+//   - Sampling on the device: Greedy (argmax) and DeviceSampler
+//     (temperature, top-k, top-p with the caller's uniform draw, the rule
+//     of runtime/sample): candidates are the tokens with p ≥ 2^-b for the
+//     smallest b that holds enough of them (binary search, one pass over
+//     the vocabulary each), sorted in shared memory; more than 4096
+//     candidates, or penalties, leave it to the host (ok = false).
+//     runtime.Sequence has no sampling hook, so callers type-assert.
+//   - Prefill: chunks of up to 256 tokens on tensor cores (default;
+//     GPTOSS_CUDA_GEMM=v1 and GPTOSS_CUDA_MOE=v1|v2 select the FP32
+//     kernels): BF16 GEMM and a grouped MoE (moe_plan groups the (token,
+//     expert) pairs by expert on the device into tiles of 16) with WMMA
+//     m16n16k16, 64 weight rows × 16 tokens a block. MXFP4 rows decode
+//     exactly into BF16 (E2M1 × 2^k has two significant bits); activations
+//     are split into hi + lo BF16 halves (two MMAs, ~16-bit activations),
+//     so the golden logits stay as close as the FP32 path's (0.0083).
+//     Attention runs one block per (head, token).
 //   - Weights go to one device arena through 4 pinned 32 MiB staging
 //     buffers on 2 streams: goroutines copy the mapped layout into a free
 //     buffer while the previous ones are in flight.
 //
 // Measured (scripts/gpu-check.sh on one NVIDIA H100 80GB HBM3, driver
-// 580.159.04, at commit 2b8ef15; synthetic full-size gpt-oss-20b from
-// runtime/synth, `gptoss bench-engine`): every kernel test passes (relative
-// error ≤ 2e-6 against runtime/cpu); golden max |logit − CPU engine| =
-// max |logit − reference f32| = 0.0105, greedy tokens identical, also
-// through `gptoss run --engine cuda`; load to first token 0.63–0.74 s
-// (13.8 GB layout, warm page cache); prefill 497 tok/s (512 tokens),
-// 455 tok/s filling 8k; decode 212 tok/s at context 0, 181 at 8k (the
-// issue asks 600); peak device memory 14.2 GB; the CPU engine on the same
-// machine: 12 tok/s decode, 33 tok/s prefill. A decode step is 4.7 ms with
-// the graph (5.0 ms with direct launches). The kernel profile (PERF.md)
-// puts the MoE kernels at 52% of a decode step and 88% of prefill: their
-// activation loads are uncoalesced (lane l reads the activations of block
-// l). The second MoE kernels (moe2_*, GPTOSS_CUDA_MOE=v2: consecutive lanes
-// on consecutive half-blocks, a conflict-free per-lane E2M1 table) fix that
-// but have not run on a GPU yet; they are tested by the same kernel and
-// golden tests and stay off by default until gpu-check passes them.
+// 580.159.04, commit 69b460d; synthetic full-size gpt-oss-20b from
+// runtime/synth, `gptoss bench-engine`; old and new kernels in the same run,
+// PERF.md): every kernel, golden, long-sequence and CLI test passes on both
+// (golden max |logit − CPU| = 0.0105, 0.0083 with tensor-core prefill);
+// decode 355 tok/s at context 0 and 289 at 8k (old kernels 209 and 181;
+// the issue asks 600); a decode step 2.75 ms with the graph (old 4.69);
+// prefill 3132 tok/s over 512 tokens (old 499); load 0.70 s (13.8 GB,
+// warm page cache); peak device memory 14.2 GB. The MoE decode GEMVs reach
+// ~1 TB/s of the ~3 TB/s the card streams at: the remaining work is in
+// PERF.md.
 //
 // Tests: *_cuda_test.go (build tag cuda) compare every kernel with the CPU
-// engine's op on random inputs of gpt-oss-20b shapes, run the golden model
+// engine's op on random inputs of gpt-oss-20b shapes (and the tiny model's
+// for the fused kernels), run the golden model on every kernel choice
 // (max |logit − CPU| ≤ 2e-2, same greedy tokens) and a long sequence; they
 // skip without a GPU unless GPTOSS_REQUIRE_GPU=1. scripts/gpu-check.sh runs
 // them and the benchmark on a GPU machine from `make gpu-bundle`.

@@ -601,7 +601,8 @@ extern "C" __global__ void __launch_bounds__(256) moe_mlp2_dec(const uint8_t* __
 }
 
 // ---------------------------------------------------------------------------
-// MoE, second version (GPTOSS_CUDA_MOE=v2 while it awaits a GPU check): the
+// MoE, second version (GPTOSS_CUDA_MOE=v2; measured on an H100: prefill MoE
+// 228 ms a 256-token chunk vs v1's 451, the tensor-core kernels 57): the
 // profile of v1 on an H100 showed its activation loads uncoalesced (lane l
 // reads the activations of block l: 32 cache lines per warp load) and its
 // table loads bank-conflicted. Here consecutive lanes take consecutive
