@@ -689,7 +689,7 @@ func TestPullFromDirectory(t *testing.T) {
 		t.Errorf("second local pull: %s, first %s", d, dir)
 	}
 	e.wantCode(exitNotFound, "pull", "20b", "--from", filepath.Join(e.src, "nope"))
-	e.wantCode(exitError, "pull", "20b", "--from", "s3://bucket/x")
+	e.wantCode(exitError, "pull", "20b", "--from", "gs://bucket/x")
 }
 
 func TestJSONEvents(t *testing.T) {
