@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/runtime/sample"
 )
 
 // Options tune an engine; zero values pick defaults.
@@ -136,4 +137,14 @@ func Pick(name, preferred string) (Engine, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: no engine can run here (have %v)", ErrUnavailable, Engines())
+}
+
+// DeviceSampler is implemented by sequences that can draw the next token
+// where the logits are (the CUDA engine), saving the copy of the logits and
+// the host's pass over the vocabulary. u is the caller's uniform draw
+// (sample.Sampler.Uniform), so a seeded generation gives the same tokens on
+// either side. ok is false where the device declines (penalties, a very wide
+// nucleus): the caller samples the logits Forward returned, with the same u.
+type DeviceSampler interface {
+	SampleDevice(p sample.Params, u float64) (tok int32, ok bool, err error)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/gptoss/gptoss/runtime"
 	"github.com/gptoss/gptoss/runtime/sample"
@@ -31,6 +32,10 @@ type Session struct {
 	seq    runtime.Sequence
 	fed    []int32 // the tokens in seq, in order
 	maxLen int
+	// deviceSampling: draw tokens on the engine's device when its
+	// sequences can (runtime.DeviceSampler); GPTOSS_DEVICE_SAMPLING=0 turns
+	// it off (the host samples the returned logits).
+	deviceSampling bool
 }
 
 // NewSession starts a sequence of at most maxLen tokens (> 0).
@@ -42,7 +47,7 @@ func NewSession(m runtime.Model, maxLen int) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{model: m, seq: seq, maxLen: maxLen}, nil
+	return &Session{model: m, seq: seq, maxLen: maxLen, deviceSampling: os.Getenv("GPTOSS_DEVICE_SAMPLING") != "0"}, nil
 }
 
 // MaxLen is the most tokens the session holds (prompt + generated).
@@ -121,6 +126,18 @@ func (s *Session) Generate(ctx context.Context, req Request, emit func(id int32)
 		var id int32
 		if req.Forced != nil {
 			id = req.Forced[len(res.Tokens)]
+		} else if ds, ok := s.seq.(runtime.DeviceSampler); ok && s.deviceSampling {
+			u := smp.Uniform()
+			tok, ok, err := ds.SampleDevice(smp.Params(), u)
+			if err != nil {
+				s.reset()
+				return res, err
+			}
+			if ok {
+				id = tok
+			} else {
+				id = smp.SampleUniform(logits, u)
+			}
 		} else {
 			id = smp.Sample(logits)
 		}

@@ -54,7 +54,8 @@
 //     smallest b that holds enough of them (binary search, one pass over
 //     the vocabulary each), sorted in shared memory; more than 4096
 //     candidates, or penalties, leave it to the host (ok = false).
-//     runtime.Sequence has no sampling hook, so callers type-assert.
+//     It is runtime.DeviceSampler: runtime/chat draws on the device when
+//     a sequence offers it (GPTOSS_DEVICE_SAMPLING=0: on the host).
 //   - Prefill: chunks of up to 256 tokens on tensor cores (default;
 //     GPTOSS_CUDA_GEMM=v1 and GPTOSS_CUDA_MOE=v1|v2 select the FP32
 //     kernels): BF16 GEMM and a grouped MoE (moe_plan groups the (token,

@@ -359,12 +359,16 @@ func (q *Sequence) Greedy() (int32, error) {
 // so a seeded generator gives the same tokens). ok is false where the
 // device cannot (presence/frequency penalties, a nucleus of more than 4096
 // candidates): the caller samples the logits Forward returned on the host.
-// runtime.Sequence has no sampling hook; a caller type-asserts this.
+// It is runtime.DeviceSampler, which runtime/chat uses when a sequence
+// implements it (GPTOSS_DEVICE_SAMPLING=0 turns that off).
 type DeviceSampler interface {
 	SampleDevice(p sample.Params, u float64) (tok int32, ok bool, err error)
 }
 
-var _ DeviceSampler = (*Sequence)(nil)
+var (
+	_ DeviceSampler         = (*Sequence)(nil)
+	_ runtime.DeviceSampler = (*Sequence)(nil)
+)
 
 // SampleDevice draws the next token on the device (see DeviceSampler).
 func (q *Sequence) SampleDevice(p sample.Params, u float64) (int32, bool, error) {

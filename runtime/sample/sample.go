@@ -97,6 +97,28 @@ func (s *Sampler) Accept(id int32) {
 // Sample returns the next token for logits (one position, vocab_size
 // floats). It modifies logits in place only when penalties are set.
 func (s *Sampler) Sample(logits []float32) int32 {
+	return s.sample(logits, -1)
+}
+
+// Uniform draws the number in [0, 1) that the next non-greedy Sample would
+// draw, for a sampler elsewhere (the CUDA engine's, on the device) to use
+// with the same rule: a seeded generation then gives the same tokens
+// whichever side samples. Greedy parameters draw nothing (it returns 0).
+func (s *Sampler) Uniform() float64 {
+	if s.p.Greedy() {
+		return 0
+	}
+	return s.rng.Float64()
+}
+
+// SampleUniform is Sample with the uniform draw u from Uniform (for when
+// the device declined to sample): it draws nothing itself.
+func (s *Sampler) SampleUniform(logits []float32, u float64) int32 {
+	return s.sample(logits, u)
+}
+
+// sample is Sample; u0 < 0 draws from the sampler's generator.
+func (s *Sampler) sample(logits []float32, u0 float64) int32 {
 	if len(logits) == 0 {
 		return 0
 	}
@@ -139,7 +161,7 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		k = 0
 	}
 	if k == 0 && topP >= 1 {
-		return s.draw(probs, sum)
+		return s.draw(probs, sum, s.pick(u0))
 	}
 	var c []cand
 	if k > 0 {
@@ -171,7 +193,7 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	for _, x := range c {
 		mass += x.p
 	}
-	u := s.rng.Float64() * mass
+	u := s.pick(u0) * mass
 	for _, x := range c {
 		u -= x.p
 		if u < 0 {
@@ -181,9 +203,18 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	return c[len(c)-1].id
 }
 
-// draw samples an index from unnormalised weights summing to sum.
-func (s *Sampler) draw(probs []float64, sum float64) int32 {
-	u := s.rng.Float64() * sum
+// pick is u0, or a fresh draw when u0 < 0.
+func (s *Sampler) pick(u0 float64) float64 {
+	if u0 >= 0 {
+		return u0
+	}
+	return s.rng.Float64()
+}
+
+// draw samples an index from unnormalised weights summing to sum, with the
+// uniform draw u01 in [0, 1).
+func (s *Sampler) draw(probs []float64, sum, u01 float64) int32 {
+	u := u01 * sum
 	last := int32(0)
 	for i, p := range probs {
 		if p == 0 {
