@@ -3,12 +3,9 @@ package chat
 import (
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/gptoss/gptoss/convert"
-	"github.com/gptoss/gptoss/internal/fixture"
+	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime"
 	"github.com/gptoss/gptoss/runtime/cpu"
 	"github.com/gptoss/gptoss/runtime/sample"
@@ -17,25 +14,7 @@ import (
 // tinyModel is the fixture checkpoint on the CPU engine.
 func tinyModel(t *testing.T) runtime.Model {
 	t.Helper()
-	dir := fixture.Cached(t, fixture.Tiny())
-	ckpt, err := convert.OpenCheckpoint(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ckpt.Close()
-	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "layout")
-	if _, _, err := convert.WriteLayoutFile(path, ckpt, cfg, "sha256:test"); err != nil {
-		t.Fatal(err)
-	}
-	l, err := convert.OpenLayout(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := layouttest.Tiny(t)
 	m, err := cpu.Engine{}.Load(context.Background(), l, runtime.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)

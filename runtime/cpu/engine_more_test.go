@@ -11,12 +11,13 @@ import (
 	"testing"
 
 	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime"
 )
 
 func loadSmallRing(t *testing.T, slack int) (*Model, *convert.Layout) {
 	t.Helper()
-	l := goldenLayout(t, filepath.Join(goldenDir, "original"))
+	l := layouttest.Open(t, filepath.Join(goldenDir, "original"))
 	m, err := Load(context.Background(), l, runtime.Options{Threads: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +217,7 @@ func TestLongPrefillMatchesDecode(t *testing.T) {
 
 func TestExpertMLP(t *testing.T) {
 	bothKernels(t, func(t *testing.T) {
-		l := goldenLayout(t, goldenDir)
+		l := layouttest.Open(t, goldenDir)
 		c := l.Config
 		H, I := c.HiddenSize, c.IntermediateSize
 		r := rand.New(rand.NewPCG(2, 3))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime"
 )
 
@@ -37,31 +38,6 @@ func readGolden(t *testing.T) golden {
 		t.Fatalf("golden.json: %d tokens, %d logit rows, %d greedy", len(g.Tokens), len(g.LogitsF32), len(g.Greedy.Generated))
 	}
 	return g
-}
-
-// goldenLayout converts the golden checkpoint (dir: the HF or the original
-// layout) into a GPU-ready layout file and opens it.
-func goldenLayout(t testing.TB, dir string) *convert.Layout {
-	t.Helper()
-	ck, err := convert.OpenCheckpoint(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "model.layout")
-	if _, _, err := convert.WriteLayoutFile(path, ck, cfg, "sha256:test"); err != nil {
-		t.Fatal(err)
-	}
-	l, err := convert.OpenLayout(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
 }
 
 func loadModel(t testing.TB, l *convert.Layout, threads int) runtime.Model {
@@ -106,7 +82,7 @@ func TestGolden(t *testing.T) {
 	for _, layout := range []struct{ name, dir string }{{"hf", goldenDir}, {"original", filepath.Join(goldenDir, "original")}} {
 		t.Run(layout.name, func(t *testing.T) {
 			bothKernels(t, func(t *testing.T) {
-				m := loadModel(t, goldenLayout(t, layout.dir), 3)
+				m := loadModel(t, layouttest.Open(t, layout.dir), 3)
 				V := m.Config().VocabSize
 				const tol = 1e-3
 				// One prefill with every position's logits.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/internal/fixture"
+	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime"
 	"github.com/gptoss/gptoss/runtime/cpu"
 	"github.com/gptoss/gptoss/runtime/sample"
@@ -26,31 +27,6 @@ type golden struct {
 		Prompt    []int32 `json:"prompt"`
 		Generated []int32 `json:"generated"`
 	} `json:"greedy_f32"`
-}
-
-// layoutOf converts the checkpoint in dir into a GPU-ready layout file and
-// opens it.
-func layoutOf(t testing.TB, dir string) *convert.Layout {
-	t.Helper()
-	ck, err := convert.OpenCheckpoint(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "model.layout")
-	if _, _, err := convert.WriteLayoutFile(path, ck, cfg, "sha256:test"); err != nil {
-		t.Fatal(err)
-	}
-	l, err := convert.OpenLayout(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
 }
 
 func loadBoth(t *testing.T, l *convert.Layout) (gm *Model, cm runtime.Model) {
@@ -127,7 +103,7 @@ func TestGolden(t *testing.T) {
 	} {
 		layout := c
 		t.Run(layout.name, func(t *testing.T) {
-			gm, cm := loadBoth(t, layoutOf(t, layout.dir))
+			gm, cm := loadBoth(t, layouttest.Open(t, layout.dir))
 			gm.moeV2 = layout.moeV2
 			gm.fused = layout.fused
 			gm.moeTC, gm.gemmTC = layout.moeTC, layout.moeTC
@@ -221,7 +197,7 @@ func equal(a, b []int32) bool {
 // to reuse a prefix — all against the CPU engine.
 func TestLongSequence(t *testing.T) {
 	dir := fixture.Cached(t, fixture.Tiny())
-	gm, cm := loadBoth(t, layoutOf(t, dir))
+	gm, cm := loadBoth(t, layouttest.Open(t, dir))
 	ctx := context.Background()
 	V := gm.Config().VocabSize
 	toks := make([]int32, 600)

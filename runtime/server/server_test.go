@@ -16,8 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/internal/fixture"
+	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime"
 	"github.com/gptoss/gptoss/runtime/chat"
 	"github.com/gptoss/gptoss/runtime/cpu"
@@ -35,24 +35,7 @@ func TestMain(m *testing.M) {
 func tinyModel(t *testing.T) (runtime.Model, *tokenizer.Tokenizer) {
 	t.Helper()
 	dir := fixture.Cached(t, fixture.Tiny())
-	ckpt, err := convert.OpenCheckpoint(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ckpt.Close()
-	cfg, err := os.ReadFile(filepath.Join(dir, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "layout")
-	if _, _, err := convert.WriteLayoutFile(path, ckpt, cfg, "sha256:test"); err != nil {
-		t.Fatal(err)
-	}
-	l, err := convert.OpenLayout(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := layouttest.Open(t, dir)
 	m, err := cpu.Engine{}.Load(context.Background(), l, runtime.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
