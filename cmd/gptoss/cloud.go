@@ -131,35 +131,8 @@ func mirrorObject(cmd *cobra.Command, g *globalOptions, to string, pick []cache.
 		if err := dst.Prepare(cmd.Context(), m); err != nil {
 			return fmt.Errorf("mirror %s to %s: %w", m.Name, loc, err)
 		}
-		out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
-		var mu sync.Mutex
-		var up, skip []string
 		start := time.Now()
-		if !g.json && !g.quiet {
-			fmt.Fprintf(cmd.ErrOrStderr(), "mirroring %s (%s) @ %s to %s\n", m.Name, m.Format, short(m.Revision), loc)
-		}
-		res, err := eng.Mirror(cmd.Context(), store, m, dst, func(ev fetch.Event) {
-			mu.Lock()
-			switch ev.Kind {
-			case fetch.EventFileDone:
-				up = append(up, ev.File.Path)
-			case fetch.EventFileCached:
-				skip = append(skip, ev.File.Path)
-			}
-			mu.Unlock()
-			switch {
-			case g.json:
-				out.event(ev)
-			case g.quiet:
-			case ev.Kind == fetch.EventFileDone:
-				fmt.Fprintf(cmd.ErrOrStderr(), "  ↑ %s  %s  uploaded\n", ev.File.Path, human(ev.File.Size))
-			case ev.Kind == fetch.EventFileCached:
-				fmt.Fprintf(cmd.ErrOrStderr(), "  = %s  %s  already there\n", ev.File.Path, human(ev.File.Size))
-			case ev.Kind == fetch.EventRetry:
-				fmt.Fprintf(cmd.ErrOrStderr(), "  ↻ %s: %v; retry %d in %s\n", ev.File.Path, ev.Err, ev.Attempt, ev.Delay.Round(time.Millisecond))
-			}
-		})
-		out.finish()
+		res, up, skip, err := mirrorOne(cmd, g, eng, store, m, dst, loc)
 		if err != nil {
 			return fmt.Errorf("mirror %s (%s) to %s: %w", m.Name, m.Format, loc, err)
 		}
@@ -194,4 +167,39 @@ func objectStoreHint(src *objstore.Source, err error) error {
 		what = objstore.ManifestName
 	}
 	return fmt.Errorf("%w (an object in %s is not what its %s says; nothing was kept: replace it, e.g. delete it and run gptoss mirror again)", err, src.Describe(), what)
+}
+
+// mirrorOne mirrors one cached model to dst with eng, reporting progress as
+// the mirror commands do; where names the destination in messages. It
+// returns the result and the paths uploaded and skipped.
+func mirrorOne(cmd *cobra.Command, g *globalOptions, eng *fetch.Engine, store *cache.Store, m *registry.Manifest, dst registry.Target, where string) (*fetch.MirrorResult, []string, []string, error) {
+	out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
+	var mu sync.Mutex
+	var up, skip []string
+	if !g.json && !g.quiet {
+		fmt.Fprintf(cmd.ErrOrStderr(), "mirroring %s (%s) @ %s to %s\n", m.Name, m.Format, short(m.Revision), where)
+	}
+	res, err := eng.Mirror(cmd.Context(), store, m, dst, func(ev fetch.Event) {
+		mu.Lock()
+		switch ev.Kind {
+		case fetch.EventFileDone:
+			up = append(up, ev.File.Path)
+		case fetch.EventFileCached:
+			skip = append(skip, ev.File.Path)
+		}
+		mu.Unlock()
+		switch {
+		case g.json:
+			out.event(ev)
+		case g.quiet:
+		case ev.Kind == fetch.EventFileDone:
+			fmt.Fprintf(cmd.ErrOrStderr(), "  ↑ %s  %s  uploaded\n", ev.File.Path, human(ev.File.Size))
+		case ev.Kind == fetch.EventFileCached:
+			fmt.Fprintf(cmd.ErrOrStderr(), "  = %s  %s  already there\n", ev.File.Path, human(ev.File.Size))
+		case ev.Kind == fetch.EventRetry:
+			fmt.Fprintf(cmd.ErrOrStderr(), "  ↻ %s: %v; retry %d in %s\n", ev.File.Path, ev.Err, ev.Attempt, ev.Delay.Round(time.Millisecond))
+		}
+	})
+	out.finish()
+	return res, up, skip, err
 }

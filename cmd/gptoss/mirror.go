@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -159,35 +158,8 @@ personal access token; the token needs WRITE VOLUME), else a profile of
 				// The layout GPTOSS_MIRROR and pull --from read (sources.OCITarget).
 				r := base.WithModel(m.Name, m.Format)
 				dst := oci.NewRef(r, opts)
-				out := newProgress(cmd.OutOrStdout(), cmd.ErrOrStderr(), g.json, g.quiet)
-				var mu sync.Mutex
-				var up, skip []string
 				start := time.Now()
-				if !g.json && !g.quiet {
-					fmt.Fprintf(cmd.ErrOrStderr(), "mirroring %s (%s) @ %s to %s\n", m.Name, m.Format, short(m.Revision), r)
-				}
-				res, err := eng.Mirror(cmd.Context(), store, m, dst, func(ev fetch.Event) {
-					mu.Lock()
-					switch ev.Kind {
-					case fetch.EventFileDone:
-						up = append(up, ev.File.Path)
-					case fetch.EventFileCached:
-						skip = append(skip, ev.File.Path)
-					}
-					mu.Unlock()
-					switch {
-					case g.json:
-						out.event(ev)
-					case g.quiet:
-					case ev.Kind == fetch.EventFileDone:
-						fmt.Fprintf(cmd.ErrOrStderr(), "  ↑ %s  %s  uploaded\n", ev.File.Path, human(ev.File.Size))
-					case ev.Kind == fetch.EventFileCached:
-						fmt.Fprintf(cmd.ErrOrStderr(), "  = %s  %s  already there\n", ev.File.Path, human(ev.File.Size))
-					case ev.Kind == fetch.EventRetry:
-						fmt.Fprintf(cmd.ErrOrStderr(), "  ↻ %s: %v; retry %d in %s\n", ev.File.Path, ev.Err, ev.Attempt, ev.Delay.Round(time.Millisecond))
-					}
-				})
-				out.finish()
+				res, up, skip, err := mirrorOne(cmd, g, eng, store, m, dst, r.String())
 				if err != nil {
 					return fmt.Errorf("mirror %s (%s) to %s: %w", m.Name, m.Format, r, err)
 				}
