@@ -1,59 +1,27 @@
 package dbxtest
 
 import (
-	"path"
-	"strings"
 	"sync"
+
+	"github.com/gptoss/gptoss/internal/testserve"
 )
 
-// FaultKind selects what a Fault does.
-type FaultKind int
+// FaultKind selects what a Fault does (testserve.Kind).
+type FaultKind = testserve.Kind
 
+// The fault kinds; see testserve.Drop and the others. Fault503 answers
+// 503 TEMPORARILY_UNAVAILABLE.
 const (
-	// FaultDrop sends AfterBytes bytes of the body, then resets the
-	// connection (SO_LINGER 0).
-	FaultDrop FaultKind = iota + 1
-	// FaultTruncate announces the full Content-Length, sends AfterBytes
-	// bytes, then closes cleanly: the client sees a short body.
-	FaultTruncate
-	// FaultCorrupt flips (XOR 0xFF) the body byte at offset AfterBytes.
-	FaultCorrupt
-	// Fault503 answers 503 TEMPORARILY_UNAVAILABLE with "Retry-After:
-	// RetryAfter" instead of serving the request.
-	Fault503
+	FaultDrop     = testserve.Drop
+	FaultTruncate = testserve.Truncate
+	FaultCorrupt  = testserve.Corrupt
+	Fault503      = testserve.Status503
 )
 
-func (k FaultKind) String() string {
-	switch k {
-	case FaultDrop:
-		return "drop"
-	case FaultTruncate:
-		return "truncate"
-	case FaultCorrupt:
-		return "corrupt"
-	case Fault503:
-		return "503"
-	}
-	return "unknown"
-}
-
-// Fault is one counted fault-injection rule.
-type Fault struct {
-	Kind FaultKind
-	// Count is how many times the rule fires; negative: on every matching
-	// request; zero: never.
-	Count int
-	// AfterBytes: where Drop/Truncate cut the body, the offset Corrupt flips.
-	AfterBytes int64
-	// RetryAfter is the Retry-After value of a 503 in seconds (default 1;
-	// -1 omits the header).
-	RetryAfter int
-	// Path restricts the rule to files whose path inside the volume matches
-	// this glob; a glob without "/" is also tried on the base name.
-	Path string
-	// Endpoints restricts the rule to these endpoint kinds.
-	Endpoints []Endpoint
-}
+// Fault is one counted fault-injection rule (testserve.Rule); its Path is
+// a glob on the path inside the volume. The server has no PRNG seed, so
+// Probability is ignored.
+type Fault = testserve.Rule[Endpoint]
 
 // Endpoint is the kind of a request, as counted in Stats.Requests.
 type Endpoint string
@@ -74,114 +42,6 @@ const (
 	EndpointAbort    Endpoint = "abort"     // DELETE on a presigned abort URL
 	EndpointOther    Endpoint = "other"     // anything else
 )
-
-type faultState struct {
-	Fault
-	fired int
-}
-
-type faultSet struct {
-	mu    sync.Mutex
-	rules []*faultState
-}
-
-func (fs *faultSet) set(faults []Fault) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	fs.rules = nil
-	for _, f := range faults {
-		fs.rules = append(fs.rules, &faultState{Fault: f})
-	}
-}
-
-func (fs *faultSet) add(f Fault) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	fs.rules = append(fs.rules, &faultState{Fault: f})
-}
-
-func (f *Fault) matches(ep Endpoint, file string) bool {
-	if f.Count == 0 {
-		return false
-	}
-	if len(f.Endpoints) > 0 {
-		ok := false
-		for _, e := range f.Endpoints {
-			ok = ok || e == ep
-		}
-		if !ok {
-			return false
-		}
-	}
-	if f.Path != "" {
-		if file == "" {
-			return false
-		}
-		ok, _ := path.Match(f.Path, file)
-		if !ok && !strings.Contains(f.Path, "/") {
-			ok, _ = path.Match(f.Path, path.Base(file))
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func (r *faultState) take() bool {
-	if r.Count >= 0 && r.fired >= r.Count {
-		return false
-	}
-	r.fired++
-	return true
-}
-
-// check503 returns the Retry-After of a firing 503 rule.
-func (fs *faultSet) check503(ep Endpoint, file string) (int, bool) {
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for _, r := range fs.rules {
-		if r.Kind == Fault503 && r.matches(ep, file) && r.take() {
-			ra := r.RetryAfter
-			if ra == 0 {
-				ra = 1
-			}
-			return ra, true
-		}
-	}
-	return 0, false
-}
-
-type bodyPlan struct {
-	cut       FaultKind
-	cutAfter  int64
-	corrupt   bool
-	corruptAt int64
-}
-
-func (p bodyPlan) active() bool { return p.cut != 0 || p.corrupt }
-
-func (fs *faultSet) planBody(ep Endpoint, file string, n int64) bodyPlan {
-	var p bodyPlan
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for _, r := range fs.rules {
-		if r.AfterBytes < 0 || n <= r.AfterBytes || !r.matches(ep, file) {
-			continue
-		}
-		switch r.Kind {
-		case FaultDrop, FaultTruncate:
-			if p.cut == 0 && r.take() {
-				p.cut, p.cutAfter = r.Kind, r.AfterBytes
-			}
-		case FaultCorrupt:
-			if !p.corrupt && r.take() {
-				p.corrupt, p.corruptAt = true, r.AfterBytes
-			}
-		}
-	}
-	return p
-}
 
 // Stats are counters since the server started or ResetStats was called.
 type Stats struct {

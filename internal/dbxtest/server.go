@@ -1,6 +1,8 @@
 package dbxtest
 
 import (
+	"github.com/gptoss/gptoss/internal/testserve"
+
 	"context"
 	"crypto/hmac"
 	"crypto/md5"
@@ -75,7 +77,7 @@ type Server struct {
 	storage *http.Server
 	tmpDir  bool
 	key     []byte
-	faults  faultSet
+	faults  testserve.Set[Endpoint]
 	stats   statsState
 	rate    atomic.Int64
 
@@ -114,7 +116,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.key = make([]byte, 32)
 	rand.Read(s.key)
-	s.faults.set(o.Faults)
+	s.faults.Set(o.Faults)
 	s.stats.reset()
 	s.rate.Store(o.Rate)
 	listen := func(addr string) (net.Listener, error) {
@@ -197,8 +199,8 @@ func (s *Server) DenyRead(catalog, schema, volume string) {
 func (s *Server) SetRate(bytesPerSec int64) { s.rate.Store(bytesPerSec) }
 
 // SetFaults replaces the fault rules; AddFault appends one.
-func (s *Server) SetFaults(f ...Fault) { s.faults.set(f) }
-func (s *Server) AddFault(f Fault)     { s.faults.add(f) }
+func (s *Server) SetFaults(f ...Fault) { s.faults.Set(f) }
+func (s *Server) AddFault(f Fault)     { s.faults.Add(f) }
 
 // Stats returns a copy of the counters; ResetStats zeroes them.
 func (s *Server) Stats() Stats { return s.stats.snapshot() }
@@ -380,7 +382,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if ra, fire := s.faults.check503(ep, v.rel); fire {
+	if ra, fire := s.faults.Check503(ep, v.rel); fire {
 		s.stats.do(func(st *Stats) { st.Faults[Fault503]++ })
 		if ra > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(ra))
@@ -608,11 +610,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, ep Endpoint, v vpat
 	}
 	key := v.String()
 	s.stats.do(func(st *Stats) { st.FileRequests[key]++ })
-	plan := s.faults.planBody(ep, v.rel, n)
-	if plan.cut != 0 {
-		s.stats.do(func(st *Stats) { st.Faults[plan.cut]++ })
+	plan := s.faults.PlanBody(ep, v.rel, n)
+	if plan.Cut != 0 {
+		s.stats.do(func(st *Stats) { st.Faults[plan.Cut]++ })
 	}
-	if plan.corrupt {
+	if plan.Corrupt {
 		s.stats.do(func(st *Stats) { st.Faults[FaultCorrupt]++ })
 	}
 	w.WriteHeader(status)
@@ -620,79 +622,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, ep Endpoint, v vpat
 		return
 	}
 	rate := s.rate.Load()
-	if !plan.active() && rate <= 0 {
-		if _, err := fh.Seek(off, io.SeekStart); err != nil {
-			return
-		}
-		s.stats.do(func(st *Stats) { st.BodyBytes[key] += n; st.TotalBodyBytes += n })
-		written, _ := io.Copy(w, io.LimitReader(fh, n))
-		s.stats.do(func(st *Stats) { st.BodyBytes[key] += written - n; st.TotalBodyBytes += written - n })
-		return
-	}
-	limit := n
-	if plan.cut != 0 {
-		limit = plan.cutAfter
-	}
-	buf := make([]byte, 256<<10)
-	chunk := int64(len(buf))
-	if rate > 0 {
-		chunk = min(max(rate/50, 1024), chunk) // ~50 writes a second
-	}
-	t0 := time.Now()
-	var sent int64
-	for sent < limit {
-		if rate > 0 && sent > 0 {
-			due := t0.Add(time.Duration(float64(sent) / float64(rate) * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
-				tm := time.NewTimer(d)
-				select {
-				case <-tm.C:
-				case <-r.Context().Done():
-					tm.Stop()
-					return
-				}
-			}
-		}
-		k := min(chunk, limit-sent)
-		m, err := fh.ReadAt(buf[:k], off+sent)
-		if m == 0 && err != nil {
-			break
-		}
-		if plan.corrupt && plan.corruptAt >= sent && plan.corruptAt < sent+int64(m) {
-			buf[plan.corruptAt-sent] ^= 0xFF
-		}
-		s.stats.do(func(st *Stats) { st.BodyBytes[key] += int64(m); st.TotalBodyBytes += int64(m) })
-		wn, werr := w.Write(buf[:m])
-		sent += int64(wn)
-		if werr != nil {
-			return
-		}
-	}
-	if plan.cut == 0 {
-		return
-	}
-	rc := http.NewResponseController(w)
-	rc.Flush()
-	conn, _, err := rc.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if tc, ok := conn.(*net.TCPConn); ok && plan.cut == FaultDrop {
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			n, ok := unsent(tc)
-			if !ok {
-				time.Sleep(20 * time.Millisecond)
-				break
-			}
-			if n == 0 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		tc.SetLinger(0)
-	}
-	conn.Close()
+	testserve.ServeBody(w, r, fh, off, n, plan, rate, func(d int64) {
+		s.stats.do(func(st *Stats) { st.BodyBytes[key] += d; st.TotalBodyBytes += d })
+	})
 }
 
 // parseRange reads one "bytes=" range. ok: a satisfiable single range;
@@ -1037,7 +969,7 @@ func (s *Server) serveStorage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if ra, fire := s.faults.check503(ep, file); fire {
+	if ra, fire := s.faults.Check503(ep, file); fire {
 		s.stats.do(func(st *Stats) { st.Faults[Fault503]++ })
 		if ra > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(ra))

@@ -244,7 +244,7 @@ func (s *Server) repoNotFound(w http.ResponseWriter, r *http.Request) {
 
 // fail503 applies 503 fault rules; it reports whether the request was answered.
 func (s *Server) fail503(w http.ResponseWriter, ep Endpoint, file string) bool {
-	ra, fire := s.faults.check503(ep, file)
+	ra, fire := s.faults.Check503(ep, file)
 	if !fire {
 		return false
 	}

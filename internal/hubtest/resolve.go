@@ -1,20 +1,20 @@
 package hubtest
 
 import (
+	"github.com/gptoss/gptoss/internal/testserve"
+
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -232,8 +232,6 @@ func parseRange(h string, size int64) (start, length int64, ok, unsat bool) {
 	return first, last - first + 1, true, false
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
-
 // sendBody writes headers and (for GET) the body of a file response,
 // handling Range, If-Range, rate cap, fault injection and byte accounting.
 func (s *Server) sendBody(w http.ResponseWriter, r *http.Request, ep Endpoint, key, file string, size int64, etag string, src source) {
@@ -272,11 +270,11 @@ func (s *Server) sendBody(w http.ResponseWriter, r *http.Request, ep Endpoint, k
 	}
 	defer closer.Close()
 	s.stats.fileRequest(key)
-	plan := s.faults.planBody(ep, file, n)
-	if plan.cut != 0 {
-		s.stats.fault(plan.cut)
+	plan := s.faults.PlanBody(ep, file, n)
+	if plan.Cut != 0 {
+		s.stats.fault(plan.Cut)
 	}
-	if plan.corrupt {
+	if plan.Corrupt {
 		s.stats.fault(FaultCorrupt)
 	}
 	rate := s.rate.Load()
@@ -285,90 +283,5 @@ func (s *Server) sendBody(w http.ResponseWriter, r *http.Request, ep Endpoint, k
 		return
 	}
 
-	if !plan.active() && rate <= 0 {
-		// Fast path: sendfile(2) from the file when possible.
-		var rd io.Reader = io.NewSectionReader(ra, off, n)
-		if f, ok := ra.(*os.File); ok {
-			if _, err := f.Seek(off, io.SeekStart); err == nil {
-				rd = io.LimitReader(f, n)
-			}
-		}
-		// Count first so that a client that has read the whole body
-		// always finds it in Stats; correct the count on a short write.
-		s.stats.bytes(key, n)
-		written, _ := io.Copy(w, rd)
-		s.stats.bytes(key, written-n)
-		return
-	}
-
-	limit := n
-	if plan.cut != 0 {
-		limit = plan.cutAfter
-	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	chunk := int64(len(buf))
-	if rate > 0 {
-		// ~50 writes per second keeps the pace smooth without burning CPU.
-		chunk = min(max(rate/50, 1024), chunk)
-	}
-	t0 := time.Now()
-	var sent int64
-	for sent < limit {
-		if rate > 0 && sent > 0 {
-			due := t0.Add(time.Duration(float64(sent) / float64(rate) * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
-				t := time.NewTimer(d)
-				select {
-				case <-t.C:
-				case <-r.Context().Done():
-					t.Stop()
-					return
-				}
-			}
-		}
-		k := min(chunk, limit-sent)
-		m, err := ra.ReadAt(buf[:k], off+sent)
-		if m == 0 && err != nil {
-			break
-		}
-		if plan.corrupt && plan.corruptAt >= sent && plan.corruptAt < sent+int64(m) {
-			buf[plan.corruptAt-sent] ^= 0xFF
-		}
-		s.stats.bytes(key, int64(m))
-		wn, werr := w.Write(buf[:m])
-		sent += int64(wn)
-		s.stats.bytes(key, int64(wn-m))
-		if werr != nil {
-			return
-		}
-	}
-	if plan.cut == 0 {
-		return
-	}
-	rc := http.NewResponseController(w)
-	rc.Flush()
-	conn, _, err := rc.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if tc, ok := conn.(*net.TCPConn); ok && plan.cut == FaultDrop {
-		// Let the peer receive every byte sent (a reset discards the
-		// send queue), then reset instead of closing.
-		deadline := time.Now().Add(5 * time.Second)
-		for time.Now().Before(deadline) {
-			n, ok := unsent(tc)
-			if !ok {
-				time.Sleep(20 * time.Millisecond)
-				break
-			}
-			if n == 0 {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		tc.SetLinger(0)
-	}
-	conn.Close()
+	testserve.ServeBody(w, r, ra, off, n, plan, rate, func(d int64) { s.stats.bytes(key, d) })
 }

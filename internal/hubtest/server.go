@@ -1,6 +1,8 @@
 package hubtest
 
 import (
+	"github.com/gptoss/gptoss/internal/testserve"
+
 	"context"
 	"crypto/rand"
 	"errors"
@@ -130,7 +132,7 @@ type Server struct {
 
 	rate        atomic.Int64
 	headerDelay atomic.Int64
-	faults      faultSet
+	faults      testserve.Set[Endpoint]
 	stats       statsState
 }
 
@@ -174,8 +176,8 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.rate.Store(opts.Rate)
 	s.headerDelay.Store(int64(opts.HeaderDelay))
-	s.faults.init(opts.Seed)
-	s.faults.set(opts.Faults)
+	s.faults.Seed(opts.Seed)
+	s.faults.Set(opts.Faults)
 	s.stats.reset()
 
 	var err error
@@ -372,13 +374,13 @@ func (s *Server) SetRate(bytesPerSec int64) { s.rate.Store(bytesPerSec) }
 func (s *Server) SetHeaderDelay(d time.Duration) { s.headerDelay.Store(int64(d)) }
 
 // SetFaults replaces the fault rules (their counters start afresh).
-func (s *Server) SetFaults(faults ...Fault) { s.faults.set(faults) }
+func (s *Server) SetFaults(faults ...Fault) { s.faults.Set(faults) }
 
 // AddFault appends a fault rule.
-func (s *Server) AddFault(f Fault) { s.faults.add(f) }
+func (s *Server) AddFault(f Fault) { s.faults.Add(f) }
 
 // ClearFaults removes every fault rule.
-func (s *Server) ClearFaults() { s.faults.set(nil) }
+func (s *Server) ClearFaults() { s.faults.Set(nil) }
 
 // Stats returns a copy of the request and byte counters.
 func (s *Server) Stats() Stats { return s.stats.snapshot() }

@@ -1,6 +1,6 @@
 //go:build linux
 
-package hubtest
+package testserve
 
 import (
 	"net"
