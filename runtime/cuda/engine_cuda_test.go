@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/gptoss/gptoss/convert"
-	"github.com/gptoss/gptoss/internal/fixture"
 	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime"
 	"github.com/gptoss/gptoss/runtime/cpu"
@@ -196,8 +195,7 @@ func equal(a, b []int32) bool {
 // windows, then decode steps with and without the CUDA graph, and Truncate
 // to reuse a prefix — all against the CPU engine.
 func TestLongSequence(t *testing.T) {
-	dir := fixture.Cached(t, fixture.Tiny())
-	gm, cm := loadBoth(t, layouttest.Open(t, dir))
+	gm, cm := loadBoth(t, layouttest.Tiny(t))
 	ctx := context.Background()
 	V := gm.Config().VocabSize
 	toks := make([]int32, 600)
