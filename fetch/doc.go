@@ -85,6 +85,26 @@
 // journal write are downloaded again; the hashers resume from the saved
 // states, so nothing already hashed is read again.
 //
+// # Files without a digest
+//
+// A file the source gives no digest for (an object-store prefix without
+// gptoss-manifest.json, a plain directory) is keyed "p-…" and, once
+// published, can be found again only by the sha256 computed as it landed,
+// which the caller's commit writes into the manifest. Until then its
+// journal stays as a finished record: no ranges, plus
+//
+//	"published":"<sha256 hex>", "source":"s3://…", "name":"…", "revision":"listing-…"
+//
+// (path and size as above). Plan and Fetch treat the file as cached when a
+// record has the file's key (name, revision, path, size), the manifest's
+// source and revision, and its blob exists with that size; so a rerun
+// after a kill -9 between the last byte and the commit transfers nothing
+// for it. The bytes were hashed as they landed, exactly as for a first
+// pull; the record trusts the same identity a resumed partial already
+// does, no more. Another source or revision, or a deleted blob, downloads
+// the file again. Pull removes the records after its commit; gc --partial
+// removes any left by Fetches that were never committed.
+//
 // A journal that is malformed, names another key or size, has overlapping
 // ranges, a hashed offset beyond its written prefix or unreadable hash
 // states, or whose .part file is missing or of the wrong size, is discarded

@@ -115,7 +115,7 @@ func (r *run) file(i int, fp FilePlan) error {
 		}
 	}
 	defer unlock()
-	if sha, ok := cachedSHA(r.dst, f); ok {
+	if sha, ok := cachedSHA(r.dst, r.m, f, fp.Key); ok {
 		r.s.endAdmit(nil)
 		r.cached(i, sha, fp.Resumed)
 		return nil
@@ -378,7 +378,14 @@ func (ft *fileTask) finish() error {
 	if err := r.dst.Publish(ft.partPath, got); err != nil {
 		return writeError(err)
 	}
-	if err := os.Remove(ft.journalPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if digestless(f) {
+		// Nothing but this journal can find the blob again until the
+		// manifest is committed: keep it as the file's finished record, so
+		// a rerun after a kill does not fetch the file again.
+		if err := writeFinished(ft.journalPath, r.m, f, ft.key, ft.partSize, got); err != nil {
+			return err
+		}
+	} else if err := os.Remove(ft.journalPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	if f.GitSHA1 != "" {

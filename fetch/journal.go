@@ -31,6 +31,14 @@ type journal struct {
 	Hashed   int64      `json:"hashed"`   // [0, Hashed) is hashed into the states below
 	SHA256   []byte     `json:"sha256State,omitempty"`
 	GitSHA1  []byte     `json:"gitSha1State,omitempty"` // only for files with a GitSHA1
+
+	// A finished record (see doc.go): a file the source gave no digest for
+	// was downloaded, hashed as it landed and published under Published.
+	// Done is empty; the identity below must match for it to be used.
+	Published string `json:"published,omitempty"` // sha256 hex of the published blob
+	Source    string `json:"source,omitempty"`    // the manifest's source description
+	Name      string `json:"name,omitempty"`      // the manifest's name
+	Revision  string `json:"revision,omitempty"`  // the manifest's revision (listing-derived for object stores)
 }
 
 // doneBytes is the number of bytes the journal says are on disk.
@@ -87,6 +95,8 @@ func (j *journal) check(key string, f registry.File) error {
 		return fmt.Errorf("size %d, want %d", j.Size, f.Size)
 	case j.PartSize <= 0:
 		return fmt.Errorf("part size %d", j.PartSize)
+	case j.Published != "" && (!registry.IsSHA256Hex(j.Published) || len(j.Done) != 0 || j.Hashed != 0):
+		return fmt.Errorf("bad finished record %q", j.Published)
 	}
 	var last int64 = -1
 	for _, d := range j.Done {

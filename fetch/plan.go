@@ -3,6 +3,7 @@ package fetch
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"syscall"
@@ -44,17 +45,85 @@ func FileKey(m *registry.Manifest, f registry.File) string {
 	return "p-" + hex.EncodeToString(h[:])[:40]
 }
 
-// cachedSHA returns the sha256 under which f is already in dst, if it is:
-// by its own sha256, or through the alias of its git blob id.
-func cachedSHA(dst *cache.Store, f registry.File) (string, bool) {
+// cachedSHA returns the sha256 under which f (keyed key in manifest m) is
+// already in dst, if it is: by its own sha256, through the alias of its git
+// blob id, or, for a file without either, through the finished record an
+// earlier Fetch of the same file left (see finishedSHA).
+func cachedSHA(dst *cache.Store, m *registry.Manifest, f registry.File, key string) (string, bool) {
 	sha := f.SHA256
 	if sha == "" && f.GitSHA1 != "" {
 		sha, _ = dst.Alias(f.GitSHA1)
+	}
+	if sha == "" && f.GitSHA1 == "" {
+		sha, _ = finishedSHA(dst, m, f, key)
 	}
 	if sha != "" && dst.HasBlob(sha, f.Size) {
 		return sha, true
 	}
 	return "", false
+}
+
+// digestless reports whether the source gave no digest at all for f.
+func digestless(f registry.File) bool { return f.SHA256 == "" && f.GitSHA1 == "" }
+
+// finishedSHA reads the finished record of a digest-less file: the sha256
+// its bytes had as they landed in an earlier Fetch of the same file (same
+// key, source, name, revision, path and size) that published it but whose
+// manifest was never committed (the process was killed in between).
+func finishedSHA(dst *cache.Store, m *registry.Manifest, f registry.File, key string) (string, bool) {
+	if !digestless(f) {
+		return "", false
+	}
+	p, err := dst.PartialPath(key, ".journal")
+	if err != nil {
+		return "", false
+	}
+	j, err := readJournal(p, key, f)
+	if err != nil || j == nil || j.Published == "" {
+		return "", false
+	}
+	if j.Source != m.Source || j.Name != m.Name || j.Revision != m.Revision || j.Path != f.Path {
+		return "", false
+	}
+	return j.Published, true
+}
+
+// writeFinished records that digest-less file f of m, keyed key, was
+// published under sha (it replaces the file's resume journal).
+func writeFinished(journalPath string, m *registry.Manifest, f registry.File, key string, partSize int64, sha string) error {
+	j := journal{Version: journalVersion, Key: key, Path: f.Path, Size: f.Size, PartSize: partSize,
+		Done: [][2]int64{}, Published: sha, Source: m.Source, Name: m.Name, Revision: m.Revision}
+	b, err := json.Marshal(&j)
+	if err != nil {
+		return err
+	}
+	if err := cache.WriteFileAtomic(journalPath, b, 0o644); err != nil {
+		return writeError(fmt.Errorf("write finished record: %w", err))
+	}
+	return nil
+}
+
+// removeFinished deletes the finished records of the digest-less files
+// keyed keys, once their manifest is committed and the cache finds them by
+// sha256. Records another process is working on (its lock is held) and
+// journals of downloads in progress are left alone.
+func removeFinished(dst *cache.Store, keys []string) {
+	for _, key := range keys {
+		p, err := dst.PartialPath(key, ".journal")
+		if err != nil {
+			continue
+		}
+		unlock, ok, err := dst.TryLock("blob-" + key)
+		if err != nil || !ok {
+			continue
+		}
+		b, err := os.ReadFile(p)
+		var j journal
+		if err == nil && len(b) <= maxJournalSize && json.Unmarshal(b, &j) == nil && j.Key == key && j.Published != "" {
+			os.Remove(p)
+		}
+		unlock()
+	}
 }
 
 // Plan computes what is missing from dst — files not in the cache, less the
@@ -68,7 +137,7 @@ func (e *Engine) Plan(m *registry.Manifest, dst *cache.Store) (Plan, error) {
 	for _, f := range m.Files {
 		fp := FilePlan{File: f, Key: FileKey(m, f)}
 		p.TotalBytes += f.Size
-		if sha, ok := cachedSHA(dst, f); ok {
+		if sha, ok := cachedSHA(dst, m, f, fp.Key); ok {
 			fp.Cached = true
 			fp.File.SHA256 = sha
 			p.CachedBytes += f.Size

@@ -104,6 +104,12 @@ func (e *Engine) Pull(ctx context.Context, src registry.Source, ref registry.Ref
 	// Small files first: configs and the tokenizer land at once, and an
 	// interruption finds them done rather than in flight behind the shards.
 	sort.SliceStable(m.Files, func(i, j int) bool { return m.Files[i].Size < m.Files[j].Size })
+	var finished []string // keys of digest-less files: Fetch leaves finished records for them
+	for _, f := range m.Files {
+		if digestless(f) {
+			finished = append(finished, FileKey(m, f))
+		}
+	}
 	if err := e.Fetch(ctx, src, m, store, progress); err != nil {
 		return res, err
 	}
@@ -111,6 +117,8 @@ func (e *Engine) Pull(ctx context.Context, src registry.Source, ref registry.Ref
 	if err != nil {
 		return res, err
 	}
+	// Committed: the cache now finds those files by sha256.
+	removeFinished(store, finished)
 	res.Entry = ent
 	res.Cached = plan.NeedBytes == 0
 	return res, nil

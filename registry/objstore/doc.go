@@ -65,7 +65,9 @@
 // sha256 metadata of the prefix: unchanged objects give the same revision
 // and the same partial-file keys (fetch keys digest-less files by
 // name|revision|path|size), and a replaced object changes the revision, so
-// a resume never splices bytes of two versions.
+// a resume never splices bytes of two versions. A file that finished before
+// the pull was killed is not fetched again either: fetch's finished record
+// holds the sha256 its bytes had as they landed, for that revision.
 //
 // # Errors
 //
