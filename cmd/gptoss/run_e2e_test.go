@@ -116,17 +116,36 @@ func TestGoldenLogitsAndGreedyThroughCLI(t *testing.T) {
 		t.Errorf("text output does not lead with the argmax %d:\n%s", best, r.stdout)
 	}
 
-	r = e.mustRun("run", "20b", "--tokens", idList(g.Greedy.Prompt), "--max-tokens", fmt.Sprint(len(g.Greedy.Generated)), "--temperature", "0", "--json")
 	var gen struct {
 		Prompt    []int32 `json:"prompt"`
 		Generated []int32 `json:"generated"`
 		Finish    string  `json:"finish_reason"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &gen); err != nil {
-		t.Fatalf("run --json: %v\n%s", err, r.stdout)
+	// Greedy generation, from both published layouts of the checkpoint:
+	// OpenAI's original/ (fused qkv, block.N names) is the same model.
+	e.mustRun("pull", "20b", "--format", "original")
+	for _, format := range []string{"hf", "original"} {
+		r = e.mustRun("run", "20b", "--format", format, "--tokens", idList(g.Greedy.Prompt), "--max-tokens", fmt.Sprint(len(g.Greedy.Generated)), "--temperature", "0", "--json")
+		if err := json.Unmarshal([]byte(r.stdout), &gen); err != nil {
+			t.Fatalf("run --json: %v\n%s", err, r.stdout)
+		}
+		if idList(gen.Generated) != idList(g.Greedy.Generated) || gen.Finish != "length" {
+			t.Errorf("%s greedy: %v (%s), reference %v", format, gen.Generated, gen.Finish, g.Greedy.Generated)
+		}
 	}
-	if idList(gen.Generated) != idList(g.Greedy.Generated) || gen.Finish != "length" {
-		t.Errorf("greedy: %v (%s), reference %v", gen.Generated, gen.Finish, g.Greedy.Generated)
+	// --format picks the cached entry: one that was not pulled is not found.
+	e.wantCode(exitNotFound, "run", "20b", "--format", "metal", "--tokens", "1", "--max-tokens", "1")
+	// The original layout's logits too, at every position.
+	r = e.mustRun("logits", "20b", "--format", "original", "--tokens", idList(g.Tokens), "--all", "--json", "--engine", "cpu")
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil || len(got.Logits) != len(g.Tokens) {
+		t.Fatalf("original logits --json: %v (%d rows)", err, len(got.Logits))
+	}
+	for p, row := range got.Logits {
+		for i := range row {
+			if d := math.Abs(row[i] - g.LogitsF32[p][i]); d > 1e-3 {
+				t.Fatalf("original layout, position %d logit %d: %v, reference %v", p, i, row[i], g.LogitsF32[p][i])
+			}
+		}
 	}
 	// A stop token ends the generation and is reported.
 	stop := g.Greedy.Generated[2]
