@@ -197,6 +197,7 @@ func TestAzureMirrorPullRoundTrip(t *testing.T) {
 		if !strings.Contains(r.stderr, "could not be checked") {
 			t.Errorf("no word about unchecked files:\n%s", r.stderr)
 		}
+		checkSummary(t, r.stderr, len(files), len(files))
 		// A cache that verified 20b before (here from the gptoss mirror)
 		// knows every file's digest: each is recognised as a blob it holds.
 		e8 := e.fresh(creds...)

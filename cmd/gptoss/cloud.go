@@ -76,11 +76,12 @@ func knownDigests(store *cache.Store) objstore.KnownFunc {
 	}
 }
 
-// reportUnchecked says which pulled files could not be checked against any
-// digest (an object-store prefix without a manifest).
-func reportUnchecked(cmd *cobra.Command, g *globalOptions, src *objstore.Source, m *registry.Manifest) {
-	if src == nil || m == nil || g.quiet {
-		return
+// uncheckedPaths lists, sorted, the files of m that src could not give any
+// digest for (an object-store prefix without a manifest): their sha256 was
+// computed as they arrived but could not be checked against anything.
+func uncheckedPaths(src *objstore.Source, m *registry.Manifest) []string {
+	if src == nil || m == nil {
+		return nil
 	}
 	un := map[string]bool{}
 	for _, p := range src.Unchecked() {
@@ -92,10 +93,16 @@ func reportUnchecked(cmd *cobra.Command, g *globalOptions, src *objstore.Source,
 			paths = append(paths, f.Path)
 		}
 	}
-	if len(paths) == 0 {
+	sort.Strings(paths)
+	return paths
+}
+
+// reportUnchecked says which pulled files could not be checked against any
+// digest (paths, from uncheckedPaths).
+func reportUnchecked(cmd *cobra.Command, g *globalOptions, src *objstore.Source, m *registry.Manifest, paths []string) {
+	if len(paths) == 0 || g.quiet {
 		return
 	}
-	sort.Strings(paths)
 	if g.json {
 		json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"event": "unchecked", "source": src.Describe(), "files": paths})
 		return

@@ -303,6 +303,26 @@ func finishedRecords(t *testing.T, home string) map[string]bool {
 	return out
 }
 
+// checkSummary checks the "pulled …" line of a pull's stderr: it says
+// "verified" alone only when every file was checked against a digest, and
+// counts the files that could not be otherwise.
+func checkSummary(t *testing.T, stderr string, files, unchecked int) {
+	t.Helper()
+	line := ""
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.HasPrefix(l, "pulled ") {
+			line = l
+		}
+	}
+	want := ", verified"
+	if unchecked > 0 {
+		want = fmt.Sprintf(", verified %d, %d not checked (no digest known)", files-unchecked, unchecked)
+	}
+	if !strings.HasSuffix(line, want) {
+		t.Errorf("summary %q does not end in %q\n%s", line, want, stderr)
+	}
+}
+
 func TestS3PrefixWithoutManifest(t *testing.T) {
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "models")
@@ -330,12 +350,17 @@ func TestS3PrefixWithoutManifest(t *testing.T) {
 	if line == "" || !strings.Contains(line, fmt.Sprintf("%d of %d files", len(files), len(files))) || !strings.Contains(line, e.shards()[0].Path) {
 		t.Errorf("no honest not-checked line:\n%s", r.stderr)
 	}
-	// With --json: an "unchecked" event naming the files, "pulled" last.
+	// The summary before it does not just say "verified".
+	checkSummary(t, r.stderr, len(files), len(files))
+	// With --json: an "unchecked" event naming the files, "pulled" last,
+	// counting them.
 	j := s3Env(t, e, srv, true, "HF_ENDPOINT=http://127.0.0.1:1").mustRun("pull", "20b", "--from", loc, "--json", "--no-convert")
 	lines := strings.Split(strings.TrimSpace(j.stdout), "\n")
 	var last, un struct {
-		Event string   `json:"event"`
-		Files []string `json:"files"`
+		Event     string   `json:"event"`
+		Files     []string `json:"files"`
+		Verified  *int     `json:"verified"`
+		Unchecked *int     `json:"unchecked"`
 	}
 	for _, l := range lines {
 		var ev struct {
@@ -349,12 +374,16 @@ func TestS3PrefixWithoutManifest(t *testing.T) {
 	if last.Event != "pulled" || len(un.Files) != len(files) {
 		t.Errorf("--json: last event %q, unchecked %v", last.Event, un.Files)
 	}
+	if last.Verified == nil || last.Unchecked == nil || *last.Verified != 0 || *last.Unchecked != len(un.Files) {
+		t.Errorf("--json: pulled event does not count the unchecked files: %s", lines[len(lines)-1])
+	}
 
 	// The revision names the listing; pulling it again is a cache hit.
 	r2 := b.mustRun("pull", "20b", "--from", loc)
 	if strings.TrimSpace(r2.stdout) != strings.TrimSpace(r.stdout) || strings.Contains(r2.stderr, "could not be checked") {
 		t.Errorf("second pull: %s\n%s", r2.stdout, r2.stderr)
 	}
+	checkSummary(t, r2.stderr, len(files), 0)
 
 	// The machine that pulled the model from the Hub knows its digests:
 	// nothing is unchecked, and verified blobs are reused.
@@ -363,6 +392,7 @@ func TestS3PrefixWithoutManifest(t *testing.T) {
 	if strings.Contains(r.stderr, "could not be checked") {
 		t.Errorf("known digests not used:\n%s", r.stderr)
 	}
+	checkSummary(t, r.stderr, len(files), 0)
 
 	// sha256 metadata set by another tool is checked as the bytes arrive.
 	shard := e.shards()[1]

@@ -196,6 +196,7 @@ func TestDatabricksMirrorPull(t *testing.T) {
 		if !strings.Contains(r.stderr, "could not be checked") || !strings.Contains(r.stderr, "dbfs:/Volumes/main/ml/models/synced") {
 			t.Errorf("no not-checked line:\n%s", r.stderr)
 		}
+		checkSummary(t, r.stderr, len(files), len(files))
 		// The machine that pulled from the Hub knows the digests.
 		r = dbxEnv(t, e, srv, dbxRO, false).mustRun("pull", "20b", "--from", "dbfs:/Volumes/main/ml/models/synced")
 		if strings.Contains(r.stderr, "could not be checked") {

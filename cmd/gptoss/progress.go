@@ -149,8 +149,9 @@ func (p *progress) finish() {
 	}
 }
 
-// pulled prints the result.
-func (p *progress) pulled(res *fetch.PullResult, took time.Duration, store *cache.Store) error {
+// pulled prints the result. unchecked is how many of the files no digest
+// was known for: their sha256 was computed but could not be checked.
+func (p *progress) pulled(res *fetch.PullResult, took time.Duration, store *cache.Store, unchecked int) error {
 	if res.Warning != "" && !p.json {
 		fmt.Fprintln(p.stderr, "gptoss: warning: "+res.Warning)
 	}
@@ -171,7 +172,8 @@ func (p *progress) pulled(res *fetch.PullResult, took time.Duration, store *cach
 	if p.json {
 		return json.NewEncoder(p.stdout).Encode(map[string]any{"event": "pulled", "name": m.Name, "revision": m.Revision,
 			"format": m.Format, "files": len(m.Files), "size": m.TotalSize(), "downloaded": res.Plan.NeedBytes,
-			"seconds": took.Seconds(), "path": dir, "manifest": "sha256:" + res.Entry.Digest, "cached": res.Cached})
+			"seconds": took.Seconds(), "path": dir, "manifest": "sha256:" + res.Entry.Digest, "cached": res.Cached,
+			"verified": len(m.Files) - unchecked, "unchecked": unchecked})
 	}
 	how := fmt.Sprintf("downloaded %s in %s", human(res.Plan.NeedBytes), took.Round(time.Millisecond))
 	if s := took.Seconds(); s > 0 && res.Plan.NeedBytes > 0 {
@@ -183,9 +185,13 @@ func (p *progress) pulled(res *fetch.PullResult, took time.Duration, store *cach
 			how += " (offline)"
 		}
 	}
+	checked := "verified"
+	if unchecked > 0 {
+		checked = fmt.Sprintf("verified %d, %d not checked (no digest known)", len(m.Files)-unchecked, unchecked)
+	}
 	if !p.quiet {
-		fmt.Fprintf(p.stderr, "pulled %s (%s) @ %s: %d files, %s, %s, verified\n", m.Name, m.Format, short(m.Revision),
-			len(m.Files), human(m.TotalSize()), how)
+		fmt.Fprintf(p.stderr, "pulled %s (%s) @ %s: %d files, %s, %s, %s\n", m.Name, m.Format, short(m.Revision),
+			len(m.Files), human(m.TotalSize()), how, checked)
 	}
 	fmt.Fprintln(p.stdout, dir)
 	return nil

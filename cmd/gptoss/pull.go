@@ -123,14 +123,21 @@ func runPull(cmd *cobra.Command, g *globalOptions, o *pullOptions, arg string) e
 	if conv && g.json {
 		convertAfterPull(cmd, g, store, *res.Entry)
 	}
-	if g.json && res.Entry != nil && !res.Cached {
-		reportUnchecked(cmd, g, objSrc, res.Manifest) // "pulled" stays the last event
+	// Files no digest was known for: the summary line counts them, the
+	// warning (or the "unchecked" event) names them. A rerun after a kill
+	// may find them all in the cache, unchecked still, and says so too.
+	var unchecked []string
+	if res.Entry != nil {
+		unchecked = uncheckedPaths(objSrc, res.Manifest)
 	}
-	if err := out.pulled(res, time.Since(start), store); err != nil {
+	if g.json {
+		reportUnchecked(cmd, g, objSrc, res.Manifest, unchecked) // "pulled" stays the last event
+	}
+	if err := out.pulled(res, time.Since(start), store, len(unchecked)); err != nil {
 		return err
 	}
-	if !g.json && res.Entry != nil && !res.Cached {
-		reportUnchecked(cmd, g, objSrc, res.Manifest)
+	if !g.json {
+		reportUnchecked(cmd, g, objSrc, res.Manifest, unchecked)
 	}
 	if conv && !g.json {
 		convertAfterPull(cmd, g, store, *res.Entry)
