@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gptoss/gptoss/registry"
@@ -170,6 +171,11 @@ func (s *Store) SnapshotDir(m *registry.Manifest) string {
 	return filepath.Join(s.Root, "snapshots", filepath.FromSlash(m.Name), m.Revision)
 }
 
+// snapshotTmp marks a snapshot link being made (gc removes leftovers).
+const snapshotTmp = ".gptoss-tmp-"
+
+var tmpSeq atomic.Uint64
+
 // linkSnapshot hard-links every file of m into its snapshot directory,
 // replacing each link atomically (link to a temp name, rename). Files of
 // other formats of the same revision stay, as in the Hugging Face cache.
@@ -188,7 +194,10 @@ func (s *Store) linkSnapshot(m *registry.Manifest) error {
 				continue
 			}
 		}
-		tmp := dst + ".gptoss-tmp"
+		// A name of this process's own: two pulls of one revision link the
+		// same files at once, and a shared temp name lets one rename the
+		// other's link away.
+		tmp := fmt.Sprintf("%s%s%d-%d", dst, snapshotTmp, os.Getpid(), tmpSeq.Add(1))
 		os.Remove(tmp)
 		if err := os.Link(s.BlobPath(f.SHA256), tmp); err != nil {
 			// A filesystem without hard links: fall back to a relative symlink.
@@ -200,8 +209,11 @@ func (s *Store) linkSnapshot(m *registry.Manifest) error {
 				return fmt.Errorf("cache: snapshot %s: %w", f.Path, err)
 			}
 		}
-		if err := os.Rename(tmp, dst); err != nil {
-			os.Remove(tmp)
+		err := os.Rename(tmp, dst)
+		// When another pull has just put the same link at dst, rename(2)
+		// of two links to one file succeeds doing nothing: drop ours.
+		os.Remove(tmp)
+		if err != nil {
 			return err
 		}
 	}
@@ -438,7 +450,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCResult, error) {
 	// Snapshot links whose blob is gone.
 	filepath.WalkDir(filepath.Join(s.Root, "snapshots"), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
-			if _, serr := os.Stat(p); serr != nil || strings.HasSuffix(p, ".gptoss-tmp") {
+			if _, serr := os.Stat(p); serr != nil || strings.Contains(filepath.Base(p), snapshotTmp) {
 				os.Remove(p)
 			}
 		}
