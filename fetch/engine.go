@@ -3,7 +3,6 @@ package fetch
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -52,16 +51,9 @@ func New(o Options) *Engine {
 // Options returns the engine's options with defaults filled in.
 func (e *Engine) Options() Options { return e.o }
 
-// backoff is the wait before retry number attempt (1, 2, …): exponential
-// with full jitter, so that many parts failing together do not retry in step.
-func (e *Engine) backoff(attempt int) time.Duration {
-	ceiling := max(maxBackoff, e.o.Backoff)
-	d := e.o.Backoff
-	for i := 1; i < attempt && d < ceiling; i++ {
-		d *= 2
-	}
-	d = min(d, ceiling)
-	return time.Duration(rand.Int64N(int64(d) + 1))
+// retry is the engine's retry policy (registry.Retry with its options).
+func (e *Engine) retry() registry.Retry {
+	return registry.Retry{Attempts: e.o.MaxAttempts, Base: e.o.Backoff, Max: maxBackoff, MaxRetryAfter: e.o.MaxRetryAfter}
 }
 
 // Fetch downloads every file of m that dst lacks, verifies it and publishes

@@ -724,14 +724,14 @@ func TestCancelBeforeStart(t *testing.T) {
 func TestBackoffIsBoundedAndJittered(t *testing.T) {
 	e := New(Options{Backoff: 100 * time.Millisecond})
 	for attempt := 1; attempt < 40; attempt++ {
-		d := e.backoff(attempt)
+		d := e.retry().Backoff(attempt)
 		if d < 0 || d > maxBackoff {
 			t.Fatalf("attempt %d: backoff %s", attempt, d)
 		}
 	}
 	seen := map[time.Duration]bool{}
 	for range 20 {
-		seen[e.backoff(5)] = true
+		seen[e.retry().Backoff(5)] = true
 	}
 	if len(seen) < 2 {
 		t.Error("backoff has no jitter")

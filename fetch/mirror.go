@@ -111,36 +111,23 @@ func (e *Engine) Mirror(ctx context.Context, store *cache.Store, m *registry.Man
 // mirrorFile uploads one file unless the target has it, retrying temporary
 // failures with backoff (and the server's Retry-After).
 func (e *Engine) mirrorFile(ctx context.Context, store *cache.Store, f registry.File, dst registry.Target, emit func(Event)) (bool, error) {
-	var last error
-	for attempt := 1; attempt <= e.o.MaxAttempts; attempt++ {
-		if attempt > 1 {
-			d := e.backoff(attempt - 1)
-			if ra := registry.RetryAfterOf(last); ra > 0 {
-				d = min(ra, e.o.MaxRetryAfter)
-			}
-			emit(Event{Kind: EventRetry, File: f, Attempt: attempt - 1, Delay: d, Err: last})
-			select {
-			case <-ctx.Done():
-				return false, ctx.Err()
-			case <-time.After(d):
-			}
-		}
-		exists, err := dst.Stat(ctx, f)
-		if err == nil && exists {
-			return false, nil
-		}
-		if err == nil {
-			err = putBlob(ctx, store, f, dst)
-			if err == nil {
-				return true, nil
-			}
-		}
-		if registry.IsPermanent(err) || ctx.Err() != nil {
-			return false, err
-		}
-		last = err
+	r := e.retry()
+	r.OnRetry = func(attempt int, d time.Duration, err error) {
+		emit(Event{Kind: EventRetry, File: f, Attempt: attempt, Delay: d, Err: err})
 	}
-	return false, last
+	uploaded := false
+	err := r.Do(ctx, func() error {
+		exists, err := dst.Stat(ctx, f)
+		if err != nil || exists {
+			return err
+		}
+		if err := putBlob(ctx, store, f, dst); err != nil {
+			return err
+		}
+		uploaded = true
+		return nil
+	})
+	return uploaded, err
 }
 
 func putBlob(ctx context.Context, store *cache.Store, f registry.File, dst registry.Target) error {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"time"
 
 	"github.com/gptoss/gptoss/cache"
 	"github.com/gptoss/gptoss/registry"
@@ -133,32 +132,18 @@ type retrySource struct {
 }
 
 func (r *retrySource) Open(ctx context.Context, f registry.File, off, n int64) (io.ReadCloser, error) {
-	var last error
-	for attempt := 1; attempt <= r.e.o.MaxAttempts; attempt++ {
-		if attempt > 1 {
-			d := r.e.backoff(attempt - 1)
-			if ra := registry.RetryAfterOf(last); ra > 0 {
-				d = min(ra, r.e.o.MaxRetryAfter)
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(d):
-			}
-		}
+	var data []byte
+	err := r.e.retry().Do(ctx, func() error {
 		rc, err := r.Source.Open(ctx, f, off, n)
-		if err == nil {
-			var data []byte
-			data, err = io.ReadAll(rc)
-			rc.Close()
-			if err == nil {
-				return io.NopCloser(bytes.NewReader(data)), nil
-			}
+		if err != nil {
+			return err
 		}
-		if registry.IsPermanent(err) || ctx.Err() != nil {
-			return nil, err
-		}
-		last = err
+		defer rc.Close()
+		data, err = io.ReadAll(rc)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, last
+	return io.NopCloser(bytes.NewReader(data)), nil
 }

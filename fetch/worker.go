@@ -62,10 +62,7 @@ func (r *run) fetchPart(p *part, buf []byte) error {
 		if attempt >= r.e.o.MaxAttempts {
 			return fmt.Errorf("giving up after %d attempts without progress at offset %d: %w", attempt, off+got, err)
 		}
-		delay := r.e.backoff(attempt)
-		if ra := min(registry.RetryAfterOf(err), r.e.o.MaxRetryAfter); ra > delay {
-			delay = ra
-		}
+		delay := r.e.retry().Delay(attempt, err)
 		r.ev.emit(Event{Kind: EventRetry, File: ft.file, Attempt: attempt, Delay: delay, Err: err})
 		t := time.NewTimer(delay)
 		select {

@@ -181,22 +181,13 @@ func (v *Volume) do(ctx context.Context, method, u string, body io.Reader, size 
 
 // retry runs an idempotent call up to 4 times while it fails temporarily.
 func retry[T any](ctx context.Context, call func() (T, error)) (T, error) {
-	var zero T
-	for attempt := 1; ; attempt++ {
-		r, err := call()
-		if err == nil || attempt >= 4 || ctx.Err() != nil || !temporary(err) {
-			return r, err
-		}
-		d := time.Duration(250<<(attempt-1)) * time.Millisecond
-		if ra := registry.RetryAfterOf(err); ra > d {
-			d = ra
-		}
-		select {
-		case <-ctx.Done():
-			return zero, ctx.Err()
-		case <-time.After(d):
-		}
-	}
+	var r T
+	err := registry.Retry{Attempts: 4, Base: 250 * time.Millisecond, Retryable: temporary}.Do(ctx, func() error {
+		var err error
+		r, err = call()
+		return err
+	})
+	return r, err
 }
 
 func temporary(err error) bool {

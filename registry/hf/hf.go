@@ -324,35 +324,27 @@ func (s *Source) getJSONHeader(ctx context.Context, op, u, repo string, v any) (
 // doRetry performs a metadata request, retrying temporary failures a few
 // times (downloads are retried by the transfer engine instead).
 func (s *Source) doRetry(ctx context.Context, req *http.Request) (*http.Response, error) {
-	var last error
-	for attempt := 0; attempt < 5; attempt++ {
-		if attempt > 0 {
-			d := time.Duration(250<<attempt) * time.Millisecond
-			if ra := registry.RetryAfterOf(last); ra > 0 {
-				d = ra
-			}
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(d):
-			}
-		}
-		resp, err := s.client.Do(req.Clone(ctx))
+	var resp *http.Response
+	// Every failure here is worth another try: what the caller's status
+	// checks refuse comes back as a response, not an error.
+	r := registry.Retry{Attempts: 5, Base: 500 * time.Millisecond, Retryable: func(error) bool { return true }}
+	err := r.Do(ctx, func() error {
+		var err error
+		resp, err = s.client.Do(req.Clone(ctx))
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			last = fmt.Errorf("%s: %w", redact(req.URL), err)
-			continue
+			return fmt.Errorf("%s: %w", redact(req.URL), err)
 		}
 		if resp.StatusCode == 408 || resp.StatusCode == 429 || resp.StatusCode >= 500 {
-			last = s.httpError("request", req.URL, resp, "")
+			err := s.httpError("request", req.URL, resp, "")
 			resp.Body.Close()
-			continue
+			return err
 		}
-		return resp, nil
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, last
+	return resp, nil
 }
 
 func (s *Source) decorate(req *http.Request, auth bool) {

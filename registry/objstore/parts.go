@@ -3,7 +3,6 @@ package objstore
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -119,23 +118,5 @@ feed:
 }
 
 func retryPart(ctx context.Context, o PartOptions, do func() error) error {
-	var err error
-	for attempt := 1; ; attempt++ {
-		if err = do(); err == nil || ctx.Err() != nil || registry.IsPermanent(err) || attempt >= o.Attempts {
-			if ctx.Err() != nil && err != nil && !registry.IsPermanent(err) {
-				return ctx.Err()
-			}
-			return err
-		}
-		d := o.Backoff << (attempt - 1)
-		d = time.Duration(rand.Int64N(int64(d) + 1))
-		if ra := registry.RetryAfterOf(err); ra > d {
-			d = min(ra, 30*time.Second)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-		}
-	}
+	return registry.Retry{Attempts: o.Attempts, Base: o.Backoff, Max: 30 * time.Second}.Do(ctx, do)
 }
