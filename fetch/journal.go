@@ -1,7 +1,6 @@
 package fetch
 
 import (
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding"
 	"encoding/json"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"hash"
 	"os"
-	"strconv"
 
 	"github.com/gptoss/gptoss/registry"
 )
@@ -119,8 +117,7 @@ func (j *journal) check(key string, f registry.File) error {
 func newHashers(f registry.File) (h256, h1 hash.Hash) {
 	h256 = sha256.New()
 	if f.GitSHA1 != "" {
-		h1 = sha1.New()
-		h1.Write([]byte("blob " + strconv.FormatInt(f.Size, 10) + "\x00"))
+		h1 = registry.NewGitBlobHash(f.Size)
 	}
 	return h256, h1
 }

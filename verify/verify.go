@@ -6,7 +6,6 @@ package verify
 
 import (
 	"context"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync"
 
 	"github.com/gptoss/gptoss/cache"
@@ -133,8 +131,7 @@ func hashFile(ctx context.Context, path string, size int64, git bool, progress f
 	var g hash.Hash
 	w := io.Writer(h)
 	if git {
-		g = sha1.New()
-		g.Write([]byte("blob " + strconv.FormatInt(size, 10) + "\x00"))
+		g = registry.NewGitBlobHash(size)
 		w = io.MultiWriter(h, g)
 	}
 	buf := make([]byte, 1<<20)

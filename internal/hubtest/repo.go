@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gptoss/gptoss/registry"
 )
 
 // DefaultLFSThreshold is the size above which a file is stored in LFS even when
@@ -51,7 +53,7 @@ type File struct {
 }
 
 // Pointer returns the git-lfs pointer text the hub stores for an LFS file.
-func (f File) Pointer() string { return lfsPointer(f.SHA256, f.Size) }
+func (f File) Pointer() string { return registry.LFSPointer(f.SHA256, f.Size) }
 
 // Revision is one branch of a served repo.
 type Revision struct {
@@ -89,17 +91,6 @@ type Repo struct {
 	Private       bool
 	Gated         bool
 	Revisions     map[string]Revision // branch name → revision (includes the default branch)
-}
-
-func lfsPointer(sha string, size int64) string {
-	return fmt.Sprintf("version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n", sha, size)
-}
-
-func gitBlobID(content []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "blob %d\x00", len(content))
-	h.Write(content)
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // entry is one node of a revision's tree (file or directory), precomputed for
@@ -208,9 +199,8 @@ func hashFile(rel, abs string, info fs.FileInfo, lfs bool) (File, error) {
 	defer fh.Close()
 	sh := sha256.New()
 	var w io.Writer = sh
-	gh := sha1.New() // git blob id of a regular file: sha1("blob <size>\x00" + content)
+	gh := registry.NewGitBlobHash(info.Size()) // git blob id of a regular file
 	if !lfs {
-		fmt.Fprintf(gh, "blob %d\x00", info.Size())
 		w = io.MultiWriter(sh, gh)
 	}
 	buf := make([]byte, 1<<20)
@@ -223,8 +213,8 @@ func hashFile(rel, abs string, info fs.FileInfo, lfs bool) (File, error) {
 	}
 	f := File{Path: rel, Size: n, SHA256: hex.EncodeToString(sh.Sum(nil)), LFS: lfs, Local: abs}
 	if lfs {
-		ptr := lfsPointer(f.SHA256, n)
-		f.GitSHA1 = gitBlobID([]byte(ptr))
+		ptr := registry.LFSPointer(f.SHA256, n)
+		f.GitSHA1 = registry.GitBlobID([]byte(ptr))
 		f.PointerSize = int64(len(ptr))
 	} else {
 		f.GitSHA1 = hex.EncodeToString(gh.Sum(nil))

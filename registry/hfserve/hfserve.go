@@ -85,17 +85,6 @@ func isLFS(f registry.File) bool {
 	return f.Size > LFSThreshold
 }
 
-func lfsPointer(sha string, size int64) string {
-	return fmt.Sprintf("version https://git-lfs.github.com/spec/v1\noid sha256:%s\nsize %d\n", sha, size)
-}
-
-func gitBlobSHA1(b []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "blob %d\x00", len(b))
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // gitSHA1 returns the git blob id of a small file, reading its blob once.
 func (s *Server) gitSHA1(f registry.File) (string, error) {
 	if v, ok := s.sums.Load(f.SHA256); ok {
@@ -108,7 +97,7 @@ func (s *Server) gitSHA1(f registry.File) (string, error) {
 	if int64(len(b)) != f.Size {
 		return "", fmt.Errorf("blob %s: %d bytes, manifest says %d", f.SHA256, len(b), f.Size)
 	}
-	oid := gitBlobSHA1(b)
+	oid := registry.GitBlobID(b)
 	s.sums.Store(f.SHA256, oid)
 	return oid, nil
 }
@@ -172,8 +161,8 @@ func (s *Server) lookup(name, rev string) (*view, error) {
 			}
 			sf := &file{File: f, lfs: isLFS(f)}
 			if sf.lfs {
-				sf.pointer = lfsPointer(f.SHA256, f.Size)
-				sf.oid = gitBlobSHA1([]byte(sf.pointer))
+				sf.pointer = registry.LFSPointer(f.SHA256, f.Size)
+				sf.oid = registry.GitBlobID([]byte(sf.pointer))
 			} else if registry.IsCommit(strings.ToLower(f.GitSHA1)) {
 				sf.oid = strings.ToLower(f.GitSHA1)
 			} else if sf.oid, err = s.gitSHA1(f); err != nil {

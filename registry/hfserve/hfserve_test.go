@@ -127,7 +127,7 @@ func (f *fixture) getJSON(t *testing.T, path string, v any) {
 	}
 }
 
-func gitSHA(b []byte) string { return gitBlobSHA1(b) }
+func gitSHA(b []byte) string { return registry.GitBlobID(b) }
 
 type infoJSON struct {
 	ID       string `json:"id"`
@@ -176,7 +176,7 @@ func TestInfoRevisions(t *testing.T) {
 			if s.LFS == nil || s.LFS.SHA256 != sha256hex(b) || s.LFS.Size != int64(len(b)) || s.LFS.PointerSize == 0 {
 				t.Errorf("%s: lfs %+v", s.RFilename, s.LFS)
 			}
-			ptr := lfsPointer(sha256hex(b), int64(len(b)))
+			ptr := registry.LFSPointer(sha256hex(b), int64(len(b)))
 			if s.BlobID != gitSHA([]byte(ptr)) || s.LFS.PointerSize != len(ptr) {
 				t.Errorf("%s: blobId %s", s.RFilename, s.BlobID)
 			}
@@ -311,7 +311,7 @@ func TestTree(t *testing.T) {
 			t.Errorf("%s: size %d", e.Path, e.Size)
 		}
 		if strings.HasSuffix(e.Path, ".safetensors") {
-			if e.LFS == nil || e.LFS.OID != sha256hex(b) || e.LFS.Size != e.Size || e.OID != gitSHA([]byte(lfsPointer(sha256hex(b), e.Size))) {
+			if e.LFS == nil || e.LFS.OID != sha256hex(b) || e.LFS.Size != e.Size || e.OID != gitSHA([]byte(registry.LFSPointer(sha256hex(b), e.Size))) {
 				t.Errorf("%s: %+v", e.Path, e)
 			}
 		} else if e.LFS != nil || e.OID != gitSHA(b) {
@@ -409,7 +409,7 @@ func TestResolve(t *testing.T) {
 	}
 	// raw/ of an LFS file is its pointer.
 	resp, b = f.do(t, "GET", "/openai/gpt-oss-20b/raw/main/model-00000-of-00001.safetensors", nil, nil)
-	if resp.StatusCode != 200 || string(b) != lfsPointer(sha256hex(big), int64(len(big))) {
+	if resp.StatusCode != 200 || string(b) != registry.LFSPointer(sha256hex(big), int64(len(big))) {
 		t.Errorf("raw: %d %q", resp.StatusCode, b)
 	}
 	// If-None-Match with the ETag.

@@ -3,7 +3,6 @@ package sourcetest
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -131,8 +130,8 @@ func Run(t *testing.T, setup Setup) {
 			if f.SHA256 != "" && f.SHA256 != sha256hex(data) {
 				t.Errorf("%s: sha256 %s, want %s", f.Path, f.SHA256, sha256hex(data))
 			}
-			if f.GitSHA1 != "" && f.SHA256 == "" && f.GitSHA1 != gitBlobSHA1(data) {
-				t.Errorf("%s: git blob sha1 %s, want %s", f.Path, f.GitSHA1, gitBlobSHA1(data))
+			if f.GitSHA1 != "" && f.SHA256 == "" && f.GitSHA1 != registry.GitBlobID(data) {
+				t.Errorf("%s: git blob sha1 %s, want %s", f.Path, f.GitSHA1, registry.GitBlobID(data))
 			}
 			if b.Digests && f.SHA256 == "" && f.GitSHA1 == "" {
 				t.Errorf("%s: no digest, but the source is declared to know them", f.Path)
@@ -324,10 +323,3 @@ func openAndRead(ctx context.Context, s registry.Source, f registry.File) error 
 }
 
 func sha256hex(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
-
-func gitBlobSHA1(b []byte) string {
-	h := sha1.New()
-	fmt.Fprintf(h, "blob %d\x00", len(b))
-	h.Write(b)
-	return hex.EncodeToString(h.Sum(nil))
-}
