@@ -14,6 +14,16 @@ import (
 	"github.com/gptoss/gptoss/registry"
 )
 
+// cached opens the cache and returns the entries arg names (matchEntries).
+func (g *globalOptions) cached(arg, format string) (*cache.Store, []cache.Entry, error) {
+	store, err := g.store()
+	if err != nil {
+		return nil, nil, err
+	}
+	es, err := matchEntries(store, arg, format)
+	return store, es, err
+}
+
 // matchEntries returns the cached entries an argument names: same model
 // name, the --format if given, the revision if the argument pins one.
 func matchEntries(store *cache.Store, arg, format string) ([]cache.Entry, error) {
@@ -127,11 +137,7 @@ func newPathCmd(g *globalOptions) *cobra.Command {
   ls "$(gptoss path 20b@main)"`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := g.store()
-			if err != nil {
-				return err
-			}
-			es, err := matchEntries(store, args[0], format)
+			store, es, err := g.cached(args[0], format)
 			if err != nil {
 				return err
 			}

@@ -46,11 +46,7 @@ gpt-oss layout with MXFP4 experts (ggml type 39), for llama.cpp and ollama.`,
 			default:
 				return usageError{fmt.Errorf("--to %q: want layout (default) or gguf", to)}
 			}
-			store, err := g.store()
-			if err != nil {
-				return err
-			}
-			es, err := matchEntries(store, args[0], format)
+			store, es, err := g.cached(args[0], format)
 			if err != nil {
 				return err
 			}

@@ -133,11 +133,7 @@ func doctorSpec(g *globalOptions, root, arg string) (hw.ModelSpec, error) {
 	if _, err := os.Stat(root); err != nil {
 		return hw.ModelSpec{}, fmt.Errorf("%s is neither 20b, 120b nor in the cache (%s): %w", arg, root, registry.ErrNotFound)
 	}
-	store, err := g.store()
-	if err != nil {
-		return hw.ModelSpec{}, err
-	}
-	es, err := matchEntries(store, arg, "")
+	store, es, err := g.cached(arg, "")
 	if err != nil {
 		return hw.ModelSpec{}, err
 	}

@@ -55,11 +55,7 @@ Nothing here touches the network.`,
 			if connections < 1 || connections > 64 {
 				return usageError{fmt.Errorf("--connections must be 1..64")}
 			}
-			store, err := g.store()
-			if err != nil {
-				return err
-			}
-			es, err := matchEntries(store, args[0], format)
+			store, es, err := g.cached(args[0], format)
 			if err != nil {
 				return err
 			}

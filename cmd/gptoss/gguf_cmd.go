@@ -43,11 +43,7 @@ func runGGUFExport(cmd *cobra.Command, g *globalOptions, model, format, out stri
 	if format != "" && format != "hf" {
 		return usageError{fmt.Errorf("GGUF export reads the Hugging Face layout (format hf), not %q", format)}
 	}
-	store, err := g.store()
-	if err != nil {
-		return err
-	}
-	es, err := matchEntries(store, model, "hf")
+	store, es, err := g.cached(model, "hf")
 	if err != nil {
 		return err
 	}

@@ -90,11 +90,7 @@ personal access token; the token needs WRITE VOLUME), else a profile of
 				return usageError{fmt.Errorf("--connections must be 1..64")}
 			}
 			if sources.IsObjectStore(to) {
-				store, err := g.store()
-				if err != nil {
-					return err
-				}
-				es, err := matchEntries(store, args[0], format)
+				store, es, err := g.cached(args[0], format)
 				if err != nil {
 					return err
 				}
@@ -122,11 +118,7 @@ personal access token; the token needs WRITE VOLUME), else a profile of
 				}
 				opts.Password = pw
 			}
-			store, err := g.store()
-			if err != nil {
-				return err
-			}
-			es, err := matchEntries(store, args[0], format)
+			store, es, err := g.cached(args[0], format)
 			if err != nil {
 				return err
 			}

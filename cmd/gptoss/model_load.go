@@ -102,11 +102,7 @@ func loadModel(ctx context.Context, g *globalOptions, arg string, f engineFlags)
 	if f.threads < 0 {
 		return nil, usageError{fmt.Errorf("--threads %d: want ≥ 0", f.threads)}
 	}
-	store, err := g.store()
-	if err != nil {
-		return nil, err
-	}
-	es, err := matchEntries(store, arg, f.format)
+	store, es, err := g.cached(arg, f.format)
 	if err != nil {
 		return nil, err
 	}

@@ -89,11 +89,7 @@ Hugging Face tokenizer.json directly.`,
 // modelTokenizer finds the tokenizer.json of a cached model: the newest
 // entry that has one.
 func modelTokenizer(g *globalOptions, arg string) (string, error) {
-	store, err := g.store()
-	if err != nil {
-		return "", err
-	}
-	es, err := matchEntries(store, arg, "")
+	store, es, err := g.cached(arg, "")
 	if err != nil {
 		return "", err
 	}
