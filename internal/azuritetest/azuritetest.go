@@ -19,19 +19,18 @@ package azuritetest
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/service"
+
+	"github.com/gptoss/gptoss/internal/testproc"
 )
 
 // The emulator's well-known development account (public, documented by
@@ -99,36 +98,18 @@ func moduleRoot() string {
 	}
 }
 
-// missing skips the test, or fails it when CI is set.
-func missing(t testing.TB, msg string) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
 // Require skips (or, with CI set, fails) the test when Azurite is not
 // installed, and returns the binary.
 func Require(t testing.TB) string {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
-		missing(t, "azurite-blob not installed (npm install --prefix .tools/npm azurite@3.37.0, or set AZURITE_BLOB)")
+		testproc.Missing(t, "azurite-blob not installed (npm install --prefix .tools/npm azurite@3.37.0, or set AZURITE_BLOB)")
 	}
 	if _, err := exec.LookPath("node"); err != nil {
-		missing(t, "node is not installed; Azurite needs it")
+		testproc.Missing(t, "node is not installed; Azurite needs it")
 	}
 	return bin
-}
-
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Start runs Azurite for the test's lifetime.
@@ -136,72 +117,19 @@ func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Require(t)
 	dir := t.TempDir()
-	var lastErr error
-	for try := 0; try < 3; try++ {
-		port := freePort(t)
-		host := fmt.Sprintf("127.0.0.1:%d", port)
-		data := filepath.Join(dir, fmt.Sprintf("data%d", try))
-		if err := os.MkdirAll(data, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		logPath := filepath.Join(dir, fmt.Sprintf("azurite%d.log", try))
-		logf, err := os.Create(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port),
-			"--location", data, "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent")
-		cmd.Stdout, cmd.Stderr = logf, logf
-		// Its own process group, so that stopping it also stops any child
-		// node process the npm wrapper started.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); logf.Close(); close(done) }()
-		pid := cmd.Process.Pid
-		stop := func() {
-			syscall.Kill(-pid, syscall.SIGTERM)
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				syscall.Kill(-pid, syscall.SIGKILL)
-				<-done
-			}
-		}
-		s := &Server{Endpoint: "http://" + host + "/" + Account, Host: host, Dir: data, Account: Account, Key: Key, pid: pid}
-		if waitUp("http://"+host+"/"+Account+"?comp=list", done) {
-			t.Cleanup(stop)
-			return s
-		}
-		stop()
-		log, _ := os.ReadFile(logPath)
-		lastErr = fmt.Errorf("azurite did not come up on %s: %s", host, strings.TrimSpace(string(log)))
-	}
-	t.Fatal(lastErr)
-	return nil
-}
-
-// waitUp polls the service until it answers HTTP (any status: an
-// unauthenticated list is refused with 403, which proves it is up).
-func waitUp(u string, done <-chan struct{}) bool {
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return false
-		default:
-		}
-		resp, err := http.Get(u)
-		if err == nil {
-			resp.Body.Close()
-			return true
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return false
+	var data string
+	p := testproc.Start(t, testproc.Spec{
+		Name: "azurite", Dir: dir,
+		Command: func(_ string, port, try int) ([]string, error) {
+			data = filepath.Join(dir, fmt.Sprintf("data%d", try))
+			return []string{bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port),
+				"--location", data, "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"}, os.MkdirAll(data, 0o755)
+		},
+		// Any answer will do: an unauthenticated list is refused with 403,
+		// which proves it is up.
+		Ready: testproc.Answers("/"+Account+"?comp=list", 0),
+	})
+	return &Server{Endpoint: "http://" + p.Addr + "/" + Account, Host: p.Addr, Dir: data, Account: Account, Key: Key, pid: p.PID}
 }
 
 func (s *Server) cred(t testing.TB) *service.SharedKeyCredential {
@@ -316,10 +244,10 @@ func RequireAzCopy(t testing.TB) string {
 	t.Helper()
 	bin := AzCopy()
 	if bin == "" {
-		missing(t, "azcopy not installed (npm install --prefix .tools/npm @azure-tools/azcopy-linux@10.32.2, or set AZCOPY)")
+		testproc.Missing(t, "azcopy not installed (npm install --prefix .tools/npm @azure-tools/azcopy-linux@10.32.2, or set AZCOPY)")
 	}
 	if out, err := exec.Command(bin, "--version").CombinedOutput(); err != nil {
-		missing(t, fmt.Sprintf("azcopy does not run (apt-get install libsecret-1-0?): %v: %s", err, strings.TrimSpace(string(out))))
+		testproc.Missing(t, fmt.Sprintf("azcopy does not run (apt-get install libsecret-1-0?): %v: %s", err, strings.TrimSpace(string(out))))
 	}
 	return bin
 }

@@ -13,7 +13,6 @@ package s3test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/gptoss/gptoss/internal/testproc"
 )
 
 // Credentials of the server's admin (owner of every bucket made with
@@ -73,10 +74,7 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	bin := Binary()
 	if bin == "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("versitygw is not installed (CI is set, so this fails rather than skips): %s", installHint)
-		}
-		tb.Skipf("versitygw not installed: %s", installHint)
+		testproc.Missing(tb, "versitygw is not installed: "+installHint)
 	}
 	root := tb.TempDir()
 	s := &Server{Dir: filepath.Join(root, "data"), Bin: bin}
@@ -86,68 +84,16 @@ func Start(tb testing.TB) *Server {
 			tb.Fatal(err)
 		}
 	}
-	var lastErr error
-	for try := 0; try < 3; try++ {
-		port, err := freePort()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		log, err := os.Create(filepath.Join(root, fmt.Sprintf("versitygw-%d.log", try)))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cmd := exec.Command(bin, "--access", Access, "--secret", Secret, "--port", addr,
-			"--iam-dir", iam, "--quiet", "posix", s.Dir)
-		cmd.Stdout, cmd.Stderr = log, log
-		if err := cmd.Start(); err != nil {
-			tb.Fatalf("start versitygw: %v", err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait(); log.Close() }()
-		stop := func() {
-			cmd.Process.Kill()
-			<-exited
-		}
-		if err := waitListen(addr, exited); err != nil {
-			stop()
-			b, _ := os.ReadFile(log.Name())
-			lastErr = fmt.Errorf("versitygw on %s: %v: %s", addr, err, strings.TrimSpace(string(b)))
-			continue
-		}
-		tb.Cleanup(stop)
-		s.Endpoint = "http://" + addr
-		s.admin(tb, "create-user", "--access", OtherAccess, "--secret", OtherSecret, "--role", "user")
-		return s
-	}
-	tb.Fatal(lastErr)
-	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func waitListen(addr string, exited <-chan error) error {
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("not listening after %s", startTimeout)
+	p := testproc.Start(tb, testproc.Spec{
+		Name: "versitygw", Dir: root, Timeout: startTimeout,
+		Command: func(addr string, _, _ int) ([]string, error) {
+			return []string{bin, "--access", Access, "--secret", Secret, "--port", addr,
+				"--iam-dir", iam, "--quiet", "posix", s.Dir}, nil
+		},
+	})
+	s.Endpoint = "http://" + p.Addr
+	s.admin(tb, "create-user", "--access", OtherAccess, "--secret", OtherSecret, "--role", "user")
+	return s
 }
 
 func (s *Server) admin(tb testing.TB, args ...string) {

@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gptoss/gptoss/internal/testproc"
 )
 
 // Auth puts an authenticating proxy in front of the registry.
@@ -63,25 +64,16 @@ func Require(t testing.TB) string {
 	return bin
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // Start runs a registry for the test's lifetime. auth may be nil.
 func Start(t testing.TB, auth *Auth) *Registry {
 	t.Helper()
 	bin := Require(t)
 	dir := t.TempDir()
-	var lastErr error
-	for try := 0; try < 3; try++ {
-		port := freePort(t)
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		cfg := fmt.Sprintf(`version: 0.1
+	storage := filepath.Join(dir, "storage")
+	addr := testproc.Start(t, testproc.Spec{
+		Name: "docker-registry", Dir: dir, Timeout: 15 * time.Second,
+		Command: func(addr string, _, _ int) ([]string, error) {
+			cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
   accesslog:
@@ -94,62 +86,17 @@ storage:
 http:
   addr: %s
   secret: gptoss-test-secret
-`, filepath.Join(dir, "storage"), addr)
-		cfgPath := filepath.Join(dir, "config.yml")
-		if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		logf, err := os.Create(filepath.Join(dir, "registry.log"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "serve", cfgPath)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		if err := cmd.Start(); err != nil {
-			logf.Close()
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); logf.Close(); close(done) }()
-		stop := func() {
-			cmd.Process.Kill()
-			<-done
-		}
-		u := "http://" + addr
-		if waitUp(u+"/v2/", done) {
-			t.Cleanup(stop)
-			r := &Registry{Host: addr, URL: u, Dir: filepath.Join(dir, "storage")}
-			if auth != nil {
-				r.front(t, *auth)
-			}
-			return r
-		}
-		stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "registry.log"))
-		lastErr = fmt.Errorf("docker-registry did not come up on %s: %s", addr, log)
+`, storage, addr)
+			cfgPath := filepath.Join(dir, "config.yml")
+			return []string{bin, "serve", cfgPath}, os.WriteFile(cfgPath, []byte(cfg), 0o644)
+		},
+		Ready: testproc.Answers("/v2/", 200),
+	}).Addr
+	r := &Registry{Host: addr, URL: "http://" + addr, Dir: storage}
+	if auth != nil {
+		r.front(t, *auth)
 	}
-	t.Fatal(lastErr)
-	return nil
-}
-
-func waitUp(u string, done <-chan struct{}) bool {
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return false
-		default:
-		}
-		resp, err := http.Get(u)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return true
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return false
+	return r
 }
 
 // front puts an authenticating reverse proxy before the registry and
