@@ -22,15 +22,6 @@ import (
 // loopback): any attempt to use the network fails at once.
 const nowhere = "http://127.0.0.1:9"
 
-func requireExportImport(t *testing.T, e *env) {
-	t.Helper()
-	for _, c := range []string{"export", "import"} {
-		if r := e.run(c, "--help"); r.code != 0 || !strings.Contains(r.stdout, "gptoss "+c) {
-			t.Skipf("gptoss %s is not registered in root.go", c)
-		}
-	}
-}
-
 func hubRequests(e *env) int64 {
 	var n int64
 	for _, v := range e.hub.Stats().Requests {
@@ -41,7 +32,6 @@ func hubRequests(e *env) int64 {
 
 func TestAirGapDrill(t *testing.T) {
 	e := newEnv(t, 4<<20, hubtest.Options{})
-	requireExportImport(t, e)
 	e.mustRun("pull", "20b")
 
 	// Connected side: export to a tar; again, nothing to copy.
@@ -96,7 +86,6 @@ func TestAirGapDrill(t *testing.T) {
 
 func TestExportToDirectoryIsAConsistentLayout(t *testing.T) {
 	e := newEnv(t, 2<<20, hubtest.Options{})
-	requireExportImport(t, e)
 	e.mustRun("pull", "20b")
 	out := filepath.Join(t.TempDir(), "layout")
 	e.mustRun("export", "20b", "--to", out)
@@ -221,7 +210,6 @@ func listConverted(t *testing.T, e *env) string {
 // the same tensors.
 func TestExportWithConvertedImport(t *testing.T) {
 	e := newEnv(t, 2<<20, hubtest.Options{})
-	requireExportImport(t, e)
 	e.mustRun("pull", "20b") // converts
 	layout := listConverted(t, e)
 	if layout == "" {

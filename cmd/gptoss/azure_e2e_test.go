@@ -106,7 +106,6 @@ func sasSig(sas string) string {
 }
 
 func TestAzureMirrorPullRoundTrip(t *testing.T) {
-	requireMirrorCmd(t)
 	az := azuritetest.Start(t)
 	az.CreateContainer(t, "models")
 	proxy := az.Proxy(t)
@@ -439,7 +438,6 @@ func fileSize(t *testing.T, p string) int64 {
 }
 
 func TestAzureSASAndErrors(t *testing.T) {
-	requireMirrorCmd(t)
 	az := azuritetest.Start(t)
 	az.CreateContainer(t, "models")
 	rw, ro := az.SAS(t, "models", "racwdl"), az.SAS(t, "models", "rl")

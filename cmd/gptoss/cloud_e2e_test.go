@@ -20,6 +20,7 @@ import (
 
 	"github.com/gptoss/gptoss/internal/hubtest"
 	"github.com/gptoss/gptoss/internal/s3test"
+	"github.com/gptoss/gptoss/internal/testproc"
 )
 
 // awsCLI runs the aws CLI against srv as the admin; skipped (failed under
@@ -28,10 +29,7 @@ func awsCLI(t *testing.T, srv *s3test.Server, args ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("aws")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the aws CLI is not installed")
-		}
-		t.Skip("the aws CLI is not installed")
+		testproc.Missing(t, "the aws CLI is not installed")
 	}
 	c := exec.Command(bin, append([]string{"--endpoint-url", srv.Endpoint}, args...)...)
 	c.Env = append(os.Environ(), srv.Env()...)
@@ -82,7 +80,6 @@ func flipByte(t *testing.T, p string, at int64) {
 }
 
 func TestS3MirrorPullRoundTrip(t *testing.T) {
-	requireMirrorCmd(t)
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "models")
 	e := newEnv(t, 4<<20, hubtest.Options{})
@@ -206,7 +203,6 @@ func TestS3MirrorPullRoundTrip(t *testing.T) {
 }
 
 func TestS3ResumeAfterKill(t *testing.T) {
-	requireMirrorCmd(t)
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "models")
 	e := newEnv(t, 24<<20, hubtest.Options{})
@@ -407,7 +403,6 @@ func TestS3PrefixWithoutManifest(t *testing.T) {
 }
 
 func TestS3Errors(t *testing.T) {
-	requireMirrorCmd(t)
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "models")
 	e := newEnv(t, 1<<20, hubtest.Options{})
@@ -482,7 +477,6 @@ func TestS3Errors(t *testing.T) {
 // Two cached formats of one revision share one prefix: both go up, the
 // manifest lists both, and each pulls back on its own.
 func TestS3MirrorTwoFormats(t *testing.T) {
-	requireMirrorCmd(t)
 	srv := s3test.Start(t)
 	srv.MakeBucket(t, "models")
 	e := newEnv(t, 1<<20, hubtest.Options{})

@@ -23,7 +23,6 @@ func init() {
 // malformed or mistyped file is an error naming it.
 func TestConfigFileMirror(t *testing.T) {
 	e := newEnv(t, 1<<20, hubtest.Options{})
-	requireExportImport(t, e)
 	e.mustRun("pull", "20b", "--no-convert")
 	tarPath := filepath.Join(t.TempDir(), "usb", "gpt-oss-20b.tar")
 	e.mustRun("export", "20b", "--to", tarPath)

@@ -68,7 +68,6 @@ func dbxOneLine(t *testing.T, r result) string {
 }
 
 func TestDatabricksMirrorPull(t *testing.T) {
-	requireMirrorCmd(t)
 	srv := dbxtest.Start(t, dbxtest.Options{Tokens: []string{dbxRW}, ReadOnlyTokens: []string{dbxRO}, PageSize: 4})
 	vol := srv.AddVolume("main", "ml", "models")
 	e := newEnv(t, 12<<20, hubtest.Options{})
@@ -247,7 +246,6 @@ func TestDatabricksMirrorPull(t *testing.T) {
 }
 
 func TestDatabricksErrors(t *testing.T) {
-	requireMirrorCmd(t)
 	srv := dbxtest.Start(t, dbxtest.Options{Tokens: []string{dbxRW}, ReadOnlyTokens: []string{dbxRO}})
 	vol := srv.AddVolume("main", "ml", "models")
 	e := newEnv(t, 1<<20, hubtest.Options{})

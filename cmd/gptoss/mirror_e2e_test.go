@@ -5,8 +5,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,20 +12,6 @@ import (
 	"github.com/gptoss/gptoss/internal/hubtest"
 	"github.com/gptoss/gptoss/registry/oci/ocitest"
 )
-
-// requireMirrorCmd skips (fails under CI) when the binary has no mirror
-// command registered.
-func requireMirrorCmd(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command(gptossBin, "mirror", "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--to") {
-		msg := "gptoss mirror is not registered in root.go (add newMirrorCmd(g))"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-}
 
 type mirrorRow struct {
 	Event     string   `json:"event"`
@@ -59,7 +43,6 @@ func lastMirrorRow(t *testing.T, stdout string) mirrorRow {
 }
 
 func TestMirrorOCIRoundTrip(t *testing.T) {
-	requireMirrorCmd(t)
 	reg := ocitest.Start(t, nil)
 	e := newEnv(t, 4<<20, hubtest.Options{})
 	e.mustRun("pull", "20b")
@@ -127,7 +110,6 @@ func TestMirrorOCIRoundTrip(t *testing.T) {
 }
 
 func TestMirrorErrors(t *testing.T) {
-	requireMirrorCmd(t)
 	reg := ocitest.Start(t, nil)
 	e := newEnv(t, 1<<20, hubtest.Options{})
 	// Not in the cache.

@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/gptoss/gptoss/internal/fixture"
+	"github.com/gptoss/gptoss/internal/testproc"
 	"github.com/gptoss/gptoss/runtime/chat"
 )
 
@@ -69,34 +70,6 @@ type lockedWriter struct {
 
 func (w *lockedWriter) Write(p []byte) (int, error) { return w.b.Write(p) }
 
-// npmDir is the npm prefix with node_modules/openai: $GPTOSS_NPM_DIR, else
-// .tools/npm at the repository root. Without it (or node) the test skips,
-// and fails when CI is set.
-func npmDir(t *testing.T, pkg string) string {
-	t.Helper()
-	dir := os.Getenv("GPTOSS_NPM_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", ".tools", "npm")
-	}
-	why := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		why = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
-		why = pkg + " is not installed in " + dir + " (npm install --prefix " + dir + " " + pkg + ", or set GPTOSS_NPM_DIR)"
-	}
-	if why != "" {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but %s", why)
-		}
-		t.Skip(why)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
-
 // chatScript is the canned completions the serve tests replay: the fixture
 // model's weights are random, the HTTP/Harmony mapping is what is tested.
 const chatScript = `[
@@ -117,7 +90,7 @@ func writeScript(t *testing.T) string {
 }
 
 func TestServeOpenAIClient(t *testing.T) {
-	npm := npmDir(t, "openai")
+	npm := testproc.NPMDir(t, "openai")
 	e := newRepoEnv(t, fixture.Cached(t, fixture.Tiny()))
 	e.mustRun("pull", "20b")
 	e.extra = []string{chat.ScriptEnv + "=1"}

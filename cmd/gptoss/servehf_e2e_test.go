@@ -6,8 +6,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -16,20 +14,6 @@ import (
 
 	"github.com/gptoss/gptoss/internal/hubtest"
 )
-
-// requireServeHFCmd skips (fails under CI) when the binary has no serve-hf
-// command registered.
-func requireServeHFCmd(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command(gptossBin, "serve-hf", "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--addr") {
-		msg := "gptoss serve-hf is not registered in root.go (add newServeHFCmd(g))"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-}
 
 // startServeHF starts `gptoss serve-hf` on a free loopback port of e's home
 // and returns its HF_ENDPOINT and a function that stops it with SIGINT and
@@ -93,7 +77,6 @@ func startServeHF(t *testing.T, e *env) (string, func()) {
 }
 
 func TestServeHFPullFromPeer(t *testing.T) {
-	requireServeHFCmd(t)
 	a := newEnv(t, 4<<20, hubtest.Options{})
 	a.mustRun("pull", "20b")
 	endpoint, stop := startServeHF(t, a)

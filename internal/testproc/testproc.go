@@ -151,3 +151,47 @@ func Answers(path string, want int) func(addr string) bool {
 		return want == 0 || resp.StatusCode == want
 	}
 }
+
+// NPMDir returns the absolute npm prefix holding the package pkg:
+// $GPTOSS_NPM_DIR, else .tools/npm at the repository root (where .ci/run
+// installs the npm tools). Without node or the package the test is skipped
+// (failed when CI is set).
+func NPMDir(tb testing.TB, pkg string) string {
+	tb.Helper()
+	dir := os.Getenv("GPTOSS_NPM_DIR")
+	if dir == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		dir = filepath.Join(root, ".tools", "npm")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		Missing(tb, "node is not installed")
+	} else if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
+		Missing(tb, pkg+" is not installed in "+dir+" (npm install --prefix "+dir+" "+pkg+", or set GPTOSS_NPM_DIR)")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return abs
+}
+
+// RepoRoot is the directory holding go.mod above the working directory.
+func RepoRoot() (string, error) {
+	d, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		p := filepath.Dir(d)
+		if p == d {
+			return "", fmt.Errorf("no go.mod above the working directory")
+		}
+		d = p
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/ebitengine/purego"
 
 	"github.com/gptoss/gptoss/internal/gpustub"
+	"github.com/gptoss/gptoss/internal/testproc"
 )
 
 const mib = 1 << 20
@@ -226,10 +227,7 @@ func TestDetectBadLibraries(t *testing.T) {
 func TestDetectWithoutCgo(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("go not on PATH")
-		}
-		t.Skip("go not on PATH")
+		testproc.Missing(t, "go not on PATH")
 	}
 	libDir := gpustub.Require(t, "h100")
 	bin := filepath.Join(t.TempDir(), "detectjson")

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gptoss/gptoss/internal/testproc"
 )
 
 // HFPattern is the o200k pre-tokenizer regex as GPT-OSS.md §5 and the
@@ -71,48 +73,7 @@ var (
 // (fails it when $CI is set) when js-tiktoken or node is missing.
 func NPMDir(tb testing.TB) string {
 	tb.Helper()
-	dir := os.Getenv("GPTOSS_NPM_DIR")
-	if dir == "" {
-		root, err := repoRoot()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		dir = filepath.Join(root, ".tools", "npm")
-	}
-	why := ""
-	if _, err := exec.LookPath("node"); err != nil {
-		why = "node is not installed"
-	} else if _, err := os.Stat(filepath.Join(dir, "node_modules", "js-tiktoken", "package.json")); err != nil {
-		why = "js-tiktoken is not installed in " + dir + " (npm install --prefix " + dir + " js-tiktoken@1.0.21, or set GPTOSS_NPM_DIR)"
-	}
-	if why != "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("CI is set but %s", why)
-		}
-		tb.Skip(why)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return abs
-}
-
-func repoRoot() (string, error) {
-	d, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		p := filepath.Dir(d)
-		if p == d {
-			return "", fmt.Errorf("no go.mod above the working directory")
-		}
-		d = p
-	}
+	return testproc.NPMDir(tb, "js-tiktoken")
 }
 
 // Load extracts the ranks from js-tiktoken, once per test binary. With
