@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -70,4 +71,20 @@ func CheckRange(resp *http.Response, f File, off, n int64, who string) error {
 		return fmt.Errorf("download %s: asked for bytes %d-%d, got %s", f.Path, off, off+n-1, cr)
 	}
 	return nil
+}
+
+// ContextReader stops a read once ctx ends, so a cancelled pull stops
+// promptly even from a fast local disk.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

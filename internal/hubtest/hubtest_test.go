@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/gptoss/gptoss/internal/fixture"
+	"github.com/gptoss/gptoss/internal/testproc"
 )
 
 const repoID = "openai/gpt-oss-20b"
@@ -1087,13 +1088,16 @@ func TestFaultCutIsExactWithSlowReader(t *testing.T) {
 
 // TestHuggingFaceJSInterop runs @huggingface/hub's snapshotDownload against
 // the server (gated repo, token, 3-entry pages, CDN redirects). It needs
-// node and HUBTEST_HFJS_DIR = a directory where `npm install @huggingface/hub`
-// was run; otherwise it is skipped.
+// node and @huggingface/hub in $HUBTEST_HFJS_DIR, else in the npm prefix
+// .ci/run fills (testproc.NPMDir); without them it skips (fails under CI).
 func TestHuggingFaceJSInterop(t *testing.T) {
 	jsDir := os.Getenv("HUBTEST_HFJS_DIR")
+	if jsDir == "" {
+		jsDir = testproc.NPMDir(t, "@huggingface/hub")
+	}
 	node, err := exec.LookPath("node")
-	if jsDir == "" || err != nil {
-		t.Skip("set HUBTEST_HFJS_DIR to a directory with node_modules/@huggingface/hub")
+	if err != nil {
+		testproc.Missing(t, "node is not installed")
 	}
 	s, r := newHub(t, Options{PageSize: 3, Tokens: []string{"hf_test"}}, Gated("hf_test"))
 	cache := t.TempDir()

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path"
@@ -67,17 +66,11 @@ var _ objstore.Bucket = (*Bucket)(nil)
 
 // defaultClient keeps enough idle connections for a parallel pull (the
 // standard transport keeps 2 per host and would reconnect all the time).
-var defaultClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	ForceAttemptHTTP2:     true,
-	MaxIdleConns:          256,
-	MaxIdleConnsPerHost:   128,
-	IdleConnTimeout:       90 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ExpectContinueTimeout: time.Second,
-	ResponseHeaderTimeout: 2 * time.Minute,
-}}
+var defaultClient = &http.Client{Transport: func() *http.Transport {
+	t := registry.NewTransport()
+	t.ForceAttemptHTTP2 = true
+	return t
+}()}
 
 // New returns the container a location names, with credentials resolved as
 // resolve documents. It does not touch the network.

@@ -64,11 +64,7 @@ func NewVolume(loc Location, o Options) (*Volume, error) {
 }
 
 func newHTTPClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 64
-	tr.ResponseHeaderTimeout = 2 * time.Minute
-	tr.DisableCompression = true
-	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+	return &http.Client{Transport: registry.NewTransport(), CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse // never follow: the token must not go elsewhere
 	}}
 }

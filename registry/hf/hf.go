@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -127,18 +126,8 @@ func New(o Options) (*Source, error) {
 // overall timeout (the transfer engine's stall watchdog bounds a stuck body),
 // bounded connect and header waits, no transparent gzip.
 func NewHTTPClient() *http.Client {
-	t := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   128,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 60 * time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false, // one TCP stream per range: parallel connections are the point
-		ReadBufferSize:        256 << 10,
-	}
+	t := registry.NewTransport()
+	t.ResponseHeaderTimeout = time.Minute
 	return &http.Client{Transport: t}
 }
 

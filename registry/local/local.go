@@ -124,19 +124,5 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 	if n < 0 {
 		n = f.Size - off
 	}
-	return registry.ExactReader(&ctxReader{ctx, io.NewSectionReader(fh, off, n)}, fh, n), nil
-}
-
-// ctxReader stops a read when its context ends (sourcetest: a cancelled
-// pull stops promptly, even from a fast disk).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
+	return registry.ExactReader(registry.ContextReader(ctx, io.NewSectionReader(fh, off, n)), fh, n), nil
 }

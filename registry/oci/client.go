@@ -22,7 +22,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -103,27 +102,12 @@ func NewRef(r Reference, o Options) *Client {
 	c.base = scheme + "://" + r.Host
 	hc := o.Client
 	if hc == nil {
-		hc = newHTTPClient()
+		hc = &http.Client{Transport: registry.NewTransport()}
 	}
 	cc := *hc
 	cc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	c.http = &cc
 	return c
-}
-
-func newHTTPClient() *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   128,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   30 * time.Second,
-		ResponseHeaderTimeout: 120 * time.Second,
-		DisableCompression:    true,
-		ReadBufferSize:        256 << 10,
-		WriteBufferSize:       256 << 10,
-	}}
 }
 
 // Ref is the reference the client points at.

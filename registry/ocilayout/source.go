@@ -314,7 +314,7 @@ func (s *Source) Open(ctx context.Context, f registry.File, off, n int64) (io.Re
 		fh.Close()
 		return nil, &registry.Permanent{Err: fmt.Errorf("%w: blob of %s is %d bytes, the manifest says %d", registry.ErrSizeMismatch, f.Path, size, f.Size)}
 	}
-	return registry.ExactReader(&ctxReader{ctx, io.NewSectionReader(fh, base+off, n)}, fh, n), nil
+	return registry.ExactReader(registry.ContextReader(ctx, io.NewSectionReader(fh, base+off, n)), fh, n), nil
 }
 
 func permanentIfNotFound(err error, f registry.File) error {

@@ -163,7 +163,7 @@ func (t *Target) Put(ctx context.Context, f registry.File, r io.ReaderAt) error 
 	}()
 	h := sha256.New()
 	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: io.NewSectionReader(r, 0, f.Size)}, buf)
+	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), registry.ContextReader(ctx, io.NewSectionReader(r, 0, f.Size)), buf)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", f.Path, err)
 	}
@@ -450,17 +450,4 @@ func (t *Target) writeTar(ctx context.Context, idx, oldIdx []byte) error {
 		return err
 	}
 	return os.RemoveAll(t.dir)
-}
-
-// ctxReader stops a copy when its context ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
