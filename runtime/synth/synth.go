@@ -39,10 +39,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/verify"
 )
 
 // Config returns a preset's config: "20b" and "120b" are the real models'
@@ -92,52 +94,58 @@ func plan(c convert.ModelConfig) ([]tensor, int64, error) {
 		return nil, 0, fmt.Errorf("synth: bad config: %d layers, hidden %d, intermediate %d (multiples of 32), %d experts, vocab %d, %d×%d heads",
 			c.NumHiddenLayers, H, I, E, V, c.NumAttentionHeads, c.HeadDim)
 	}
-	type spec struct {
-		name  string
-		dtype string
-		shape []int64
-		kind  int
-	}
-	blocks := [][]spec{{{"embedding.weight", "BF16", []int64{V, H}, kindWeight}}}
-	for n := 0; n < c.NumHiddenLayers; n++ {
-		p := fmt.Sprintf("block.%d.", n)
-		blocks = append(blocks, []spec{
-			{p + "attn.norm.scale", "BF16", []int64{H}, kindNorm},
-			{p + "attn.qkv.weight", "BF16", []int64{q + 2*kv, H}, kindWeight},
-			{p + "attn.qkv.bias", "BF16", []int64{q + 2*kv}, kindBias},
-			{p + "attn.sinks", "BF16", []int64{int64(c.NumAttentionHeads)}, kindSink},
-			{p + "attn.out.weight", "BF16", []int64{H, q}, kindWeight},
-			{p + "attn.out.bias", "BF16", []int64{H}, kindBias},
-			{p + "mlp.norm.scale", "BF16", []int64{H}, kindNorm},
-			{p + "mlp.gate.weight", "BF16", []int64{E, H}, kindWeight},
-			{p + "mlp.gate.bias", "BF16", []int64{E}, kindBias},
-			{p + "mlp.mlp1_weight.blocks", "U8", []int64{E, 2 * I, H / 32, 16}, kindBlocks},
-			{p + "mlp.mlp1_weight.scales", "U8", []int64{E, 2 * I, H / 32}, kindScales},
-			{p + "mlp.mlp1_bias", "BF16", []int64{E, 2 * I}, kindBias},
-			{p + "mlp.mlp2_weight.blocks", "U8", []int64{E, H, I / 32, 16}, kindBlocks},
-			{p + "mlp.mlp2_weight.scales", "U8", []int64{E, H, I / 32}, kindScales},
-			{p + "mlp.mlp2_bias", "BF16", []int64{E, H}, kindBias},
-		})
-	}
-	blocks = append(blocks, []spec{{"norm.scale", "BF16", []int64{H}, kindNorm}, {"unembedding.weight", "BF16", []int64{V, H}, kindWeight}})
+	// The tensor set is verify's (GPT-OSS.md §3.1, original names, in the
+	// layout's order); the layout starts a 2 MiB block at the embedding,
+	// at each layer and at the final norm.
+	d := verify.Dims{Layers: int64(c.NumHiddenLayers), Experts: E, Hidden: H, Intermediate: I,
+		Heads: int64(c.NumAttentionHeads), KVHeads: int64(c.NumKeyValueHeads), HeadDim: int64(c.HeadDim), Vocab: V}
 	var out []tensor
-	off := int64(convert.LayerAlign)
-	for _, b := range blocks {
-		off = alignUp(off, convert.LayerAlign)
-		for _, s := range b {
-			off = alignUp(off, convert.TensorAlign)
-			size := convert.DTypeSize[s.dtype]
-			for _, d := range s.shape {
-				size *= d
-			}
-			out = append(out, tensor{convert.LayoutTensor{Name: s.name, DType: s.dtype, Shape: s.shape, Offset: off, Size: size}, s.kind})
-			off += size
+	off, group := int64(0), ""
+	for _, e := range d.Tensors(verify.LayoutOriginal) {
+		if g := layoutBlock(e.Name); g != group || off == 0 {
+			group, off = g, alignUp(max(off, convert.LayerAlign), convert.LayerAlign)
 		}
+		off = alignUp(off, convert.TensorAlign)
+		size := convert.DTypeSize[e.DType]
+		for _, n := range e.Shape {
+			size *= n
+		}
+		out = append(out, tensor{convert.LayoutTensor{Name: e.Name, DType: e.DType, Shape: e.Shape, Offset: off, Size: size}, kindOf(e.Name)})
+		off += size
 	}
 	return out, off, nil
 }
 
 func alignUp(x, a int64) int64 { return (x + a - 1) / a * a }
+
+// layoutBlock is the 2 MiB-aligned block of the layout a tensor opens or
+// joins: "embedding", "block.N." or "final".
+func layoutBlock(name string) string {
+	switch {
+	case name == "embedding.weight":
+		return "embedding"
+	case strings.HasPrefix(name, "block."):
+		return name[:strings.Index(name[len("block."):], ".")+len("block.")+1]
+	}
+	return "final"
+}
+
+// kindOf is how a tensor's random values are drawn.
+func kindOf(name string) int {
+	switch {
+	case strings.HasSuffix(name, ".blocks"):
+		return kindBlocks
+	case strings.HasSuffix(name, ".scales"):
+		return kindScales
+	case strings.HasSuffix(name, "norm.scale"):
+		return kindNorm
+	case strings.HasSuffix(name, ".sinks"):
+		return kindSink
+	case strings.HasSuffix(name, "bias"):
+		return kindBias
+	}
+	return kindWeight
+}
 
 // FileSize is the size of the layout file WriteLayout makes for c.
 func FileSize(c convert.ModelConfig) (int64, error) {
