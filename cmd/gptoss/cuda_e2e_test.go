@@ -15,11 +15,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime/cuda"
 )
 
 func TestCUDAEngineThroughCLI(t *testing.T) {
-	g := loadGolden(t)
+	g := layouttest.Golden(t)
 	e := newRepoEnv(t, "../../testdata/golden/tiny")
 	e.mustRun("pull", "20b")
 	runArgs := func(engine string) []string {

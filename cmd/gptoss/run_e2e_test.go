@@ -14,6 +14,7 @@ import (
 
 	"github.com/gptoss/gptoss/internal/fixture"
 	"github.com/gptoss/gptoss/internal/hubtest"
+	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime/chat"
 )
 
@@ -30,31 +31,6 @@ func newRepoEnv(t *testing.T, dir string) *env {
 	return &env{t: t, hub: hub, repo: repo, home: filepath.Join(t.TempDir(), "home"), src: dir}
 }
 
-type golden struct {
-	Tokens    []int32     `json:"tokens"`
-	LogitsF32 [][]float64 `json:"logits_f32"`
-	Greedy    struct {
-		Prompt    []int32 `json:"prompt"`
-		Generated []int32 `json:"generated"`
-	} `json:"greedy_f32"`
-}
-
-func loadGolden(t *testing.T) golden {
-	t.Helper()
-	b, err := os.ReadFile("../../testdata/golden/tiny/golden.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	if len(g.Tokens) == 0 || len(g.LogitsF32) != len(g.Tokens) || len(g.Greedy.Generated) == 0 {
-		t.Fatalf("golden.json: %d tokens, %d logit rows, %d greedy tokens", len(g.Tokens), len(g.LogitsF32), len(g.Greedy.Generated))
-	}
-	return g
-}
-
 func idList(ids []int32) string {
 	s := make([]string, len(ids))
 	for i, id := range ids {
@@ -67,7 +43,7 @@ func idList(ids []int32) string {
 // from the test hub by the binary: logits at every position within 1e-3 of
 // the float32 reference, and greedy generation token for token.
 func TestGoldenLogitsAndGreedyThroughCLI(t *testing.T) {
-	g := loadGolden(t)
+	g := layouttest.Golden(t)
 	e := newRepoEnv(t, "../../testdata/golden/tiny")
 	e.mustRun("pull", "20b")
 

@@ -6,12 +6,14 @@
 package layouttest
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/internal/fixture"
+	"github.com/gptoss/gptoss/internal/testproc"
 )
 
 // Open converts the checkpoint in dir (the HF or the original layout) into
@@ -44,4 +46,45 @@ func Open(tb testing.TB, dir string) *convert.Layout {
 func Tiny(tb testing.TB) *convert.Layout {
 	tb.Helper()
 	return Open(tb, fixture.Cached(tb, fixture.Tiny()))
+}
+
+// GoldenDir is testdata/golden/tiny (OpenAI's reference output on a tiny
+// checkpoint; its original/ holds the same weights in OpenAI's layout),
+// found from the test's package directory.
+func GoldenDir(tb testing.TB) string {
+	tb.Helper()
+	root, err := testproc.RepoRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return filepath.Join(root, "testdata", "golden", "tiny")
+}
+
+// GoldenData is golden.json: the reference's input tokens, its float32
+// logits at every position, and its greedy continuation.
+type GoldenData struct {
+	Tokens    []int32     `json:"tokens"`
+	LogitsF32 [][]float64 `json:"logits_f32"`
+	Greedy    struct {
+		Prompt    []int32 `json:"prompt"`
+		Generated []int32 `json:"generated"`
+	} `json:"greedy_f32"`
+}
+
+// Golden reads golden.json and checks it holds a logit row per token and a
+// greedy continuation.
+func Golden(tb testing.TB) GoldenData {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(GoldenDir(tb), "golden.json"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var g GoldenData
+	if err := json.Unmarshal(b, &g); err != nil {
+		tb.Fatal(err)
+	}
+	if len(g.Tokens) == 0 || len(g.LogitsF32) != len(g.Tokens) || len(g.Greedy.Generated) == 0 {
+		tb.Fatalf("golden.json: %d tokens, %d logit rows, %d greedy tokens", len(g.Tokens), len(g.LogitsF32), len(g.Greedy.Generated))
+	}
+	return g
 }

@@ -30,7 +30,7 @@ func loadSmallRing(t *testing.T, slack int) (*Model, *convert.Layout) {
 // The sliding layers' rings wrap (window 4, ring 5): prefill goes in
 // sub-chunks of 2, decode overwrites old slots; logits still match.
 func TestGoldenRingWraps(t *testing.T) {
-	g := readGolden(t)
+	g := layouttest.Golden(t)
 	m, _ := loadSmallRing(t, 1)
 	V := m.c.VocabSize
 	ctx := context.Background()
@@ -57,7 +57,7 @@ func TestGoldenRingWraps(t *testing.T) {
 }
 
 func TestTruncate(t *testing.T) {
-	g := readGolden(t)
+	g := layouttest.Golden(t)
 	m, _ := loadSmallRing(t, 3) // ring 7: after 16 tokens it holds 9…15
 	V := m.c.VocabSize
 	ctx := context.Background()
@@ -123,7 +123,7 @@ func (c *cancelAfter) Err() error {
 }
 
 func TestCancel(t *testing.T) {
-	g := readGolden(t)
+	g := layouttest.Golden(t)
 	m, _ := loadSmallRing(t, TruncateSlack)
 	V := m.c.VocabSize
 	seq, _ := m.NewSequence(0)
@@ -266,7 +266,7 @@ func TestExpertMLP(t *testing.T) {
 
 // Sequences of one model run from several goroutines at once.
 func TestConcurrentSequences(t *testing.T) {
-	g := readGolden(t)
+	g := layouttest.Golden(t)
 	m, _ := loadSmallRing(t, TruncateSlack)
 	errs := make(chan error, 4)
 	for k := 0; k < 4; k++ {

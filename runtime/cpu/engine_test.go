@@ -2,9 +2,7 @@ package cpu
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,32 +11,7 @@ import (
 	"github.com/gptoss/gptoss/runtime"
 )
 
-type golden struct {
-	Tokens    []int32     `json:"tokens"`
-	LogitsF32 [][]float64 `json:"logits_f32"`
-	Greedy    struct {
-		Prompt    []int32 `json:"prompt"`
-		Generated []int32 `json:"generated"`
-	} `json:"greedy_f32"`
-}
-
 const goldenDir = "../../testdata/golden/tiny"
-
-func readGolden(t *testing.T) golden {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(goldenDir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g golden
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
-	if len(g.Tokens) != 16 || len(g.LogitsF32) != 16 || len(g.Greedy.Generated) == 0 {
-		t.Fatalf("golden.json: %d tokens, %d logit rows, %d greedy", len(g.Tokens), len(g.LogitsF32), len(g.Greedy.Generated))
-	}
-	return g
-}
 
 func loadModel(t testing.TB, l *convert.Layout, threads int) runtime.Model {
 	t.Helper()
@@ -77,7 +50,7 @@ func argmax(x []float32) int32 {
 }
 
 func TestGolden(t *testing.T) {
-	g := readGolden(t)
+	g := layouttest.Golden(t)
 	ctx := context.Background()
 	for _, layout := range []struct{ name, dir string }{{"hf", goldenDir}, {"original", filepath.Join(goldenDir, "original")}} {
 		t.Run(layout.name, func(t *testing.T) {

@@ -4,9 +4,7 @@ package cuda
 
 import (
 	"context"
-	"encoding/json"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -18,15 +16,6 @@ import (
 )
 
 const goldenDir = "../../testdata/golden/tiny"
-
-type golden struct {
-	Tokens    []int32     `json:"tokens"`
-	LogitsF32 [][]float64 `json:"logits_f32"`
-	Greedy    struct {
-		Prompt    []int32 `json:"prompt"`
-		Generated []int32 `json:"generated"`
-	} `json:"greedy_f32"`
-}
 
 func loadBoth(t *testing.T, l *convert.Layout) (gm *Model, cm runtime.Model) {
 	t.Helper()
@@ -80,14 +69,7 @@ func newSeq(t *testing.T, m runtime.Model, n int) runtime.Sequence {
 // position's logits against the CPU engine (≤ 2e-2) and OpenAI's reference,
 // then greedy decoding (CUDA graph) must give the same tokens as both.
 func TestGolden(t *testing.T) {
-	var g golden
-	b, err := os.ReadFile(filepath.Join(goldenDir, "golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &g); err != nil {
-		t.Fatal(err)
-	}
+	g := layouttest.Golden(t)
 	for _, c := range []struct {
 		name, dir string
 		moeV2     bool
