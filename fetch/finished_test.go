@@ -3,6 +3,7 @@ package fetch
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -128,6 +129,15 @@ func (r resolving) Resolve(context.Context, registry.Ref) (*registry.Manifest, e
 func TestPullRemovesFinishedRecords(t *testing.T) {
 	m, src := digestlessFixture(t)
 	s := newStore(t)
+	// What a process killed while rewriting a journal leaves behind.
+	jp, err := s.PartialPath(FileKey(m, m.Files[0]), ".journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(filepath.Dir(jp), "."+filepath.Base(jp)+".12345.tmp")
+	if err := os.WriteFile(stale, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	e := testEngine(Options{Connections: 4, PartSize: 256 << 10})
 	res, err := e.Pull(context.Background(), resolving{src, m}, registry.Ref{Scheme: registry.SchemeHF, Repo: m.Name}, s, PullOptions{}, nil)
 	if err != nil {
@@ -141,7 +151,7 @@ func TestPullRemovesFinishedRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range ents {
-		if strings.HasSuffix(d.Name(), ".journal") || strings.HasSuffix(d.Name(), ".part") {
+		if strings.HasSuffix(d.Name(), ".journal") || strings.HasSuffix(d.Name(), ".part") || strings.HasSuffix(d.Name(), ".tmp") {
 			t.Errorf("left in partial/ after the commit: %s", d.Name())
 		}
 	}

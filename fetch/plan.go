@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"github.com/gptoss/gptoss/cache"
@@ -121,6 +122,14 @@ func removeFinished(dst *cache.Store, keys []string) {
 		var j journal
 		if err == nil && len(b) <= maxJournalSize && json.Unmarshal(b, &j) == nil && j.Key == key && j.Published != "" {
 			os.Remove(p)
+		}
+		// A process killed while it rewrote the journal leaves the temp
+		// file of that atomic write; with the blob's lock held no writer of
+		// this key is alive, so it is garbage.
+		if tmps, err := filepath.Glob(filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".*.tmp")); err == nil {
+			for _, t := range tmps {
+				os.Remove(t)
+			}
 		}
 		unlock()
 	}
