@@ -400,11 +400,37 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 		// Abort even when ctx is cancelled: stored parts cost money and
 		// the upload must leave nothing behind.
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		b.client(actx).AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id})
+		b.abort(actx, key, id)
 		cancel()
 		return err
 	}
 	return nil
+}
+
+// abort aborts a multipart upload until the server no longer lists it: a
+// part whose request this client gave up on (a cancelled context) may
+// still be stored by the server after the first abort, which recreates
+// the upload (the S3 API reference for AbortMultipartUpload says to abort
+// again until ListParts finds none). A few tries, 50 ms apart and growing.
+func (b *Bucket) abort(ctx context.Context, key string, id *string) {
+	wait := 50 * time.Millisecond
+	for range 5 {
+		b.client(ctx).AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id})
+		lp, err := b.client(ctx).ListParts(ctx, &s3.ListPartsInput{Bucket: &b.name, Key: &key, UploadId: id})
+		if err != nil || len(lp.Parts) == 0 {
+			// gone (NoSuchUpload), or nothing stored and nothing more we can do
+			if err == nil {
+				b.client(ctx).AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id})
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
 // Delete removes an object (tests and cleanup; not part of objstore.Bucket).
