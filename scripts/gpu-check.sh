@@ -3,18 +3,18 @@
 # toolchain and no network: it runs what `make gpu-bundle` built here and
 # carried there (bin/gptoss, bin/cuda.test, both with the kernels embedded).
 # Most important first, each step under its own timeout:
-#   1. the kernel tests (each kernel against the CPU engine's op),
-#   2. the golden test (tiny real-format checkpoint: logits vs CPU engine and
-#      OpenAI's reference, greedy tokens) and the long-sequence test,
-#   3. the binary on the GPU: golden greedy tokens with --engine cuda, doctor,
-#   4. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
-#      load, prefill, decode at context 0 and 8k, peak VRAM, for the new
-#      kernels (fused one-token step, tensor-core MoE and GEMM prefill) and
-#      the old ones (GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1 GPTOSS_CUDA_GEMM=v1),
-#      each in its own process;
-#      then per-kernel profiles of both and graph/direct step times (the
-#      cuda test binary, short context only).
-# The whole script fits in about 4 minutes.
+#   1. the newest decode kernels against the CPU engine's ops, the golden test
+#      (tiny real-format checkpoint: logits vs CPU engine and OpenAI's
+#      reference, greedy tokens) with them, and the long-sequence test,
+#   2. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
+#      load, prefill, decode at context 0 and 8k, peak VRAM, for the
+#      defaults (v7 decode with programmatic dependent launch) and the v3
+#      decode step, each in its own process; then per-kernel
+#      profiles and graph/direct step times (the cuda test binary), and
+#      gpt-oss-120b's layer shapes with 8 and 18 of its layers,
+#   3. the older kernels' tests and the binary on the GPU: golden greedy
+#      tokens with --engine cuda, doctor.
+# The whole script fits in about 6 minutes.
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,18 +54,28 @@ bench() { # name timeout env...: bench-engine on the synthetic 20b with that env
 	step "bench-$name" "$to" env "$@" bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
 		--context 0,8192 --decode 64 --json
 }
-tt kernels-fused 25 'TestKernel(Fused|MoE3)$'
-tt golden-fused 25 'TestGolden$/^(hf-fused|original-fused|hf-fused-moe-v2)$'
-bench new 70 GPTOSS_CUDA_FUSED=1 GPTOSS_CUDA_MOE=tc GPTOSS_CUDA_GEMM=tc
-(cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*.layout | head -1) \
-	step profile 35 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 33s) || fail=1
+# the newest decode step (moe7_*, attn_dec, programmatic dependent launch) first
+tt kernels-new 40 'TestKernel(Fused|MoE3|Attention)$'
+tt golden-new 50 'TestGolden$/^(hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
+tt long 30 'TestLongSequence|TestEngine'
+bench new 80
+(cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*20b*.layout | head -1) \
+	step profile 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 55s) || fail=1
+bench v3 45 GPTOSS_CUDA_DEC=v3 GPTOSS_CUDA_PDL=0
+# gpt-oss-120b's layer shapes (128 experts) with 8 and 18 of its 36 layers
+# (the full 65 GB layout does not fit this disk): decode at context 0; the
+# two give the per-layer time, so the full model's step is extrapolated
+step bench-120b-L8 100 bin/gptoss bench-engine --synthetic 120b --layers 8 --engine cuda --dir /tmp/gptoss-bench \
+	--context 0 --decode 64 --json
+rm -f /tmp/gptoss-bench/*120b-L8-*
+step bench-120b-L18 120 bin/gptoss bench-engine --synthetic 120b --layers 18 --engine cuda --dir /tmp/gptoss-bench \
+	--context 0 --decode 64 --json
+rm -f /tmp/gptoss-bench/*120b-L18-*
+tt golden-fused 30 'TestGolden$/^(hf-fused|original-fused|hf-fused-moe-v2|hf-fused-tc)$'
 tt kernels-matvec 20 'TestKernelMatVecBF16$'
 tt kernels-moe-tc 20 'TestKernelMoE$/^tc$'
-tt golden-tc 20 'TestGolden$/^hf-fused-tc$'
-bench old 50 GPTOSS_CUDA_FUSED=0 GPTOSS_CUDA_MOE=v1 GPTOSS_CUDA_GEMM=v1
 tt kernels-sample 20 'TestKernelSample$'
-tt long 25 'TestLongSequence|TestEngine'
-tt kernels-base 25 'TestKernel(Embed|RMSNorm|RopeKV|Attention|RouterTopK|Argmax)$'
+tt kernels-base 25 'TestKernel(Embed|RMSNorm|RopeKV|RouterTopK|Argmax)$'
 tt kernels-moe 25 'TestKernelMoE$/^(v1|v2)$'
 tt golden-old 25 'TestGolden$/^(hf|original|hf-moe-v2)$'
 # the binary on the GPU: the golden checkpoint pulled from its folder, greedy
@@ -82,18 +92,28 @@ cli_check() {
 	*'"engine":"cuda"'*"\"generated\":[$want]"*) echo "cli: cuda greedy tokens = reference [$want]" ;;
 	*) echo "cli: FAIL: want engine cuda and generated [$want]"; return 1 ;;
 	esac
+	# sampling on the device (temperature, top-p, seed) against the CPU
+	# engine's host sampling with the same seed: the same tokens unless a
+	# draw lands within rounding of a boundary between two tokens
+	local gc gg
+	gc=$(bin/gptoss run local/tiny --tokens "$prompt" --max-tokens 16 --temperature 0.9 --top-p 0.95 --seed 7 --json --engine cpu) || return 1
+	gg=$(bin/gptoss run local/tiny --tokens "$prompt" --max-tokens 16 --temperature 0.9 --top-p 0.95 --seed 7 --json --engine cuda) || return 1
+	echo "cpu  $gc"
+	echo "cuda $gg"
+	if [ "${gc#*generated}" = "${gg#*generated}" ]; then echo "cli: sampled tokens: cuda (device sampling) = cpu"; else echo "cli: sampled tokens differ (cuda device sampling vs cpu)"; fi
 }
 export -f cli_check
 step cli 20 bash -c cli_check
 step doctor 10 bin/gptoss doctor 20b
+echo "profilers here: $(command -v ncu nsys 2>/dev/null | tr '\n' ' ') $(ls -d /usr/local/cuda*/bin 2>/dev/null | tr '\n' ' ')"
 echo "=== summary"
 for f in "$OUT"/*.log; do
 	n=${f##*/}
 	case $n in
-	bench-*) echo "$n: $(grep -o -E '"(prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
+	bench-*) echo "$n: $(grep -o -E '"(load_seconds|prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
 	profile.log) ;;
 	*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
 	esac
 done
-grep -h -E '^(STEP|PROFILE)' "$OUT"/profile.log | head -100
+grep -h -E '^(STEP|PROFILE|PROBE)' "$OUT"/profile.log | head -150
 exit $fail

@@ -132,20 +132,34 @@ func TestBenchSynthetic(t *testing.T) {
 	if s0.GraphErr != nil {
 		t.Errorf("decoding without a CUDA graph: %v", s0.GraphErr)
 	}
-	// both one-token steps (fused and not) in this process: step times with
-	// and without the graph, then per-kernel profiles
-	for _, fused := range []bool{m.fused, !m.fused} {
-		m.fused = fused
+	if s0.PDLErr != nil {
+		t.Errorf("decode graph without programmatic dependent launch: %v", s0.PDLErr)
+	}
+	// the one-token steps in this process: step times with and without the
+	// graph, then per-kernel profiles (events between the launches: no
+	// overlap, so profiled without PDL)
+	pdl0, dec0 := s0.s.pdl, m.dec
+	for _, v := range []struct {
+		dec int
+		pdl bool
+	}{{dec0, pdl0}, {7, false}, {6, pdl0}, {6, false}, {3, pdl0}, {3, false}} {
+		m.dec, s0.s.pdl = v.dec, v.pdl
 		if err := recapture(s0); err != nil {
 			t.Fatal(err)
 		}
-		stepTimes(t, s0, fmt.Sprintf("context ~140, fused=%v", fused))
-		profileStep(t, s0, 1, fmt.Sprintf("decode step, context ~140, fused=%v, MoE v2=%v", fused, m.moeV2))
+		what := fmt.Sprintf("dec=v%d pdl=%v", v.dec, v.pdl)
+		stepTimes(t, s0, "context ~140, "+what)
+		if !v.pdl {
+			profileStep(t, s0, 1, "decode step, context ~140, "+what)
+		}
 	}
-	m.fused = !m.fused
-	m.moeV2 = !m.moeV2 // the other MoE kernels, direct launches
-	profileStep(t, s0, 1, fmt.Sprintf("decode step, context ~140, fused=%v, MoE v2=%v", m.fused, m.moeV2))
-	m.moeV2 = !m.moeV2
+	m.dec, s0.s.pdl = dec0, pdl0
+	m.fused = false
+	if err := recapture(s0); err != nil {
+		t.Fatal(err)
+	}
+	stepTimes(t, s0, "context ~140, unfused (v1 kernels)")
+	m.fused = true
 	s0.Close()
 
 	res.PrefillTokens = 512
@@ -262,6 +276,8 @@ func profileStep(t *testing.T, q *Sequence, T int, what string) {
 	q.hPos[0] = int32(q.n)
 	unlock := q.m.d.enter()
 	defer unlock()
+	defer func(pdl bool) { q.s.pdl = pdl }(q.s.pdl)
+	q.s.pdl = false // events between the launches: nothing would overlap
 	q.s.startProfile()
 	if err := q.enqueue(T, 0); err != nil {
 		t.Fatal(err)
@@ -290,4 +306,55 @@ func recapture(q *Sequence) error {
 		q.graph = 0
 	}
 	return q.capture()
+}
+
+// TestBandwidthProbe: what one kernel that only streams reaches, by size
+// and blocks per SM, launches back to back (as in a CUDA graph): the
+// floor under the decode step's kernels, which each read 18–35 MB a layer.
+func TestBandwidthProbe(t *testing.T) {
+	if os.Getenv("GPTOSS_BENCH") == "" {
+		t.Skip("set GPTOSS_BENCH=20b to run")
+	}
+	d, s := gpu(t)
+	const maxBytes = 1200 << 20
+	buf, err := d.alloc(maxBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.free(buf)
+	out, err := d.alloc(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.free(out)
+	must(t, check("memset", drv.MemsetD8Async(buf, 1, maxBytes, s.s)))
+	must(t, s.sync())
+	var occ int32
+	drv.OccupancyMaxBlocks(&occ, d.fn["bw_read"], 256, 0)
+	var e0, e1 cuEvent
+	drv.EventCreate(&e0, 0)
+	drv.EventCreate(&e1, 0)
+	defer drv.EventDestroy(e0)
+	defer drv.EventDestroy(e1)
+	for _, mb := range []int{4, 18, 35, 70, 280, 1160} {
+		for _, bps := range []int{1, 2, int(occ)} {
+			n := int64(mb) << 20 / 16
+			g := grid(min(d.sms*bps, int(max(1, n/512/8))), 1, 1)
+			const reps = 40
+			// n is a long long: passed as a devPtr, the 8-byte argument
+			for range 3 { // warm-up
+				must(t, s.launch("bw_read", g, grid(256, 1, 1), buf, devPtr(n), out))
+			}
+			drv.EventRecord(e0, s.s)
+			for range reps {
+				must(t, s.launch("bw_read", g, grid(256, 1, 1), buf, devPtr(n), out))
+			}
+			drv.EventRecord(e1, s.s)
+			must(t, s.sync())
+			var ms float32
+			drv.EventElapsedTime(&ms, e0, e1)
+			us := float64(ms) * 1000 / reps
+			fmt.Printf("PROBE %5d MB, %d blocks/SM: %8.1f µs a launch, %6.0f GB/s\n", mb, bps, us, float64(mb<<20)/us/1e3)
+		}
+	}
 }

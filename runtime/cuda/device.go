@@ -2,6 +2,7 @@ package cuda
 
 import (
 	"embed"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -31,7 +32,13 @@ var kernelNames = []string{
 	"moe_combine", "moe_mlp1_dec", "moe_mlp2_dec", "argmax",
 	"moe2_mlp1_t8", "moe2_mlp2_t8", "moe2_mlp1_dec", "moe2_mlp2_dec",
 	"moe_tc_mlp1", "moe_tc_mlp2", "gemm_tc_bf16", "sample_topkp", "matvec_norm_t1", "qkv_rope_t1", "norm_router", "moe3_mlp1_dec", "moe3_mlp2_dec",
+	"attn_dec_d16", "attn_dec_d32", "attn_dec_d64", "attn_dec_d128",
+	"bw_read", "moe6_mlp1_dec", "moe6_mlp2_dec", "moe7_mlp1_dec", "moe7_mlp2_dec",
 }
+
+// dynamicShared is the dynamic shared memory of the kernels that use it
+// (bytes; set as their attribute when the module loads, passed at launch).
+var dynamicShared = map[string]int{"moe7_mlp1_dec": 65536, "moe7_mlp2_dec": 65536}
 
 // device is one GPU with its primary context and the loaded kernels.
 type device struct {
@@ -45,6 +52,8 @@ type device struct {
 	mod      cuModule
 	fn       map[string]cuFunction
 	resident map[string]int // blocks of 256 threads per SM, per kernel (persistent grids)
+	dynSmem  map[string]int // the kernels of dynamicShared the device accepted
+	dynErr   error          // why one was refused (its kernels are then not used)
 	mu       sync.Mutex
 	allocs   map[devPtr]uint64
 	inUse    uint64
@@ -128,6 +137,18 @@ func openDevice(ordinal int) (*device, error) {
 		}
 		d.fn[k] = f
 	}
+	d.dynSmem = map[string]int{}
+	for k, n := range dynamicShared {
+		if drv.FuncSetAttribute == nil {
+			d.dynErr = errors.New("the driver lacks cuFuncSetAttribute")
+			break
+		}
+		if err := check("cuFuncSetAttribute "+k, drv.FuncSetAttribute(d.fn[k], funcAttrMaxDynamicSharedBytes, int32(n))); err != nil {
+			d.dynErr = err
+			continue
+		}
+		d.dynSmem[k] = n
+	}
 	var free, total uint64
 	drv.MemGetInfo(&free, &total)
 	d.baseFree = free
@@ -187,9 +208,29 @@ func (d *device) memInfo() (free, total uint64) {
 type stream struct {
 	d      *device
 	s      cuStream
-	params unsafe.Pointer // maxParams pointers, then maxParams 8-byte values
+	params unsafe.Pointer // maxParams pointers, maxParams 8-byte values, then a CUlaunchConfig and one CUlaunchAttribute
 	prof   *profile       // when set, each launch is timed with events
+	// pdl: the launches that ask for it (launchPDL) use programmatic
+	// dependent launch (see pdlOK); the kernels wait for their predecessor
+	// themselves (pdl_wait in kernels/gptoss.cu).
+	pdl bool
 }
+
+// pdlOK says whether the device and driver support programmatic dependent
+// launch (compute capability 9.0+, cuLaunchKernelEx).
+func (d *device) pdlOK() bool { return d.ccMajor >= 9 && drv.LaunchKernelEx != nil }
+
+// The launch configuration after the parameters in stream.params: a
+// CUlaunchConfig (56 bytes: grid, block, shared memory, stream, attribute
+// pointer and count) at cfgOff, one CUlaunchAttribute (id, 4 bytes of
+// padding, a 64-byte value union) at attrOff.
+const (
+	cfgOff     = 16 * maxParams
+	attrOff    = cfgOff + 64
+	paramBytes = attrOff + 72
+	// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+	attrProgrammaticStreamSerialization = 6
+)
 
 // profile times kernel launches with events (a diagnostic: it serializes
 // nothing, but records two events per launch).
@@ -239,7 +280,7 @@ func (d *device) newStream() (*stream, error) {
 	if err := check("cuStreamCreate", drv.StreamCreate(&s.s, 1)); err != nil { // non-blocking
 		return nil, err
 	}
-	if err := check("cuMemAllocHost", drv.MemAllocHost(&s.params, 16*maxParams)); err != nil {
+	if err := check("cuMemAllocHost", drv.MemAllocHost(&s.params, paramBytes)); err != nil {
 		drv.StreamDestroy(s.s)
 		return nil, err
 	}
@@ -269,6 +310,17 @@ func grid(x, y, z int) dim3 { return dim3{uint32(x), uint32(y), uint32(z)} }
 // launch runs kernel name on the stream. args are devPtr, int (as a C int),
 // int32 or float32.
 func (s *stream) launch(name string, g, b dim3, args ...any) error {
+	return s.launchWith(false, name, g, b, args...)
+}
+
+// launchPDL is launch with programmatic dependent launch when the stream
+// uses it: the kernel may start while the previous one finishes, so it must
+// call pdl_wait before it touches anything but weights.
+func (s *stream) launchPDL(name string, g, b dim3, args ...any) error {
+	return s.launchWith(s.pdl, name, g, b, args...)
+}
+
+func (s *stream) launchWith(pdl bool, name string, g, b dim3, args ...any) error {
 	f, ok := s.d.fn[name]
 	if !ok {
 		return fmt.Errorf("no kernel %q", name)
@@ -319,7 +371,24 @@ func (s *stream) launch(name string, g, b dim3, args ...any) error {
 		drv.EventRecord(e0, s.s)
 		defer drv.EventRecord(e1, s.s)
 	}
-	if r := drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, 0, s.s, s.params, nil); r != 0 {
+	if pdl && drv.LaunchKernelEx != nil {
+		cfg := unsafe.Slice((*uint32)(unsafe.Add(s.params, cfgOff)), 14)
+		clear(cfg)
+		cfg[0], cfg[1], cfg[2], cfg[3], cfg[4], cfg[5] = g.x, g.y, g.z, b.x, b.y, b.z
+		*(*uintptr)(unsafe.Add(s.params, cfgOff+32)) = uintptr(s.s)
+		*(*uintptr)(unsafe.Add(s.params, cfgOff+40)) = uintptr(unsafe.Add(s.params, attrOff))
+		cfg[12] = 1 // numAttrs
+		attr := unsafe.Slice((*uint32)(unsafe.Add(s.params, attrOff)), 18)
+		clear(attr)
+		attr[0] = attrProgrammaticStreamSerialization
+		attr[2] = 1 // programmaticStreamSerializationAllowed
+		cfg[6] = uint32(s.d.dynSmem[name])
+		if r := drv.LaunchKernelEx(unsafe.Add(s.params, cfgOff), f, s.params, nil); r != 0 {
+			return check("launch (programmatic dependent) "+name, r)
+		}
+		return nil
+	}
+	if r := drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, uint32(s.d.dynSmem[name]), s.s, s.params, nil); r != 0 {
 		return check("launch "+name, r)
 	}
 	return nil

@@ -42,12 +42,27 @@
 //     the FP16 cache rows in its epilogue (rope_kv gone); RMSNorm + router
 //     GEMV + top-k is one block; the MoE is two launches for all k experts,
 //     mlp2 adding w·(W2·a + b2) into the residual with atomicAdd
-//     (rounding-level run-to-run differences). Attention is split over the
-//     keys (32 splits, empty splits exit at once), the sink folded in once
-//     when the splits are combined. The whole step is captured once per
-//     sequence as a CUDA graph; the token and position travel through
-//     pinned host memory that the graph's first copies read, so the frozen
-//     kernel parameters stay valid.
+//     (rounding-level run-to-run differences). The decode kernels come in
+//     versions (GPTOSS_CUDA_DEC): v7, the default, decodes E2M1 through a
+//     256-entry table per lane (a byte → two values, 64 KB of dynamic shared
+//     memory), 4 (mlp2: 2) rows a warp sharing each activation load; v6
+//     the same with a 16-entry table at an aligned address (the fallback
+//     where the device refuses the 64 KB); v3 the previous step. v6 and v7
+//     run attention as one launch a layer (attn_dec: a block per KV head and
+//     key split, one warp per query head of the group, the splits merged by
+//     the last block to finish through per-sequence counters); v3 splits it
+//     over the keys (32 splits) and combines in a second launch. The whole
+//     step is captured once per sequence as a CUDA graph; the token and
+//     position travel through pinned host memory that the graph's first
+//     copies read, so the frozen kernel parameters stay valid.
+//   - Programmatic dependent launch (GPTOSS_CUDA_PDL=0 turns it off; sm_90
+//     and a driver with cuLaunchKernelEx): the fused step's kernels are
+//     launched with programmatic stream serialization, so each may start
+//     while its predecessor finishes. Each calls pdl_wait before it reads an
+//     activation or writes anything (before it: only L2 prefetch of its own
+//     weights) and, being persistent, lets its successor start right after.
+//     A driver that cannot capture such launches into a graph gets the
+//     graph without them (Sequence.PDLErr says why).
 //   - Sampling on the device: Greedy (argmax) and DeviceSampler
 //     (temperature, top-k, top-p with the caller's uniform draw, the rule
 //     of runtime/sample): candidates are the tokens with p ≥ 2^-b for the
@@ -70,21 +85,24 @@
 //     buffer while the previous ones are in flight.
 //
 // Measured (scripts/gpu-check.sh on one NVIDIA H100 80GB HBM3, driver
-// 580.159.04, commit 69b460d; synthetic full-size gpt-oss-20b from
-// runtime/synth, `gptoss bench-engine`; old and new kernels in the same run,
-// PERF.md): every kernel, golden, long-sequence and CLI test passes on both
-// (golden max |logit − CPU| = 0.0105, 0.0083 with tensor-core prefill);
-// decode 355 tok/s at context 0 and 289 at 8k (old kernels 209 and 181;
-// the issue asks 600); a decode step 2.75 ms with the graph (old 4.69);
-// prefill 3132 tok/s over 512 tokens (old 499); load 0.70 s (13.8 GB,
-// warm page cache); peak device memory 14.2 GB. The MoE decode GEMVs reach
-// ~1 TB/s of the ~3 TB/s the card streams at: the remaining work is in
-// PERF.md.
+// 580.159.04; synthetic full-size gpt-oss-20b from runtime/synth, `gptoss
+// bench-engine`; the v3 step in the same run, PERF.md): every kernel,
+// golden, long-sequence and CLI test passes (golden max |logit − CPU| =
+// 0.0083); decode 377 tok/s at context 0 (v3: 361) and 281 at 8k (v3: 285;
+// the issue asks 600); a decode step 2.66 ms with the graph (v3: 2.77);
+// prefill 3,137 tok/s over 512 tokens; load 0.84 s (13.8 GB, warm page
+// cache); peak device memory 14.2 GB. gpt-oss-120b's layer shapes: 0.099
+// ms a layer, ~250 tok/s extrapolated to its 36 layers (the issue asks
+// 420). Nsight Compute: the GEMVs wait on their global loads with the DRAM
+// a third busy (too few bytes in flight an SM); PERF.md has the probe of
+// what a kernel of this size can stream and the next steps.
 //
 // Tests: *_cuda_test.go (build tag cuda) compare every kernel with the CPU
 // engine's op on random inputs of gpt-oss-20b shapes (and the tiny model's
 // for the fused kernels), run the golden model on every kernel choice
-// (max |logit − CPU| ≤ 2e-2, same greedy tokens) and a long sequence; they
+// (max |logit − CPU| ≤ 2e-2, same greedy tokens) and a long sequence;
+// TestBenchSynthetic and TestBandwidthProbe (GPTOSS_BENCH=20b) time the
+// decode step per kernel version and what a streaming kernel reaches; they
 // skip without a GPU unless GPTOSS_REQUIRE_GPU=1. scripts/gpu-check.sh runs
 // them and the benchmark on a GPU machine from `make gpu-bundle`.
 package cuda

@@ -73,6 +73,20 @@ type driver struct {
 	GetErrorName           func(r cuResult, s **byte) cuResult
 	GetErrorString         func(r cuResult, s **byte) cuResult
 	OccupancyMaxBlocks     func(n *int32, f cuFunction, blockSize int32, dynSmem uint64) cuResult
+
+	// optional (nil when the driver lacks it): launches with attributes,
+	// for programmatic dependent launch (CUDA 11.8+ drivers)
+	LaunchKernelEx func(cfg unsafe.Pointer, f cuFunction, params, extra unsafe.Pointer) cuResult
+	// kernel attributes: more than 48 KB of dynamic shared memory
+	FuncSetAttribute func(f cuFunction, attr int32, value int32) cuResult
+}
+
+// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+const funcAttrMaxDynamicSharedBytes = 8
+
+// optionalSymbols are the driver functions the engine does without.
+func (d *driver) optionalSymbols() map[string]any {
+	return map[string]any{"cuLaunchKernelEx": &d.LaunchKernelEx, "cuFuncSetAttribute": &d.FuncSetAttribute}
 }
 
 // symbols maps each driver field to its libcuda symbol.
@@ -125,6 +139,7 @@ func loadDriver() error {
 			drvErr = fmt.Errorf("CUDA driver %s is too old: lacks %v", lib, missing)
 			return
 		}
+		bindLibrary(lib, drv.optionalSymbols()) // what is missing stays nil
 		if r := drv.Init(0); r != 0 {
 			drvErr = fmt.Errorf("cuInit: %v", r)
 		}

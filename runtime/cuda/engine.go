@@ -68,9 +68,15 @@ type Model struct {
 	// (gemm_tc_bf16; default; GPTOSS_CUDA_GEMM=v1 the FP32 one); fused:
 	// the fused one-token step (matvec_norm_t1, qkv_rope_t1, norm_router,
 	// moe3_*; default; GPTOSS_CUDA_FUSED=0 the old step; shapes outside
-	// fusedOK leave it off).
+	// fusedOK leave it off); dec: in the fused step, the decode kernels'
+	// version: 7 (moe7_*, attn_dec; default), 6 (moe6_*, attn_dec; also
+	// where the device refuses moe7's shared memory) or 3 (moe3_*,
+	// attn_partial + attn_combine), GPTOSS_CUDA_DEC=v3|v6|v7;
+	// pdl: programmatic dependent launch for the fused step's kernels where
+	// the GPU and driver have it (default; GPTOSS_CUDA_PDL=0 off).
 	moeV2, moeTC, gemmTC bool
-	fused                bool
+	fused, pdl           bool
+	dec                  int
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -151,7 +157,9 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	moe := os.Getenv("GPTOSS_CUDA_MOE")
 	m := &Model{d: d, cfg: cfg, opts: o, moeV2: moe == "v2", moeTC: moe != "v1" && moe != "v2",
 		gemmTC: os.Getenv("GPTOSS_CUDA_GEMM") != "v1",
-		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg)}
+		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg),
+		dec:    decVersion(os.Getenv("GPTOSS_CUDA_DEC")),
+		pdl:    os.Getenv("GPTOSS_CUDA_PDL") != "0"}
 	type tensor struct {
 		name string
 		dst  *devPtr
@@ -240,4 +248,16 @@ func (m *Model) Close() error {
 		m.arena = 0
 	}
 	return nil
+}
+
+// decVersion is the decode kernels' version GPTOSS_CUDA_DEC names (v3, v6,
+// v7), else the default.
+func decVersion(v string) int {
+	switch v {
+	case "v3":
+		return 3
+	case "v6":
+		return 6
+	}
+	return 7
 }

@@ -75,12 +75,19 @@ func TestGolden(t *testing.T) {
 		moeV2     bool
 		fused     bool // the fused one-token step (GPTOSS_CUDA_FUSED)
 		moeTC     bool // tensor-core MoE and GEMM for prefill (GPTOSS_CUDA_MOE=tc, GPTOSS_CUDA_GEMM=tc)
+		pdl       bool // programmatic dependent launch (GPTOSS_CUDA_PDL)
+		dec       int  // decode kernels' version (GPTOSS_CUDA_DEC)
 	}{
-		{"hf", goldenDir, false, false, false}, {"original", filepath.Join(goldenDir, "original"), false, false, false},
-		{"hf-moe-v2", goldenDir, true, false, false},
-		{"hf-fused", goldenDir, false, true, false}, {"original-fused", filepath.Join(goldenDir, "original"), false, true, false},
-		{"hf-fused-moe-v2", goldenDir, true, true, false},
-		{"hf-fused-tc", goldenDir, false, true, true}, // + tensor-core GEMM
+		{"hf", goldenDir, false, false, false, false, 3}, {"original", filepath.Join(goldenDir, "original"), false, false, false, false, 3},
+		{"hf-moe-v2", goldenDir, true, false, false, false, 3},
+		{"hf-fused", goldenDir, false, true, false, false, 3}, {"original-fused", filepath.Join(goldenDir, "original"), false, true, false, false, 3},
+		{"hf-fused-moe-v2", goldenDir, true, true, false, false, 3},
+		{"hf-fused-tc", goldenDir, false, true, true, false, 3}, // + tensor-core GEMM
+		{"hf-v7", goldenDir, false, true, true, true, 7},        // the defaults
+		{"original-v7", filepath.Join(goldenDir, "original"), false, true, true, true, 7},
+		{"hf-v7-nopdl", goldenDir, false, true, true, false, 7},
+		{"hf-v6", goldenDir, false, true, true, true, 6},
+		{"hf-v3-pdl", goldenDir, false, true, true, true, 3},
 	} {
 		layout := c
 		t.Run(layout.name, func(t *testing.T) {
@@ -88,6 +95,7 @@ func TestGolden(t *testing.T) {
 			gm.moeV2 = layout.moeV2
 			gm.fused = layout.fused
 			gm.moeTC, gm.gemmTC = layout.moeTC, layout.moeTC
+			gm.dec, gm.pdl = layout.dec, layout.pdl
 			if layout.fused && !fusedOK(gm.cfg) {
 				t.Fatal("the golden model's shapes are outside the fused kernels' limits")
 			}
@@ -123,6 +131,9 @@ func TestGolden(t *testing.T) {
 			gs2, cs2 := newSeq(t, gm, 64), newSeq(t, cm, 64)
 			if err := gs2.(*Sequence).GraphErr; err != nil {
 				t.Fatalf("decoding without a CUDA graph: %v", err)
+			}
+			if layout.pdl && gm.d.pdlOK() && (gs2.(*Sequence).PDLErr != nil || !gs2.(*Sequence).s.pdl) {
+				t.Fatalf("the decode graph was captured without programmatic dependent launch: %v", gs2.(*Sequence).PDLErr)
 			}
 			gnext, cnext := mustForward(t, gs2, g.Greedy.Prompt), mustForward(t, cs2, g.Greedy.Prompt)
 			var gotG, gotC []int32

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 	"testing"
 	"unsafe"
@@ -409,6 +410,10 @@ func TestKernelAttention(t *testing.T) {
 		{"prefill full", tD, tHq, tHkv, 300, 37, 0},
 		{"prefill sliding", tD, tHq, tHkv, 100, 90, 128},
 		{"tiny dims", 16, 8, 2, 20, 3, 4},
+		{"decode tiny dims", 16, 8, 2, 300, 1, 0},
+		{"decode tiny sliding", 16, 8, 2, 40, 1, 4},
+		{"decode d32 sliding", 32, 16, 4, 900, 1, 200},
+		{"decode d128", 128, 8, 1, 2500, 1, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n := c.pos + c.T
@@ -436,6 +441,22 @@ func TestKernelAttention(t *testing.T) {
 				cpu.Attend(want[i*c.Hq*c.D:], qkv[i*W:i*W+c.Hq*c.D], keys[lo*kvw:(p+1)*kvw], vals[lo*kvw:(p+1)*kvw], sinks, p+1-lo, c.Hq, c.Hkv, c.D)
 			}
 			relErr(t, "attention", got, want, 1e-5)
+			if c.T != 1 || !attnDecOK(c.Hq, c.Hkv, c.D) {
+				return
+			}
+			// the v6/v7 decode attention (one launch, splits merged by the
+			// last block); twice, as its counters must be left at zero
+			dpart := devPoison(t, d, s, c.Hq*attnDecSplits*(c.D+2))
+			cnt := devBytes(t, d, s, make([]byte, 4*c.Hkv))
+			for i := range 2 {
+				dout := devPoison(t, d, s, c.Hq*c.D)
+				must(t, s.attnDec(devF32(t, d, s, qkv), devBytes(t, d, s, kb), devBytes(t, d, s, vb), devI32(t, d, s, []int32{int32(c.pos)}),
+					devBytes(t, d, s, sinkb), dpart, cnt, dout, c.Hq, c.Hkv, c.D, c.win))
+				relErr(t, fmt.Sprintf("attn_dec (launch %d)", i+1), readF32(t, s, dout, c.Hq*c.D), want, 1e-5)
+				if left := readI32(t, s, cnt, c.Hkv); slices.ContainsFunc(left, func(v int32) bool { return v != 0 }) {
+					t.Fatalf("attn_dec left its split counters at %v, want zeros", left)
+				}
+			}
 		})
 	}
 }
@@ -654,48 +675,74 @@ func TestKernelFused(t *testing.T) {
 func TestKernelMoE3(t *testing.T) {
 	d, s := gpu(t)
 	r := rand.New(rand.NewPCG(19, 20))
-	for _, c := range []struct{ H, I, E, k int }{{tH, tI, 8, tK}, {128, 64, 8, 4}, {tH, tI, 8, 2}} {
-		t.Run(fmt.Sprintf("H=%d I=%d k=%d", c.H, c.I, c.k), func(t *testing.T) {
-			H, I, E, K := c.H, c.I, c.E, c.k
-			w1b, w1s := randMXFP4(r, E*2*I, H)
-			w2b, w2s := randMXFP4(r, E*H, I)
-			b1, b2 := randBF16(r, E*2*I, 0.5), randBF16(r, E*H, 0.5)
-			xn := randF32(r, H, 1)
-			x0 := randF32(r, H, 1)
-			// k distinct experts, not in order, and softmax-like weights
-			perm := r.Perm(E)[:K]
-			ids := make([]int32, K)
-			wts := make([]float32, K)
-			for i, e := range perm {
-				ids[i] = int32(e)
-				wts[i] = 0.1 + r.Float32()
+	for _, c := range []struct{ H, I, E, k int }{{tH, tI, 8, tK}, {128, 64, 8, 4}, {tH, tI, 8, 2}, {96, 4096, 4, 3}, {160, 32, 4, 1}} {
+		for _, v := range []int{3, 6, 7} {
+			if v == 3 && c.I > 2880 {
+				continue
 			}
-			act := devPoison(t, d, s, K*I)
-			dx := devF32(t, d, s, x0)
-			dids, dwts := devI32(t, d, s, ids), devF32(t, d, s, wts)
-			must(t, s.moe3MLP1Dec(devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), devF32(t, d, s, xn), dids, act, I, H, K, 7))
-			gotAct := readF32(t, s, act, K*I)
-			must(t, s.moe3MLP2Dec(devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, dids, dwts, dx, H, I, K))
-			got := readF32(t, s, dx, H)
-			want := append([]float32(nil), x0...)
-			wantAct := make([]float32, K*I)
-			h := make([]float32, 2*I)
-			o := make([]float32, H)
-			for k, e32 := range ids {
-				e := int(e32)
-				r1, r2 := 2*I, H
-				a := wantAct[k*I : (k+1)*I]
-				cpu.MatVecMXFP4(h, w1b[e*r1*H/2:(e+1)*r1*H/2], w1s[e*r1*H/32:(e+1)*r1*H/32], b1[e*r1*2:(e+1)*r1*2], xn, r1, H)
-				cpu.SwiGLU(a, h, 7)
-				cpu.MatVecMXFP4(o, w2b[e*r2*I/2:(e+1)*r2*I/2], w2s[e*r2*I/32:(e+1)*r2*I/32], b2[e*r2*2:(e+1)*r2*2], a, r2, I)
-				for j := range o {
-					want[j] += wts[k] * o[j]
-				}
-			}
-			relErr(t, "moe3 mlp1 (SwiGLU)", gotAct, wantAct, 1e-5)
-			relErr(t, "moe3 mlp2 into the residual", got, want, 1e-5)
-		})
+			testMoEDec(t, d, s, r, v, c.H, c.I, c.E, c.k)
+		}
 	}
+}
+
+// testMoEDec: the one-token MoE kernels (v3, v6, v7: moe3_*, moe6_*,
+// moe7_*) against
+// runtime/cpu.
+func testMoEDec(t *testing.T, d *device, s *stream, r *rand.Rand, v, H, I, E, K int) {
+	name := fmt.Sprintf("v%d", v)
+	t.Run(fmt.Sprintf("%s H=%d I=%d k=%d", name, H, I, K), func(t *testing.T) {
+		w1b, w1s := randMXFP4(r, E*2*I, H)
+		w2b, w2s := randMXFP4(r, E*H, I)
+		b1, b2 := randBF16(r, E*2*I, 0.5), randBF16(r, E*H, 0.5)
+		xn := randF32(r, H, 1)
+		x0 := randF32(r, H, 1)
+		// k distinct experts, not in order, and softmax-like weights
+		perm := r.Perm(E)[:K]
+		ids := make([]int32, K)
+		wts := make([]float32, K)
+		for i, e := range perm {
+			ids[i] = int32(e)
+			wts[i] = 0.1 + r.Float32()
+		}
+		act := devPoison(t, d, s, K*I)
+		dx := devF32(t, d, s, x0)
+		dids, dwts := devI32(t, d, s, ids), devF32(t, d, s, wts)
+		switch v {
+		case 7:
+			must(t, s.moe7MLP1Dec(devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), devF32(t, d, s, xn), dids, act, I, H, K, 7))
+		case 6:
+			must(t, s.moe6MLP1Dec(devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), devF32(t, d, s, xn), dids, act, I, H, K, 7))
+		default:
+			must(t, s.moe3MLP1Dec(devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), devF32(t, d, s, xn), dids, act, I, H, K, 7))
+		}
+		gotAct := readF32(t, s, act, K*I)
+		switch v {
+		case 7:
+			must(t, s.moe7MLP2Dec(devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, dids, dwts, dx, H, I, K))
+		case 6:
+			must(t, s.moe6MLP2Dec(devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, dids, dwts, dx, H, I, K))
+		default:
+			must(t, s.moe3MLP2Dec(devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, dids, dwts, dx, H, I, K))
+		}
+		got := readF32(t, s, dx, H)
+		want := append([]float32(nil), x0...)
+		wantAct := make([]float32, K*I)
+		h := make([]float32, 2*I)
+		o := make([]float32, H)
+		for k, e32 := range ids {
+			e := int(e32)
+			r1, r2 := 2*I, H
+			a := wantAct[k*I : (k+1)*I]
+			cpu.MatVecMXFP4(h, w1b[e*r1*H/2:(e+1)*r1*H/2], w1s[e*r1*H/32:(e+1)*r1*H/32], b1[e*r1*2:(e+1)*r1*2], xn, r1, H)
+			cpu.SwiGLU(a, h, 7)
+			cpu.MatVecMXFP4(o, w2b[e*r2*I/2:(e+1)*r2*I/2], w2s[e*r2*I/32:(e+1)*r2*I/32], b2[e*r2*2:(e+1)*r2*2], a, r2, I)
+			for j := range o {
+				want[j] += wts[k] * o[j]
+			}
+		}
+		relErr(t, name+" mlp1 (SwiGLU)", gotAct, wantAct, 1e-5)
+		relErr(t, name+" mlp2 into the residual", got, want, 1e-5)
+	})
 }
 
 // testQKVRope: RMSNorm + QKV GEMV + RoPE + KV-cache write in one kernel

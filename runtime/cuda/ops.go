@@ -148,7 +148,9 @@ func (s *stream) argmax(v devPtr, n int, out devPtr) error {
 
 // persistentGrid is the grid of a persistent kernel (256 threads a block,
 // warps striding over the work): as many blocks as stay resident on the
-// device at once (the occupancy API, per kernel), at most one per 8 items.
+// device at once (the occupancy API, per kernel; one block per SM, which
+// would leave room for the next kernel's blocks under PDL, measured 20%
+// slower), at most one per 8 items.
 func (s *stream) persistentGrid(name string, items int) int {
 	d := s.d
 	d.mu.Lock()
@@ -156,7 +158,7 @@ func (s *stream) persistentGrid(name string, items int) int {
 	d.mu.Unlock()
 	if !ok {
 		var v int32
-		if f, found := d.fn[name]; found && drv.OccupancyMaxBlocks(&v, f, 32*warpsPerBlock, 0) == 0 && v > 0 {
+		if f, found := d.fn[name]; found && drv.OccupancyMaxBlocks(&v, f, 32*warpsPerBlock, uint64(d.dynSmem[name])) == 0 && v > 0 {
 			n = int(v)
 		} else {
 			n = 2
@@ -167,6 +169,11 @@ func (s *stream) persistentGrid(name string, items int) int {
 	}
 	return max(1, min(max(d.sms, 1)*n, ceilDiv(items, warpsPerBlock)))
 }
+
+// prefetchItems is how many of its first rows (row pairs) a warp of the
+// BF16 decode GEMVs prefetches into L2 before its PDL wait (measured: 0, 1,
+// 2 and 8 within 2% of each other).
+const prefetchItems = 1
 
 // fusedMax is the longest vector the fused decode kernels stage in shared
 // memory (FMAX in kernels/gptoss.cu).
@@ -192,8 +199,8 @@ func (s *stream) matvecNorm(W, bias, x, scale, y devPtr, N, K int, eps float32, 
 	if accumulate {
 		acc = 1
 	}
-	return s.launch("matvec_norm_t1", grid(s.persistentGrid("matvec_norm_t1", N), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		W, bias, x, scale, y, N, K, eps, acc)
+	return s.launchPDL("matvec_norm_t1", grid(s.persistentGrid("matvec_norm_t1", N), 1, 1), grid(32*warpsPerBlock, 1, 1),
+		W, bias, x, scale, y, N, K, eps, acc, prefetchItems)
 }
 
 // qkvRope: qkv = W · (rmsnorm(x)·scale) + b for one token, then RoPE on its
@@ -203,8 +210,8 @@ func (s *stream) qkvRope(W, bias, x, scale, qkv, invFreq, pos, kc, vc devPtr, K,
 	if K > fusedMax || K%32 != 0 || D%2 != 0 {
 		return fmt.Errorf("qkv_rope: K=%d D=%d outside the kernel's limits", K, D)
 	}
-	return s.launch("qkv_rope_t1", grid(s.persistentGrid("qkv_rope_t1", (Hq+2*Hkv)*D/2), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps)
+	return s.launchPDL("qkv_rope_t1", grid(s.persistentGrid("qkv_rope_t1", (Hq+2*Hkv)*D/2), 1, 1), grid(32*warpsPerBlock, 1, 1),
+		W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps, prefetchItems)
 }
 
 // normRouter: xn = rmsnorm(x)·scale, then the router's top-k experts and
@@ -213,7 +220,7 @@ func (s *stream) normRouter(x, scale, xn, G, gb, ids, wts devPtr, H, E, k int, e
 	if H > fusedMax || H%32 != 0 || E > 256 || k > 8 {
 		return fmt.Errorf("norm_router: H=%d E=%d k=%d outside the kernel's limits", H, E, k)
 	}
-	return s.launch("norm_router", grid(1, 1, 1), grid(1024, 1, 1), x, scale, xn, G, gb, ids, wts, H, E, k, eps)
+	return s.launchPDL("norm_router", grid(1, 1, 1), grid(1024, 1, 1), x, scale, xn, G, gb, ids, wts, H, E, k, eps)
 }
 
 // moe3MLP1Dec: act[k', :] = SwiGLU(W1_{ids[k']} · xn + b1) for the k experts
@@ -222,7 +229,7 @@ func (s *stream) moe3MLP1Dec(blocks, scales, bias, xn, ids, act devPtr, I, K, to
 	if K > fusedMax || K%32 != 0 {
 		return fmt.Errorf("moe3_mlp1_dec: K=%d (want a multiple of 32 ≤ %d)", K, fusedMax)
 	}
-	return s.launch("moe3_mlp1_dec", grid(s.persistentGrid("moe3_mlp1_dec", topk*I), 1, 1), grid(32*warpsPerBlock, 1, 1),
+	return s.launchPDL("moe3_mlp1_dec", grid(s.persistentGrid("moe3_mlp1_dec", topk*I), 1, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, xn, ids, act, I, K, topk, limit)
 }
 
@@ -234,7 +241,7 @@ func (s *stream) moe3MLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I
 	}
 	per := max(1, s.persistentGrid("moe3_mlp2_dec", topk*H)/topk)
 	per = min(per, ceilDiv(H, warpsPerBlock))
-	return s.launch("moe3_mlp2_dec", grid(per*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
+	return s.launchPDL("moe3_mlp2_dec", grid(per*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, act, ids, wts, x, H, I, topk)
 }
 
@@ -275,4 +282,85 @@ func (s *stream) gemmTC(W, bias, x, y devPtr, N, K, T int, accumulate bool) erro
 		acc = 1
 	}
 	return s.launch("gemm_tc_bf16", grid(ceilDiv(T, 16), ceilDiv(N, 64), 1), grid(128, 1, 1), W, bias, x, y, N, K, T, acc)
+}
+
+// attnDecSplits is the key splits of the decode attention (attn_dec): at
+// least ATT4_MIN (64) keys each, so short contexts use few of them.
+const attnDecSplits = 64
+
+// attnDecOK says whether attn_dec handles the model's heads (at most 8
+// query heads per KV head: one warp each).
+func attnDecOK(Hq, Hkv, D int) bool {
+	switch D {
+	case 16, 32, 64, 128:
+	default:
+		return false
+	}
+	return Hkv > 0 && Hq%Hkv == 0 && Hq/Hkv <= 8
+}
+
+// attnDec: out[Hq*D] for one query at position *pos over the cache rows
+// 0..pos (window > 0: the last window of them), one launch (splits merged
+// by the last block of each KV head). part holds Hq*attnDecSplits*(D+2)
+// floats; cnt Hkv ints, zero before the first launch (each launch leaves
+// them zero).
+func (s *stream) attnDec(qkv, kc, vc, pos, sinks, part, cnt, out devPtr, Hq, Hkv, D, window int) error {
+	if !attnDecOK(Hq, Hkv, D) {
+		return fmt.Errorf("attn_dec: %d query heads, %d KV heads of %d outside the kernel's limits", Hq, Hkv, D)
+	}
+	scale := float32(1 / math.Sqrt(float64(D)))
+	return s.launchPDL(fmt.Sprintf("attn_dec_d%d", D), grid(Hkv, attnDecSplits, 1), grid(32*(Hq/Hkv), 1, 1),
+		qkv, kc, vc, pos, sinks, part, cnt, out, Hq, Hkv, window, attnDecSplits, scale)
+}
+
+// moe6MLP1Dec, moe6MLP2Dec: moe3MLP1Dec/moe3MLP2Dec with 4 (2) rows a warp
+// and the v6 table addressing (see kernels/gptoss.cu); K, I ≤ fusedMax.
+func (s *stream) moe6MLP1Dec(blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
+	return s.moeDecV("moe6_mlp1_dec", blocks, scales, bias, xn, ids, act, I, K, topk, limit)
+}
+
+func (s *stream) moe6MLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+	return s.moeDecV2("moe6_mlp2_dec", blocks, scales, bias, act, ids, wts, x, H, I, topk)
+}
+
+// moe7OK says whether the device took moe7's 64 KB of dynamic shared memory.
+func (d *device) moe7OK() bool {
+	return d.dynSmem["moe7_mlp1_dec"] > 0 && d.dynSmem["moe7_mlp2_dec"] > 0
+}
+
+// moe7MLP1Dec, moe7MLP2Dec: v6 with a byte-indexed table (two values a
+// load; 64 KB of dynamic shared memory a block).
+func (s *stream) moe7MLP1Dec(blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
+	if !s.d.moe7OK() {
+		return fmt.Errorf("moe7_mlp1_dec: no dynamic shared memory: %v", s.d.dynErr)
+	}
+	return s.moeDecV("moe7_mlp1_dec", blocks, scales, bias, xn, ids, act, I, K, topk, limit)
+}
+
+func (s *stream) moe7MLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+	if !s.d.moe7OK() {
+		return fmt.Errorf("moe7_mlp2_dec: no dynamic shared memory: %v", s.d.dynErr)
+	}
+	return s.moeDecV2("moe7_mlp2_dec", blocks, scales, bias, act, ids, wts, x, H, I, topk)
+}
+
+// moeDecV launches a v6-style mlp1 decode kernel (two outputs a warp).
+func (s *stream) moeDecV(name string, blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
+	if K > fusedMax || K%32 != 0 {
+		return fmt.Errorf("%s: K=%d (want a multiple of 32 ≤ %d)", name, K, fusedMax)
+	}
+	return s.launchPDL(name, grid(s.persistentGrid(name, topk*ceilDiv(I, 2)), 1, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, xn, ids, act, I, K, topk, limit)
+}
+
+// moeDecV2 launches a v6-style mlp2 decode kernel (two rows a warp, the
+// grid a multiple of topk).
+func (s *stream) moeDecV2(name string, blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+	if I > fusedMax || I%32 != 0 {
+		return fmt.Errorf("%s: I=%d (want a multiple of 32 ≤ %d)", name, I, fusedMax)
+	}
+	per := max(1, s.persistentGrid(name, topk*ceilDiv(H, 2))/topk)
+	per = min(per, ceilDiv(ceilDiv(H, 2), warpsPerBlock))
+	return s.launchPDL(name, grid(per*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, act, ids, wts, x, H, I, topk)
 }

@@ -29,6 +29,7 @@ type Sequence struct {
 
 	x, xn, qkv, attn, part, router devPtr
 	ids, wts, order, tiles, ntiles devPtr
+	attnCnt                        devPtr // attn_dec's per-KV-head split counters (zero between launches)
 	act, y, logits, tok, pos, amax devPtr
 	logitsAll                      devPtr // [prefillChunk, V], allocated when first asked for
 	probs, sampOut                 devPtr // sampling scratch, allocated when first asked for
@@ -41,6 +42,10 @@ type Sequence struct {
 	// GraphErr says why decoding runs without a CUDA graph (nil: it uses
 	// one, or GPTOSS_CUDA_GRAPH=0 turned it off).
 	GraphErr error
+	// PDLErr says why the graph was captured without programmatic
+	// dependent launch although the model asked for it (nil: it was not
+	// asked for, or it worked).
+	PDLErr error
 }
 
 // NewSequence allocates a KV cache of maxLen tokens (0: Options.MaxContext,
@@ -66,6 +71,7 @@ func (m *Model) newSequence(maxLen int) (*Sequence, error) {
 	if q.s, err = m.d.newStream(); err != nil {
 		return nil, err
 	}
+	q.s.pdl = m.pdl && m.d.pdlOK()
 	c := m.cfg
 	H, E, I, V, k := c.HiddenSize, c.NumExperts, c.IntermediateSize, c.VocabSize, c.ExpertsPerToken
 	D, Hq, Hkv := c.HeadDim, c.NumAttentionHeads, c.NumKeyValueHeads
@@ -87,7 +93,8 @@ func (m *Model) newSequence(maxLen int) (*Sequence, error) {
 	alloc(&q.xn, C*H*4)
 	alloc(&q.qkv, C*(Hq+2*Hkv)*D*4)
 	alloc(&q.attn, C*Hq*D*4)
-	alloc(&q.part, max(C*Hq*attnSplits(C), 4*Hq*attnSplits(1))*(D+2)*4)
+	alloc(&q.part, max(C*Hq*attnSplits(C), 4*Hq*attnSplits(1), Hq*attnDecSplits)*(D+2)*4)
+	alloc(&q.attnCnt, Hkv*4)
 	alloc(&q.router, C*E*4)
 	alloc(&q.ids, C*k*4)
 	alloc(&q.wts, C*k*4)
@@ -103,6 +110,12 @@ func (m *Model) newSequence(maxLen int) (*Sequence, error) {
 	if err == nil {
 		err = check("cuMemAllocHost", drv.MemAllocHost(&q.host, uint64(4*(C+2)+4*V)))
 	}
+	if err == nil {
+		err = check("cuMemsetD8", drv.MemsetD8Async(q.attnCnt, 0, uint64(Hkv*4), q.s.s))
+	}
+	if err == nil {
+		err = q.s.sync()
+	}
 	if err != nil {
 		q.Close()
 		return nil, fmt.Errorf("cuda: new sequence of %d tokens: %w", maxLen, err)
@@ -112,7 +125,12 @@ func (m *Model) newSequence(maxLen int) (*Sequence, error) {
 	q.hAmax = unsafe.Slice((*int32)(unsafe.Add(q.host, 4*C+4)), 1)
 	q.hLogits = unsafe.Slice((*float32)(unsafe.Add(q.host, 4*(C+2))), V)
 	if !q.noGraph {
-		if q.GraphErr = q.capture(); q.GraphErr != nil {
+		q.GraphErr = q.capture()
+		if q.GraphErr != nil && q.s.pdl { // a driver that cannot capture PDL launches
+			q.PDLErr, q.s.pdl = q.GraphErr, false
+			q.GraphErr = q.capture()
+		}
+		if q.GraphErr != nil {
 			q.noGraph = true
 		}
 	}
@@ -278,13 +296,31 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 		}
 		if T == 1 && m.fused {
 			// the fused one-token step: 6 launches a layer instead of 10
+			// (v6, v7: 5, the attention's split merge in its last blocks)
 			errs = append(errs,
-				s.qkvRope(w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], H, Hq, Hkv, D, m.conc, eps),
-				s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window),
+				s.qkvRope(w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], H, Hq, Hkv, D, m.conc, eps))
+			if m.dec >= 6 && attnDecOK(Hq, Hkv, D) {
+				errs = append(errs, s.attnDec(q.qkv, q.kc[l], q.vc[l], q.pos, w.sinks, q.part, q.attnCnt, q.attn, Hq, Hkv, D, window))
+			} else {
+				errs = append(errs, s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window))
+			}
+			errs = append(errs,
 				s.matvecNorm(w.outW, w.outB, q.attn, 0, q.x, H, Hq*D, eps, true),
-				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps),
-				s.moe3MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
-				s.moe3MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps))
+			switch {
+			case m.dec >= 7 && m.d.moe7OK():
+				errs = append(errs,
+					s.moe7MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+					s.moe7MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+			case m.dec >= 6:
+				errs = append(errs,
+					s.moe6MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+					s.moe6MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+			default:
+				errs = append(errs,
+					s.moe3MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+					s.moe3MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+			}
 			continue
 		}
 		errs = append(errs,
