@@ -71,13 +71,13 @@ rm -f /tmp/gptoss-bench/*120b-L8-*
 step bench-120b-L18 120 bin/gptoss bench-engine --synthetic 120b --layers 18 --engine cuda --dir /tmp/gptoss-bench \
 	--context 0 --decode 64 --json
 rm -f /tmp/gptoss-bench/*120b-L18-*
-tt golden-fused 30 'TestGolden$/^(hf-fused|original-fused|hf-fused-moe-v2|hf-fused-tc)$'
+tt golden-fused 30 'TestGolden$/^(hf-fused|original-fused|hf-fused-tc)$'
 tt kernels-matvec 20 'TestKernelMatVecBF16$'
 tt kernels-moe-tc 20 'TestKernelMoE$/^tc$'
 tt kernels-sample 20 'TestKernelSample$'
 tt kernels-base 25 'TestKernel(Embed|RMSNorm|RopeKV|RouterTopK|Argmax)$'
-tt kernels-moe 25 'TestKernelMoE$/^(v1|v2)$'
-tt golden-old 25 'TestGolden$/^(hf|original|hf-moe-v2)$'
+tt kernels-moe 25 'TestKernelMoE$/^v1$'
+tt golden-old 25 'TestGolden$/^(hf|original)$'
 # the binary on the GPU: the golden checkpoint pulled from its folder, greedy
 # tokens with --engine cuda must be the reference's (testdata golden.json)
 cli_check() {

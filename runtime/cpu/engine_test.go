@@ -9,6 +9,7 @@ import (
 	"github.com/gptoss/gptoss/convert"
 	"github.com/gptoss/gptoss/internal/layouttest"
 	"github.com/gptoss/gptoss/runtime"
+	"github.com/gptoss/gptoss/runtime/sample"
 )
 
 const goldenDir = "../../testdata/golden/tiny"
@@ -37,16 +38,6 @@ func maxDiff(got []float32, want []float64) float64 {
 		worst = max(worst, d)
 	}
 	return worst
-}
-
-func argmax(x []float32) int32 {
-	best := 0
-	for i, v := range x {
-		if v > x[best] {
-			best = i
-		}
-	}
-	return int32(best)
 }
 
 func TestGolden(t *testing.T) {
@@ -98,7 +89,7 @@ func TestGolden(t *testing.T) {
 				}
 				t.Logf("decode: max |Δlogit| %.2g", worst)
 				// Greedy continuation after the prefill.
-				next := argmax(logits[(len(g.Tokens)-1)*V:])
+				next := sample.Argmax(logits[(len(g.Tokens)-1)*V:])
 				var got []int32
 				for range g.Greedy.Generated {
 					got = append(got, next)
@@ -106,7 +97,7 @@ func TestGolden(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					next = argmax(lg)
+					next = sample.Argmax(lg)
 				}
 				for i := range got {
 					if got[i] != g.Greedy.Generated[i] {

@@ -7,6 +7,20 @@
 	VHADDPS X0, X0, X0; \
 	VHADDPS X0, X0, X0
 
+// The horizontal sums of the Y registers a, b, c, d into the 4 floats of
+// a's low lane xa (b, c and xt, the X register of a scratch, clobbered).
+#define HSUM4(a, b, c, d, xa, xt) \
+	VHADDPS b, a, a; \
+	VHADDPS d, c, c; \
+	VHADDPS c, a, a; \
+	VEXTRACTF128 $1, a, xt; \
+	VADDPS xt, xa, xa
+
+// Fold the 512-bit accumulator z into y, its low 256 bits (Y8 clobbered).
+#define FOLD512(z, y) \
+	VEXTRACTF64X4 $1, z, Y8; \
+	VADDPS Y8, y, y
+
 // func dotBF16Asm(w unsafe.Pointer, x *float32, n int) float32
 // n is a multiple of 8.
 TEXT ·dotBF16Asm(SB), NOSPLIT, $0-28
@@ -239,11 +253,7 @@ ddone:
 	VADDPS Y7, Y2, Y2
 	VADDPS Y8, Y3, Y3
 	// Reduce each of Y0..Y3 to one float: hadd tree.
-	VHADDPS Y1, Y0, Y0   // [a01 a23 b01 b23 | a45 a67 b45 b67]
-	VHADDPS Y3, Y2, Y2   // same for c, d
-	VHADDPS Y2, Y0, Y0   // [a0123 b0123 c0123 d0123 | a4567 b4567 c4567 d4567]
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
+	HSUM4(Y0, Y1, Y2, Y3, X0, X1)
 	VMOVUPS X0, (AX)
 	VZEROUPPER
 	RET
@@ -491,11 +501,7 @@ sc4col:
 	ADDQ $32, AX
 	JMP  sc4col
 sc4red:
-	VHADDPS Y1, Y0, Y0
-	VHADDPS Y3, Y2, Y2
-	VHADDPS Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0     // [s0 s1 s2 s3]
+	HSUM4(Y0, Y1, Y2, Y3, X0, X1) // [s0 s1 s2 s3]
 	MOVQ DI, BX
 	VMOVSS X0, (BX)
 	ADDQ R11, BX
@@ -579,17 +585,9 @@ d24:
 	JMP  d24
 d24done:
 	MOVQ out+40(FP), AX
-	VHADDPS Y1, Y0, Y0
-	VHADDPS Y3, Y2, Y2
-	VHADDPS Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
+	HSUM4(Y0, Y1, Y2, Y3, X0, X1)
 	VMOVUPS X0, (AX)
-	VHADDPS Y5, Y4, Y4
-	VHADDPS Y7, Y6, Y6
-	VHADDPS Y6, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
+	HSUM4(Y4, Y5, Y6, Y7, X4, X5)
 	VMOVUPS X4, 16(AX)
 	VZEROUPPER
 	RET
@@ -635,34 +633,18 @@ z24:
 	JMP  z24
 z24done:
 	// fold each 512-bit accumulator to 256 bits, then as dot2x4Asm
-	VEXTRACTF64X4 $1, Z0, Y8
-	VADDPS Y8, Y0, Y0
-	VEXTRACTF64X4 $1, Z1, Y8
-	VADDPS Y8, Y1, Y1
-	VEXTRACTF64X4 $1, Z2, Y8
-	VADDPS Y8, Y2, Y2
-	VEXTRACTF64X4 $1, Z3, Y8
-	VADDPS Y8, Y3, Y3
-	VEXTRACTF64X4 $1, Z4, Y8
-	VADDPS Y8, Y4, Y4
-	VEXTRACTF64X4 $1, Z5, Y8
-	VADDPS Y8, Y5, Y5
-	VEXTRACTF64X4 $1, Z6, Y8
-	VADDPS Y8, Y6, Y6
-	VEXTRACTF64X4 $1, Z7, Y8
-	VADDPS Y8, Y7, Y7
+	FOLD512(Z0, Y0)
+	FOLD512(Z1, Y1)
+	FOLD512(Z2, Y2)
+	FOLD512(Z3, Y3)
+	FOLD512(Z4, Y4)
+	FOLD512(Z5, Y5)
+	FOLD512(Z6, Y6)
+	FOLD512(Z7, Y7)
 	MOVQ out+40(FP), AX
-	VHADDPS Y1, Y0, Y0
-	VHADDPS Y3, Y2, Y2
-	VHADDPS Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPS X1, X0, X0
+	HSUM4(Y0, Y1, Y2, Y3, X0, X1)
 	VMOVUPS X0, (AX)
-	VHADDPS Y5, Y4, Y4
-	VHADDPS Y7, Y6, Y6
-	VHADDPS Y6, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
+	HSUM4(Y4, Y5, Y6, Y7, X4, X5)
 	VMOVUPS X4, 16(AX)
 	VZEROUPPER
 	RET

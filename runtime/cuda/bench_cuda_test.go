@@ -16,6 +16,7 @@ import (
 	"github.com/gptoss/gptoss/internal/fixture"
 	"github.com/gptoss/gptoss/runtime"
 	"github.com/gptoss/gptoss/runtime/cpu"
+	"github.com/gptoss/gptoss/runtime/sample"
 	"github.com/gptoss/gptoss/runtime/synth"
 )
 
@@ -170,13 +171,13 @@ func TestBenchSynthetic(t *testing.T) {
 	s1.Forward(ctx, tokens(64), false) // warm-up
 	s1.Truncate(0)
 	copy(s1.hTok, tokens(prefillChunk))
-	// the three prefill MoE kernels: v1, v2, tensor cores
-	v2, tc, gtc := m.moeV2, m.moeTC, m.gemmTC
-	for _, kind := range []string{"v1", "v2", "tc"} {
-		m.moeV2, m.moeTC, m.gemmTC = kind == "v2", kind == "tc", kind == "tc"
+	// the two prefill MoE and GEMM kernels: FP32 (v1), tensor cores
+	tc, gtc := m.moeTC, m.gemmTC
+	for _, kind := range []string{"v1", "tc"} {
+		m.moeTC, m.gemmTC = kind == "tc", kind == "tc"
 		profileStep(t, s1, prefillChunk, "prefill chunk of 256 tokens at context 0, MoE and GEMM "+kind)
 	}
-	m.moeV2, m.moeTC, m.gemmTC = v2, tc, gtc
+	m.moeTC, m.gemmTC = tc, gtc
 	start = time.Now()
 	if _, err := s1.Forward(ctx, tokens(512), false); err != nil {
 		t.Fatal(err)
@@ -227,7 +228,7 @@ func TestBenchSynthetic(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			next = []int32{argmaxF(out)}
+			next = []int32{sample.Argmax(out)}
 		}
 		res.CPUDecodeTokPerS = n / time.Since(start).Seconds()
 		cs.Close()

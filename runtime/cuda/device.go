@@ -30,7 +30,6 @@ var kernelNames = []string{
 	"attn_partial_d16", "attn_partial_d32", "attn_partial_d64", "attn_partial_d128", "attn_combine",
 	"router_topk", "moe_plan", "moe_mlp1_t1", "moe_mlp1_t8", "moe_mlp2_t1", "moe_mlp2_t8",
 	"moe_combine", "moe_mlp1_dec", "moe_mlp2_dec", "argmax",
-	"moe2_mlp1_t8", "moe2_mlp2_t8", "moe2_mlp1_dec", "moe2_mlp2_dec",
 	"moe_tc_mlp1", "moe_tc_mlp2", "gemm_tc_bf16", "sample_topkp", "matvec_norm_t1", "qkv_rope_t1", "norm_router", "moe3_mlp1_dec", "moe3_mlp2_dec",
 	"attn_dec_d16", "attn_dec_d32", "attn_dec_d64", "attn_dec_d128",
 	"bw_read", "moe6_mlp1_dec", "moe6_mlp2_dec", "moe7_mlp1_dec", "moe7_mlp2_dec",
@@ -53,7 +52,7 @@ type device struct {
 	fn       map[string]cuFunction
 	resident map[string]int // blocks of 256 threads per SM, per kernel (persistent grids)
 	dynSmem  map[string]int // the kernels of dynamicShared the device accepted
-	dynErr   error          // why one was refused (its kernels are then not used)
+	dynErr   error          // why one was refused (v7 then runs v6's kernels)
 	mu       sync.Mutex
 	allocs   map[devPtr]uint64
 	inUse    uint64

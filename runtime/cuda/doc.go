@@ -72,7 +72,7 @@
 //     It is runtime.DeviceSampler: runtime/chat draws on the device when
 //     a sequence offers it (GPTOSS_DEVICE_SAMPLING=0: on the host).
 //   - Prefill: chunks of up to 256 tokens on tensor cores (default;
-//     GPTOSS_CUDA_GEMM=v1 and GPTOSS_CUDA_MOE=v1|v2 select the FP32
+//     GPTOSS_CUDA_GEMM=v1 and GPTOSS_CUDA_MOE=v1 select the FP32
 //     kernels): BF16 GEMM and a grouped MoE (moe_plan groups the (token,
 //     expert) pairs by expert on the device into tiles of 16) with WMMA
 //     m16n16k16, 64 weight rows × 16 tokens a block. MXFP4 rows decode

@@ -3,7 +3,9 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"unsafe"
 )
@@ -130,16 +132,19 @@ func loadDriver() error {
 		if lib == "" {
 			lib = "libcuda.so.1"
 		}
-		missing, err := bindLibrary(lib, drv.symbols())
+		syms, optional := drv.symbols(), drv.optionalSymbols()
+		maps.Copy(syms, optional)
+		missing, err := bindLibrary(lib, syms)
 		if err != nil {
 			drvErr = fmt.Errorf("no CUDA driver (%s): %v", lib, err)
 			return
 		}
+		// an optional function the driver lacks stays nil
+		missing = slices.DeleteFunc(missing, func(name string) bool { _, ok := optional[name]; return ok })
 		if len(missing) > 0 {
 			drvErr = fmt.Errorf("CUDA driver %s is too old: lacks %v", lib, missing)
 			return
 		}
-		bindLibrary(lib, drv.optionalSymbols()) // what is missing stays nil
 		if r := drv.Init(0); r != 0 {
 			drvErr = fmt.Errorf("cuInit: %v", r)
 		}

@@ -63,8 +63,7 @@ type Model struct {
 	conc    float32
 	// Kernel choices (all measured in one gpu-check run, PERF.md):
 	// moeTC: the tensor-core MoE for prefill chunks (moe_tc_*; default;
-	// GPTOSS_CUDA_MOE=v1 or v2 selects the FP32 grouped kernels, moeV2 the
-	// second of them); gemmTC: the tensor-core BF16 GEMM for prefill
+	// GPTOSS_CUDA_MOE=v1 selects the FP32 grouped kernels); gemmTC: the tensor-core BF16 GEMM for prefill
 	// (gemm_tc_bf16; default; GPTOSS_CUDA_GEMM=v1 the FP32 one); fused:
 	// the fused one-token step (matvec_norm_t1, qkv_rope_t1, norm_router,
 	// moe3_*; default; GPTOSS_CUDA_FUSED=0 the old step; shapes outside
@@ -74,9 +73,9 @@ type Model struct {
 	// attn_partial + attn_combine), GPTOSS_CUDA_DEC=v3|v6|v7;
 	// pdl: programmatic dependent launch for the fused step's kernels where
 	// the GPU and driver have it (default; GPTOSS_CUDA_PDL=0 off).
-	moeV2, moeTC, gemmTC bool
-	fused, pdl           bool
-	dec                  int
+	moeTC, gemmTC bool
+	fused, pdl    bool
+	dec           int
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -154,8 +153,7 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 
 	// defaults: the kernels that passed and were fastest in the last
 	// gpu-check (PERF.md); the env vars select the older ones
-	moe := os.Getenv("GPTOSS_CUDA_MOE")
-	m := &Model{d: d, cfg: cfg, opts: o, moeV2: moe == "v2", moeTC: moe != "v1" && moe != "v2",
+	m := &Model{d: d, cfg: cfg, opts: o, moeTC: os.Getenv("GPTOSS_CUDA_MOE") != "v1",
 		gemmTC: os.Getenv("GPTOSS_CUDA_GEMM") != "v1",
 		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg),
 		dec:    decVersion(os.Getenv("GPTOSS_CUDA_DEC")),

@@ -45,16 +45,6 @@ func maxAbsDiff(a, b []float32) float64 {
 	return m
 }
 
-func argmaxF(v []float32) int32 {
-	b := 0
-	for i, x := range v {
-		if x > v[b] {
-			b = i
-		}
-	}
-	return int32(b)
-}
-
 func newSeq(t *testing.T, m runtime.Model, n int) runtime.Sequence {
 	t.Helper()
 	s, err := m.NewSequence(n)
@@ -72,27 +62,23 @@ func TestGolden(t *testing.T) {
 	g := layouttest.Golden(t)
 	for _, c := range []struct {
 		name, dir string
-		moeV2     bool
 		fused     bool // the fused one-token step (GPTOSS_CUDA_FUSED)
 		moeTC     bool // tensor-core MoE and GEMM for prefill (GPTOSS_CUDA_MOE=tc, GPTOSS_CUDA_GEMM=tc)
 		pdl       bool // programmatic dependent launch (GPTOSS_CUDA_PDL)
 		dec       int  // decode kernels' version (GPTOSS_CUDA_DEC)
 	}{
-		{"hf", goldenDir, false, false, false, false, 3}, {"original", filepath.Join(goldenDir, "original"), false, false, false, false, 3},
-		{"hf-moe-v2", goldenDir, true, false, false, false, 3},
-		{"hf-fused", goldenDir, false, true, false, false, 3}, {"original-fused", filepath.Join(goldenDir, "original"), false, true, false, false, 3},
-		{"hf-fused-moe-v2", goldenDir, true, true, false, false, 3},
-		{"hf-fused-tc", goldenDir, false, true, true, false, 3}, // + tensor-core GEMM
-		{"hf-v7", goldenDir, false, true, true, true, 7},        // the defaults
-		{"original-v7", filepath.Join(goldenDir, "original"), false, true, true, true, 7},
-		{"hf-v7-nopdl", goldenDir, false, true, true, false, 7},
-		{"hf-v6", goldenDir, false, true, true, true, 6},
-		{"hf-v3-pdl", goldenDir, false, true, true, true, 3},
+		{"hf", goldenDir, false, false, false, 3}, {"original", filepath.Join(goldenDir, "original"), false, false, false, 3},
+		{"hf-fused", goldenDir, true, false, false, 3}, {"original-fused", filepath.Join(goldenDir, "original"), true, false, false, 3},
+		{"hf-fused-tc", goldenDir, true, true, false, 3}, // + tensor-core GEMM
+		{"hf-v7", goldenDir, true, true, true, 7},        // the defaults
+		{"original-v7", filepath.Join(goldenDir, "original"), true, true, true, 7},
+		{"hf-v7-nopdl", goldenDir, true, true, false, 7},
+		{"hf-v6", goldenDir, true, true, true, 6},
+		{"hf-v3-pdl", goldenDir, true, true, true, 3},
 	} {
 		layout := c
 		t.Run(layout.name, func(t *testing.T) {
 			gm, cm := loadBoth(t, layouttest.Open(t, layout.dir))
-			gm.moeV2 = layout.moeV2
 			gm.fused = layout.fused
 			gm.moeTC, gm.gemmTC = layout.moeTC, layout.moeTC
 			gm.dec, gm.pdl = layout.dec, layout.pdl
@@ -138,7 +124,7 @@ func TestGolden(t *testing.T) {
 			gnext, cnext := mustForward(t, gs2, g.Greedy.Prompt), mustForward(t, cs2, g.Greedy.Prompt)
 			var gotG, gotC []int32
 			for range g.Greedy.Generated {
-				tg, tc := argmaxF(gnext), argmaxF(cnext)
+				tg, tc := sample.Argmax(gnext), sample.Argmax(cnext)
 				dev, err := gs2.(*Sequence).Greedy()
 				if err != nil {
 					t.Fatal(err)

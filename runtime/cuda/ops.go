@@ -15,9 +15,6 @@ const warpsPerBlock = 8
 var (
 	attnKernel = map[int]string{16: "attn_partial_d16", 32: "attn_partial_d32", 64: "attn_partial_d64", 128: "attn_partial_d128"}
 	moeKernel  = map[int][2]string{1: {"moe_mlp1_t1", "moe_mlp2_t1"}, 8: {"moe_mlp1_t8", "moe_mlp2_t8"}}
-	// moe2Kernel: the second MoE version (coalesced, conflict-free table);
-	// tiles of one use the first.
-	moe2Kernel = map[int][2]string{1: {"moe_mlp1_t1", "moe_mlp2_t1"}, 8: {"moe2_mlp1_t8", "moe2_mlp2_t8"}}
 ) // matvec / MoE kernels: 256 threads, one warp per row
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
@@ -95,21 +92,13 @@ func (s *stream) moePlan(ids devPtr, n, E, tile int, order, tiles, ntiles devPtr
 	return s.launch("moe_plan", grid(1, 1, 1), grid(1024, 1, 1), ids, n, E, tile, order, tiles, ntiles)
 }
 
-func (s *stream) moeMLP1(v2 bool, blocks, scales, bias, x, order, tiles, ntiles, act devPtr, I, K, topk, tile, maxTiles int, limit float32) error {
-	names := moeKernel
-	if v2 {
-		names = moe2Kernel
-	}
-	return s.launch(names[tile][0], grid(ceilDiv(I, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
+func (s *stream) moeMLP1(blocks, scales, bias, x, order, tiles, ntiles, act devPtr, I, K, topk, tile, maxTiles int, limit float32) error {
+	return s.launch(moeKernel[tile][0], grid(ceilDiv(I, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, x, order, tiles, ntiles, act, I, K, topk, limit)
 }
 
-func (s *stream) moeMLP2(v2 bool, blocks, scales, bias, act, order, tiles, ntiles, y devPtr, H, I, tile, maxTiles int) error {
-	names := moeKernel
-	if v2 {
-		names = moe2Kernel
-	}
-	return s.launch(names[tile][1], grid(ceilDiv(H, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
+func (s *stream) moeMLP2(blocks, scales, bias, act, order, tiles, ntiles, y devPtr, H, I, tile, maxTiles int) error {
+	return s.launch(moeKernel[tile][1], grid(ceilDiv(H, warpsPerBlock), maxTiles, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, act, order, tiles, ntiles, y, H, I)
 }
 
@@ -119,22 +108,14 @@ func moeDecodeOK(T, k int) bool { return T == 1 && k <= 4 }
 
 // moeMLP1Dec: act[k', :] = SwiGLU(W1_{ids[k']} · x + b1) for the k experts of
 // one token.
-func (s *stream) moeMLP1Dec(v2 bool, blocks, scales, bias, x, ids, act devPtr, I, K, topk int, limit float32) error {
-	name := "moe_mlp1_dec"
-	if v2 {
-		name = "moe2_mlp1_dec"
-	}
-	return s.launch(name, grid(ceilDiv(I, warpsPerBlock), topk, 1), grid(32*warpsPerBlock, 1, 1),
+func (s *stream) moeMLP1Dec(blocks, scales, bias, x, ids, act devPtr, I, K, topk int, limit float32) error {
+	return s.launch("moe_mlp1_dec", grid(ceilDiv(I, warpsPerBlock), topk, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, x, ids, act, I, K, topk, limit)
 }
 
 // moeMLP2Dec: x += Σ_k' wts[k']·(W2_{ids[k']} · act[k'] + b2) for one token.
-func (s *stream) moeMLP2Dec(v2 bool, blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
-	name := "moe_mlp2_dec"
-	if v2 {
-		name = "moe2_mlp2_dec"
-	}
-	return s.launch(name, grid(ceilDiv(H, warpsPerBlock), 1, 1), grid(32*warpsPerBlock, 1, 1),
+func (s *stream) moeMLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+	return s.launch("moe_mlp2_dec", grid(ceilDiv(H, warpsPerBlock), 1, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, act, ids, wts, x, H, I, topk)
 }
 
@@ -223,28 +204,6 @@ func (s *stream) normRouter(x, scale, xn, G, gb, ids, wts devPtr, H, E, k int, e
 	return s.launchPDL("norm_router", grid(1, 1, 1), grid(1024, 1, 1), x, scale, xn, G, gb, ids, wts, H, E, k, eps)
 }
 
-// moe3MLP1Dec: act[k', :] = SwiGLU(W1_{ids[k']} · xn + b1) for the k experts
-// of one token, one persistent launch.
-func (s *stream) moe3MLP1Dec(blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
-	if K > fusedMax || K%32 != 0 {
-		return fmt.Errorf("moe3_mlp1_dec: K=%d (want a multiple of 32 ≤ %d)", K, fusedMax)
-	}
-	return s.launchPDL("moe3_mlp1_dec", grid(s.persistentGrid("moe3_mlp1_dec", topk*I), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		blocks, scales, bias, xn, ids, act, I, K, topk, limit)
-}
-
-// moe3MLP2Dec: x += Σ_k' wts[k']·(W2_{ids[k']} · act[k'] + b2), the grid a
-// multiple of k (each block serves one expert slot).
-func (s *stream) moe3MLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
-	if I > fusedMax || I%32 != 0 {
-		return fmt.Errorf("moe3_mlp2_dec: I=%d (want a multiple of 32 ≤ %d)", I, fusedMax)
-	}
-	per := max(1, s.persistentGrid("moe3_mlp2_dec", topk*H)/topk)
-	per = min(per, ceilDiv(H, warpsPerBlock))
-	return s.launchPDL("moe3_mlp2_dec", grid(per*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
-		blocks, scales, bias, act, ids, wts, x, H, I, topk)
-}
-
 // sampleTopKP draws a token from logits[V] on the device (kernel
 // sample_topkp): out[0] the token, out[1] 0, or 1 when the candidates
 // exceed the kernel's table (2: no token has any mass) and the caller must
@@ -313,14 +272,16 @@ func (s *stream) attnDec(qkv, kc, vc, pos, sinks, part, cnt, out devPtr, Hq, Hkv
 		qkv, kc, vc, pos, sinks, part, cnt, out, Hq, Hkv, window, attnDecSplits, scale)
 }
 
-// moe6MLP1Dec, moe6MLP2Dec: moe3MLP1Dec/moe3MLP2Dec with 4 (2) rows a warp
-// and the v6 table addressing (see kernels/gptoss.cu); K, I ≤ fusedMax.
-func (s *stream) moe6MLP1Dec(blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
-	return s.moeDecV("moe6_mlp1_dec", blocks, scales, bias, xn, ids, act, I, K, topk, limit)
-}
-
-func (s *stream) moe6MLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
-	return s.moeDecV2("moe6_mlp2_dec", blocks, scales, bias, act, ids, wts, x, H, I, topk)
+// moeDecKernels are the fused step's one-token MoE kernels of each decode
+// version (kernels/gptoss.cu) and how many outputs of mlp1 (rows of mlp2)
+// a warp takes at a time.
+var moeDecKernels = map[int]struct {
+	mlp1, mlp2 string
+	per        int
+}{
+	3: {"moe3_mlp1_dec", "moe3_mlp2_dec", 1},
+	6: {"moe6_mlp1_dec", "moe6_mlp2_dec", 2},
+	7: {"moe7_mlp1_dec", "moe7_mlp2_dec", 2}, // 64 KB of dynamic shared memory
 }
 
 // moe7OK says whether the device took moe7's 64 KB of dynamic shared memory.
@@ -328,39 +289,46 @@ func (d *device) moe7OK() bool {
 	return d.dynSmem["moe7_mlp1_dec"] > 0 && d.dynSmem["moe7_mlp2_dec"] > 0
 }
 
-// moe7MLP1Dec, moe7MLP2Dec: v6 with a byte-indexed table (two values a
-// load; 64 KB of dynamic shared memory a block).
-func (s *stream) moe7MLP1Dec(blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
-	if !s.d.moe7OK() {
-		return fmt.Errorf("moe7_mlp1_dec: no dynamic shared memory: %v", s.d.dynErr)
+// moeDecKernel returns version v's kernels (v6's where the device refused
+// v7's shared memory).
+func (s *stream) moeDecKernel(v int) (mlp1, mlp2 string, per int, err error) {
+	if v == 7 && !s.d.moe7OK() {
+		v = 6
 	}
-	return s.moeDecV("moe7_mlp1_dec", blocks, scales, bias, xn, ids, act, I, K, topk, limit)
+	k, ok := moeDecKernels[v]
+	if !ok {
+		return "", "", 0, fmt.Errorf("no decode MoE kernels of version %d", v)
+	}
+	return k.mlp1, k.mlp2, k.per, nil
 }
 
-func (s *stream) moe7MLP2Dec(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
-	if !s.d.moe7OK() {
-		return fmt.Errorf("moe7_mlp2_dec: no dynamic shared memory: %v", s.d.dynErr)
+// moeDecMLP1: act[k', :] = SwiGLU(W1_{ids[k']} · xn + b1) for the k experts
+// of one token, one persistent launch (decode version v). K ≤ fusedMax.
+func (s *stream) moeDecMLP1(v int, blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
+	name, _, per, err := s.moeDecKernel(v)
+	if err != nil {
+		return err
 	}
-	return s.moeDecV2("moe7_mlp2_dec", blocks, scales, bias, act, ids, wts, x, H, I, topk)
-}
-
-// moeDecV launches a v6-style mlp1 decode kernel (two outputs a warp).
-func (s *stream) moeDecV(name string, blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
 	if K > fusedMax || K%32 != 0 {
 		return fmt.Errorf("%s: K=%d (want a multiple of 32 ≤ %d)", name, K, fusedMax)
 	}
-	return s.launchPDL(name, grid(s.persistentGrid(name, topk*ceilDiv(I, 2)), 1, 1), grid(32*warpsPerBlock, 1, 1),
+	return s.launchPDL(name, grid(s.persistentGrid(name, topk*ceilDiv(I, per)), 1, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, xn, ids, act, I, K, topk, limit)
 }
 
-// moeDecV2 launches a v6-style mlp2 decode kernel (two rows a warp, the
-// grid a multiple of topk).
-func (s *stream) moeDecV2(name string, blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+// moeDecMLP2: x += Σ_k' wts[k']·(W2_{ids[k']} · act[k'] + b2) for one token
+// (decode version v); the grid is a multiple of k, each block serving one
+// expert slot. I ≤ fusedMax.
+func (s *stream) moeDecMLP2(v int, blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
+	_, name, per, err := s.moeDecKernel(v)
+	if err != nil {
+		return err
+	}
 	if I > fusedMax || I%32 != 0 {
 		return fmt.Errorf("%s: I=%d (want a multiple of 32 ≤ %d)", name, I, fusedMax)
 	}
-	per := max(1, s.persistentGrid(name, topk*ceilDiv(H, 2))/topk)
-	per = min(per, ceilDiv(ceilDiv(H, 2), warpsPerBlock))
-	return s.launchPDL(name, grid(per*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
+	items := ceilDiv(H, per) // per expert slot
+	perSlot := min(max(1, s.persistentGrid(name, topk*items)/topk), ceilDiv(items, warpsPerBlock))
+	return s.launchPDL(name, grid(perSlot*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
 		blocks, scales, bias, act, ids, wts, x, H, I, topk)
 }

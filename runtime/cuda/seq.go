@@ -307,20 +307,9 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			errs = append(errs,
 				s.matvecNorm(w.outW, w.outB, q.attn, 0, q.x, H, Hq*D, eps, true),
 				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps))
-			switch {
-			case m.dec >= 7 && m.d.moe7OK():
-				errs = append(errs,
-					s.moe7MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
-					s.moe7MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
-			case m.dec >= 6:
-				errs = append(errs,
-					s.moe6MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
-					s.moe6MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
-			default:
-				errs = append(errs,
-					s.moe3MLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
-					s.moe3MLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
-			}
+			errs = append(errs,
+				s.moeDecMLP1(m.dec, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+				s.moeDecMLP2(m.dec, w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
 			continue
 		}
 		errs = append(errs,
@@ -335,8 +324,8 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 		)
 		if moeDecodeOK(T, k) {
 			errs = append(errs,
-				s.moeMLP1Dec(m.moeV2, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
-				s.moeMLP2Dec(m.moeV2, w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
+				s.moeMLP1Dec(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+				s.moeMLP2Dec(w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
 			continue
 		}
 		if m.moeTC && T > 1 {
@@ -349,8 +338,8 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 		}
 		errs = append(errs,
 			s.moePlan(q.ids, n, E, tile, q.order, q.tiles, q.ntiles),
-			s.moeMLP1(m.moeV2, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.order, q.tiles, q.ntiles, q.act, I, H, k, tile, maxTiles, limit),
-			s.moeMLP2(m.moeV2, w.w2Blocks, w.w2Scales, w.b2, q.act, q.order, q.tiles, q.ntiles, q.y, H, I, tile, maxTiles),
+			s.moeMLP1(w.w1Blocks, w.w1Scales, w.b1, q.xn, q.order, q.tiles, q.ntiles, q.act, I, H, k, tile, maxTiles, limit),
+			s.moeMLP2(w.w2Blocks, w.w2Scales, w.b2, q.act, q.order, q.tiles, q.ntiles, q.y, H, I, tile, maxTiles),
 			s.moeCombine(q.y, q.wts, q.x, T, H, k),
 		)
 	}

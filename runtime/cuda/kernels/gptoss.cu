@@ -628,198 +628,6 @@ extern "C" __global__ void __launch_bounds__(256) moe_mlp2_dec(const uint8_t* __
   if (lane == 0) x[r] += yv;
 }
 
-// ---------------------------------------------------------------------------
-// MoE, second version (GPTOSS_CUDA_MOE=v2; measured on an H100: prefill MoE
-// 228 ms a 256-token chunk vs v1's 451, the tensor-core kernels 57): the
-// profile of v1 on an H100 showed its activation loads uncoalesced (lane l
-// reads the activations of block l: 32 cache lines per warp load) and its
-// table loads bank-conflicted. Here consecutive lanes take consecutive
-// 8-byte halves of the blocks (16 elements: coalesced weight and activation
-// loads), and E2M1 values come from a 16-entry table replicated per lane in
-// shared memory (lut[n*32 + lane]: one bank per lane, no conflicts).
-DEV void fill_lut16(float* lut) {
-  for (int i = threadIdx.x; i < 16 * 32; i += blockDim.x) lut[i] = fp4(i >> 5);
-  __syncthreads();
-}
-
-DEV uint2 ld_stream2(const uint2* p) {
-  uint2 r;
-  asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
-  return r;
-}
-
-// 16 E2M1 values of 8 bytes (even element in the low nibble); lut is the
-// lane's column.
-DEV void dec16(const float* lut, uint2 q, float* w) {
-#pragma unroll
-  for (int b = 0; b < 4; b++) {
-    w[2 * b] = lut[((q.x >> (8 * b)) & 15u) * 32];
-    w[2 * b + 1] = lut[((q.x >> (8 * b + 4)) & 15u) * 32];
-    w[8 + 2 * b] = lut[((q.y >> (8 * b)) & 15u) * 32];
-    w[8 + 2 * b + 1] = lut[((q.y >> (8 * b + 4)) & 15u) * 32];
-  }
-}
-
-DEV float dot16(const float* w, const float* xs) {
-  float4 a = *(const float4*)xs, b = *(const float4*)(xs + 4), c = *(const float4*)(xs + 8), d = *(const float4*)(xs + 12);
-  return w[0] * a.x + w[1] * a.y + w[2] * a.z + w[3] * a.w + w[4] * b.x + w[5] * b.y + w[6] * b.z + w[7] * b.w +
-         w[8] * c.x + w[9] * c.y + w[10] * c.z + w[11] * c.w + w[12] * d.x + w[13] * d.y + w[14] * d.z + w[15] * d.w;
-}
-
-template <int TB>
-DEV void moe2_mlp1_rows(const float* lut, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
-                        const uint16_t* __restrict__ bias, const float* __restrict__ x, const int* a, int cnt, int e,
-                        float* __restrict__ act, int I, int K, int topk, float limit) {
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int j = blockIdx.x * (blockDim.x >> 5) + warp;
-  if (j >= I) return;
-  int nb = K >> 5;
-  const float* xr[TB];
-#pragma unroll
-  for (int i = 0; i < TB; i++) xr[i] = x + (size_t)(a[i] / topk) * K;
-  size_t r0 = (size_t)e * 2 * I + 2 * j;
-  const uint2* b0 = (const uint2*)(blocks + r0 * nb * 16);
-  const uint2* b1 = b0 + 2 * nb;
-  const uint8_t* s0 = scales + r0 * nb;
-  const uint8_t* s1 = s0 + nb;
-  float acc0[TB], acc1[TB];
-#pragma unroll
-  for (int i = 0; i < TB; i++) acc0[i] = acc1[i] = 0.f;
-  for (int hb = lane; hb < 2 * nb; hb += 32) {
-    uint2 q0 = ld_stream2(b0 + hb), q1 = ld_stream2(b1 + hb);
-    float f0 = e8m0(s0[hb >> 1]), f1 = e8m0(s1[hb >> 1]);
-    float w0[16], w1[16];
-    dec16(lut, q0, w0);
-    dec16(lut, q1, w1);
-#pragma unroll
-    for (int i = 0; i < TB; i++) {
-      if (i < cnt) {
-        const float* xs = xr[i] + hb * 16;
-        acc0[i] += dot16(w0, xs) * f0;
-        acc1[i] += dot16(w1, xs) * f1;
-      }
-    }
-  }
-  const uint16_t* br = bias + (size_t)e * 2 * I + 2 * j;
-  float bg = bf2f(br[0]), bl = bf2f(br[1]);
-#pragma unroll
-  for (int i = 0; i < TB; i++) {
-    float g = warp_sum(acc0[i]) + bg;
-    float l = warp_sum(acc1[i]) + bl;
-    if (lane == 0 && i < cnt) act[(size_t)a[i] * I + j] = swiglu(g, l, limit);
-  }
-}
-
-template <int TB>
-DEV void moe2_mlp2_rows(const float* lut, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales,
-                        const uint16_t* __restrict__ bias, const float* __restrict__ act, const int* a, int cnt, int e,
-                        float* __restrict__ y, int H, int I) {
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int r = blockIdx.x * (blockDim.x >> 5) + warp;
-  if (r >= H) return;
-  int nb = I >> 5;
-  size_t row = (size_t)e * H + r;
-  const uint2* b0 = (const uint2*)(blocks + row * nb * 16);
-  const uint8_t* s0 = scales + row * nb;
-  float acc[TB];
-#pragma unroll
-  for (int i = 0; i < TB; i++) acc[i] = 0.f;
-  for (int hb = lane; hb < 2 * nb; hb += 32) {
-    uint2 q0 = ld_stream2(b0 + hb);
-    float f0 = e8m0(s0[hb >> 1]);
-    float w0[16];
-    dec16(lut, q0, w0);
-#pragma unroll
-    for (int i = 0; i < TB; i++)
-      if (i < cnt) acc[i] += dot16(w0, act + (size_t)a[i] * I + hb * 16) * f0;
-  }
-  float bv = bf2f(bias[row]);
-#pragma unroll
-  for (int i = 0; i < TB; i++) {
-    float s = warp_sum(acc[i]) + bv;
-    if (lane == 0 && i < cnt) y[(size_t)a[i] * H + r] = s;
-  }
-}
-
-#define MOE2_TILE_PROLOGUE(TB)                                \
-  __shared__ float lut_[16 * 32];                             \
-  fill_lut16(lut_);                                           \
-  const float* lut = lut_ + (threadIdx.x & 31);               \
-  if ((int)blockIdx.y >= *ntiles) return;                     \
-  int4 tl = tiles[blockIdx.y];                                \
-  int a[TB];                                                  \
-  _Pragma("unroll") for (int i = 0; i < TB; i++) a[i] = i < tl.z ? order[tl.y + i] : order[tl.y];
-
-extern "C" __global__ void __launch_bounds__(256, 2) moe2_mlp1_t8(
-    const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, const float* x, const int* order,
-    const int4* tiles, const int* ntiles, float* act, int I, int K, int topk, float limit) {
-  MOE2_TILE_PROLOGUE(8)
-  moe2_mlp1_rows<8>(lut, blocks, scales, bias, x, a, tl.z, tl.x, act, I, K, topk, limit);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 2) moe2_mlp2_t8(
-    const uint8_t* blocks, const uint8_t* scales, const uint16_t* bias, const float* act, const int* order,
-    const int4* tiles, const int* ntiles, float* y, int H, int I) {
-  MOE2_TILE_PROLOGUE(8)
-  moe2_mlp2_rows<8>(lut, blocks, scales, bias, act, a, tl.z, tl.x, y, H, I);
-}
-
-extern "C" __global__ void __launch_bounds__(256) moe2_mlp1_dec(const uint8_t* blocks, const uint8_t* scales,
-                                                                const uint16_t* bias, const float* x, const int* ids,
-                                                                float* act, int I, int K, int topk, float limit) {
-  __shared__ float lut_[16 * 32];
-  fill_lut16(lut_);
-  int a[1] = {(int)blockIdx.y};
-  moe2_mlp1_rows<1>(lut_ + (threadIdx.x & 31), blocks, scales, bias, x, a, 1, ids[blockIdx.y], act, I, K, topk, limit);
-}
-
-extern "C" __global__ void __launch_bounds__(256) moe2_mlp2_dec(const uint8_t* __restrict__ blocks,
-                                                                const uint8_t* __restrict__ scales,
-                                                                const uint16_t* __restrict__ bias,
-                                                                const float* __restrict__ act, const int* __restrict__ ids,
-                                                                const float* __restrict__ wts, float* __restrict__ x,
-                                                                int H, int I, int topk) {
-  __shared__ float lut_[16 * 32];
-  fill_lut16(lut_);
-  const float* lut = lut_ + (threadIdx.x & 31);
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int r = blockIdx.x * (blockDim.x >> 5) + warp;
-  if (r >= H) return;
-  int nb = I >> 5;
-  const uint2* b[4];
-  const uint8_t* sc[4];
-  int e[4];
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    e[k] = ids[k < topk ? k : 0];
-    size_t row = (size_t)e[k] * H + r;
-    b[k] = (const uint2*)(blocks + row * nb * 16);
-    sc[k] = scales + row * nb;
-  }
-  float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  for (int hb = lane; hb < 2 * nb; hb += 32) {
-    uint2 q[4];
-#pragma unroll
-    for (int k = 0; k < 4; k++)
-      if (k < topk) q[k] = ld_stream2(b[k] + hb);
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-      if (k < topk) {
-        float w[16];
-        dec16(lut, q[k], w);
-        acc[k] += dot16(w, act + (size_t)k * I + hb * 16) * e8m0(sc[k][hb >> 1]);
-      }
-    }
-  }
-  float yv = 0.f;
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    float s = warp_sum(acc[k]);
-    if (k < topk) yv += wts[k] * (s + bf2f(bias[(size_t)e[k] * H + r]));
-  }
-  if (lane == 0) x[r] += yv;
-}
-
 // x[t] += Σ_k w[t,k] · y[t*k + k']. grid T.
 extern "C" __global__ void moe_combine(const float* __restrict__ y, const float* __restrict__ wts,
                                        float* __restrict__ x, int T, int H, int k) {
@@ -917,6 +725,14 @@ DEV void stage_vec(const float* __restrict__ x, const uint16_t* __restrict__ sca
   __syncthreads();
 }
 
+// 8 BF16 values (16 bytes, the even one in the low half) · a, b
+DEV float bf16x8_dot(uint4 v, float4 a, float4 b) {
+  return __uint_as_float(v.x << 16) * a.x + __uint_as_float(v.x & 0xffff0000u) * a.y +
+         __uint_as_float(v.y << 16) * a.z + __uint_as_float(v.y & 0xffff0000u) * a.w +
+         __uint_as_float(v.z << 16) * b.x + __uint_as_float(v.z & 0xffff0000u) * b.y +
+         __uint_as_float(v.w << 16) * b.z + __uint_as_float(v.w & 0xffff0000u) * b.w;
+}
+
 // one BF16 row (K/8 16-byte chunks) · staged x; U chunks per lane in flight.
 template <int U>
 DEV float row_bf16(const uint4* __restrict__ w, const float* xs, int nc, int lane) {
@@ -934,10 +750,7 @@ DEV float row_bf16(const uint4* __restrict__ w, const float* xs, int nc, int lan
       if (c < nc) {
         const float* xp = xs + padi(8 * c);
         float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
-        acc += __uint_as_float(v[u].x << 16) * a.x + __uint_as_float(v[u].x & 0xffff0000u) * a.y +
-               __uint_as_float(v[u].y << 16) * a.z + __uint_as_float(v[u].y & 0xffff0000u) * a.w +
-               __uint_as_float(v[u].z << 16) * b.x + __uint_as_float(v[u].z & 0xffff0000u) * b.y +
-               __uint_as_float(v[u].w << 16) * b.z + __uint_as_float(v[u].w & 0xffff0000u) * b.w;
+        acc += bf16x8_dot(v[u], a, b);
       }
     }
   }
@@ -989,14 +802,8 @@ DEV float2 rows2_bf16(const uint4* __restrict__ w1, const uint4* __restrict__ w2
       if (c < nc) {
         const float* xp = xs + padi(8 * c);
         float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
-        a1 += __uint_as_float(v1[u].x << 16) * a.x + __uint_as_float(v1[u].x & 0xffff0000u) * a.y +
-              __uint_as_float(v1[u].y << 16) * a.z + __uint_as_float(v1[u].y & 0xffff0000u) * a.w +
-              __uint_as_float(v1[u].z << 16) * b.x + __uint_as_float(v1[u].z & 0xffff0000u) * b.y +
-              __uint_as_float(v1[u].w << 16) * b.z + __uint_as_float(v1[u].w & 0xffff0000u) * b.w;
-        a2 += __uint_as_float(v2[u].x << 16) * a.x + __uint_as_float(v2[u].x & 0xffff0000u) * a.y +
-              __uint_as_float(v2[u].y << 16) * a.z + __uint_as_float(v2[u].y & 0xffff0000u) * a.w +
-              __uint_as_float(v2[u].z << 16) * b.x + __uint_as_float(v2[u].z & 0xffff0000u) * b.y +
-              __uint_as_float(v2[u].w << 16) * b.z + __uint_as_float(v2[u].w & 0xffff0000u) * b.w;
+        a1 += bf16x8_dot(v1[u], a, b);
+        a2 += bf16x8_dot(v2[u], a, b);
       }
     }
   }
@@ -1759,6 +1566,34 @@ extern "C" __global__ void __launch_bounds__(1024) sample_topkp(const float* __r
 #define TC_LD 40  // 32 + 8 (16-byte row padding)
 using namespace nvcuda;
 
+// 4 activations as hi + lo BF16 halves (x ≈ hi + lo to ~16 bits)
+DEV void tc_split(float4 v, __nv_bfloat16* hi, __nv_bfloat16* lo) {
+  float f[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    __nv_bfloat16 h = __float2bfloat16_rn(f[i]);
+    hi[i] = h;
+    lo[i] = __float2bfloat16_rn(f[i] - __bfloat162float(h));
+  }
+}
+
+using TCAcc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+
+// acc += the warp's 16 weight rows (W, row stride TC_LD) · the 16 tokens'
+// activations (Xh + Xl) over one 32-wide K chunk: W·hi + W·lo per 16 K
+DEV void tc_mma32(TCAcc& acc, const __nv_bfloat16* W, const __nv_bfloat16* Xh, const __nv_bfloat16* Xl) {
+#pragma unroll
+  for (int kk = 0; kk < 32; kk += 16) {
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bh, bl;
+    wmma::load_matrix_sync(a, W + kk, TC_LD);
+    wmma::load_matrix_sync(bh, Xh + kk, TC_LD);
+    wmma::load_matrix_sync(bl, Xl + kk, TC_LD);
+    wmma::mma_sync(acc, a, bh, acc);
+    wmma::mma_sync(acc, a, bl, acc);
+  }
+}
+
 // acc[row][token] over K for rows r0.. of the MXFP4 matrix (row stride nb
 // blocks) and the tile's activation rows xrow[i] (nullptr: zero).
 DEV void tc_tile(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, size_t r0, int nrows, int nb,
@@ -1794,25 +1629,10 @@ DEV void tc_tile(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__
     {
       float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
       if (xrow[xt]) v = *(const float4*)(xrow[xt] + c * 32 + xq);
-      float f[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int i = 0; i < 4; i++) {
-        __nv_bfloat16 hi = __float2bfloat16_rn(f[i]);
-        Xh[xt * TC_LD + xq + i] = hi;
-        Xl[xt * TC_LD + xq + i] = __float2bfloat16_rn(f[i] - __bfloat162float(hi));
-      }
+      tc_split(v, Xh + xt * TC_LD + xq, Xl + xt * TC_LD + xq);
     }
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < 32; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bh, bl;
-      wmma::load_matrix_sync(a, Ws + warp * 16 * TC_LD + kk, TC_LD);
-      wmma::load_matrix_sync(bh, Xh + kk, TC_LD);
-      wmma::load_matrix_sync(bl, Xl + kk, TC_LD);
-      wmma::mma_sync(acc, a, bh, acc);
-      wmma::mma_sync(acc, a, bl, acc);
-    }
+    tc_mma32(acc, Ws + warp * 16 * TC_LD, Xh, Xl);
     __syncthreads();
   }
   wmma::store_matrix_sync(out + warp * 16 * 16, acc, 16, wmma::mem_row_major);
@@ -1910,24 +1730,9 @@ extern "C" __global__ void __launch_bounds__(128) gemm_tc_bf16(const uint16_t* _
     *(uint4*)(Ws + wr * TC_LD + wh + 8) = a1;
     float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
     if (xok) v = *(const float4*)(xp + c);
-    float f[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-      __nv_bfloat16 hi = __float2bfloat16_rn(f[i]);
-      Xh[xt * TC_LD + xq + i] = hi;
-      Xl[xt * TC_LD + xq + i] = __float2bfloat16_rn(f[i] - __bfloat162float(hi));
-    }
+    tc_split(v, Xh + xt * TC_LD + xq, Xl + xt * TC_LD + xq);
     __syncthreads();
-#pragma unroll
-    for (int kk = 0; kk < 32; kk += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> bh, bl;
-      wmma::load_matrix_sync(a, Ws + warp * 16 * TC_LD + kk, TC_LD);
-      wmma::load_matrix_sync(bh, Xh + kk, TC_LD);
-      wmma::load_matrix_sync(bl, Xl + kk, TC_LD);
-      wmma::mma_sync(acc, a, bh, acc);
-      wmma::mma_sync(acc, a, bl, acc);
-    }
+    tc_mma32(acc, Ws + warp * 16 * TC_LD, Xh, Xl);
     __syncthreads();
   }
   wmma::store_matrix_sync(out + warp * 16 * 16, acc, 16, wmma::mem_row_major);
