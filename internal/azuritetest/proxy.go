@@ -12,7 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/gptoss/gptoss/internal/testserve"
 )
 
 // Proxy is a reverse proxy in front of Azurite that counts the blob bytes
@@ -28,9 +29,7 @@ type Proxy struct {
 	body   atomic.Int64 // bytes of GET response bodies read from Azurite
 	up     atomic.Int64 // bytes of Put Block / Put Blob request bodies sent to Azurite
 	fired  atomic.Int64
-	rate   atomic.Int64 // bytes per second over all downloads; 0 = no cap
-	lmu    sync.Mutex
-	next   time.Time // when the limiter lets the next byte through
+	pace   testserve.Pace // over all downloads and uploads
 }
 
 // Fault fails the next Count requests that Match with Status and the
@@ -62,7 +61,7 @@ func (s *Server) Proxy(t testing.TB) *Proxy {
 	p := &Proxy{}
 	rp.ModifyResponse = func(resp *http.Response) error {
 		if resp.Request.Method == http.MethodGet && IsBlobGet(resp.Request) {
-			resp.Body = &countingBody{resp.Body, p}
+			resp.Body = p.pace.Reader(resp.Request.Context(), resp.Body, func(n int64) { p.body.Add(n) })
 		}
 		return nil
 	}
@@ -78,7 +77,7 @@ func (s *Server) Proxy(t testing.TB) *Proxy {
 			return
 		}
 		if r.Method == http.MethodPut && r.Body != nil && (IsStageBlock(r) || r.URL.Query().Get("comp") == "") {
-			r.Body = &countingUp{r.Body, p}
+			r.Body = p.pace.Reader(r.Context(), r.Body, func(n int64) { p.up.Add(n) })
 		}
 		rp.ServeHTTP(w, r)
 	}))
@@ -130,55 +129,7 @@ func (p *Proxy) UpBytes() int64 { return p.up.Load() }
 // ResetBytes zeroes the byte counts.
 func (p *Proxy) ResetBytes() { p.body.Store(0); p.up.Store(0) }
 
-// countingUp counts (and paces, under SetRate) an upload's body.
-type countingUp struct {
-	io.ReadCloser
-	p *Proxy
-}
-
-func (c *countingUp) Read(b []byte) (int, error) {
-	if c.p.rate.Load() > 0 && len(b) > 16<<10 {
-		b = b[:16<<10]
-	}
-	c.p.wait(len(b))
-	n, err := c.ReadCloser.Read(b)
-	c.p.up.Add(int64(n))
-	return n, err
-}
-
 // SetRate caps the bytes per second of all downloads and uploads together
 // (0: no cap). The proxy reads only as fast as it may pass bytes on, so
 // BodyBytes and UpBytes are close to what arrived.
-func (p *Proxy) SetRate(bytesPerSec int64) { p.rate.Store(bytesPerSec) }
-
-// wait blocks until n more bytes may go out.
-func (p *Proxy) wait(n int) {
-	r := p.rate.Load()
-	if r <= 0 || n == 0 {
-		return
-	}
-	p.lmu.Lock()
-	now := time.Now()
-	if p.next.Before(now) {
-		p.next = now
-	}
-	at := p.next
-	p.next = p.next.Add(time.Duration(int64(n) * int64(time.Second) / r))
-	p.lmu.Unlock()
-	time.Sleep(time.Until(at))
-}
-
-type countingBody struct {
-	io.ReadCloser
-	p *Proxy
-}
-
-func (c *countingBody) Read(b []byte) (int, error) {
-	if c.p.rate.Load() > 0 && len(b) > 16<<10 {
-		b = b[:16<<10]
-	}
-	c.p.wait(len(b))
-	n, err := c.ReadCloser.Read(b)
-	c.p.body.Add(int64(n))
-	return n, err
-}
+func (p *Proxy) SetRate(bytesPerSec int64) { p.pace.Set(bytesPerSec) }

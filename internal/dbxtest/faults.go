@@ -1,6 +1,7 @@
 package dbxtest
 
 import (
+	"maps"
 	"sync"
 
 	"github.com/gptoss/gptoss/internal/testserve"
@@ -70,28 +71,9 @@ func (ss *statsState) reset() {
 func (ss *statsState) snapshot() Stats {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	out := Stats{Requests: map[Endpoint]int64{}, Status: map[int]int64{}, Faults: map[FaultKind]int64{},
-		BodyBytes: map[string]int64{}, FileRequests: map[string]int64{}, PutBytes: map[string]int64{},
+	return Stats{Requests: maps.Clone(ss.s.Requests), Status: maps.Clone(ss.s.Status), Faults: maps.Clone(ss.s.Faults),
+		BodyBytes: maps.Clone(ss.s.BodyBytes), FileRequests: maps.Clone(ss.s.FileRequests), PutBytes: maps.Clone(ss.s.PutBytes),
 		TotalBodyBytes: ss.s.TotalBodyBytes}
-	for k, v := range ss.s.Requests {
-		out.Requests[k] = v
-	}
-	for k, v := range ss.s.Status {
-		out.Status[k] = v
-	}
-	for k, v := range ss.s.Faults {
-		out.Faults[k] = v
-	}
-	for k, v := range ss.s.BodyBytes {
-		out.BodyBytes[k] = v
-	}
-	for k, v := range ss.s.FileRequests {
-		out.FileRequests[k] = v
-	}
-	for k, v := range ss.s.PutBytes {
-		out.PutBytes[k] = v
-	}
-	return out
 }
 
 func (ss *statsState) do(f func(s *Stats)) {

@@ -1,7 +1,6 @@
 package s3test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
@@ -14,7 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"golang.org/x/time/rate"
+	"github.com/gptoss/gptoss/internal/testserve"
 )
 
 // Proxy sits between a client and the server on its own loopback port:
@@ -26,7 +25,7 @@ type Proxy struct {
 	URL    string // http://127.0.0.1:PORT: the endpoint to give clients
 	bytes  atomic.Int64
 	mu     sync.Mutex
-	lim    *rate.Limiter // nil: no cap
+	pace   testserve.Pace
 	faults []*fault
 	per    map[string]int64 // URL path → GET body bytes
 }
@@ -71,7 +70,8 @@ func (s *Server) Proxy(tb testing.TB) *Proxy {
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			if resp.Request.Method == http.MethodGet {
-				resp.Body = &countingBody{rc: resp.Body, p: p, ctx: resp.Request.Context(), path: resp.Request.URL.Path}
+				path := resp.Request.URL.Path
+				resp.Body = p.pace.Reader(resp.Request.Context(), resp.Body, func(n int64) { p.count(path, n) })
 			}
 			return nil
 		},
@@ -131,50 +131,15 @@ func (p *Proxy) ResetBytes() {
 }
 
 // SetRate caps GET bodies at bytesPerSec in total (0: no cap).
-func (p *Proxy) SetRate(bytesPerSec int) {
+func (p *Proxy) SetRate(bytesPerSec int) { p.pace.Set(int64(bytesPerSec)) }
+
+// count adds n GET body bytes of the object at path.
+func (p *Proxy) count(path string, n int64) {
+	p.bytes.Add(n)
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if bytesPerSec <= 0 {
-		p.lim = nil
-		return
+	if p.per == nil {
+		p.per = map[string]int64{}
 	}
-	p.lim = rate.NewLimiter(rate.Limit(bytesPerSec), 32<<10)
+	p.per[path] += n
+	p.mu.Unlock()
 }
-
-func (p *Proxy) limiter() *rate.Limiter {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.lim
-}
-
-type countingBody struct {
-	rc   io.ReadCloser
-	p    *Proxy
-	ctx  context.Context
-	path string
-}
-
-func (c *countingBody) Read(b []byte) (int, error) {
-	lim := c.p.limiter()
-	if lim != nil && len(b) > lim.Burst() {
-		b = b[:lim.Burst()]
-	}
-	n, err := c.rc.Read(b)
-	if n > 0 {
-		c.p.bytes.Add(int64(n))
-		c.p.mu.Lock()
-		if c.p.per == nil {
-			c.p.per = map[string]int64{}
-		}
-		c.p.per[c.path] += int64(n)
-		c.p.mu.Unlock()
-		if lim != nil {
-			if werr := lim.WaitN(c.ctx, n); werr != nil && err == nil {
-				err = werr
-			}
-		}
-	}
-	return n, err
-}
-
-func (c *countingBody) Close() error { return c.rc.Close() }
