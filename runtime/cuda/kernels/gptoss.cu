@@ -72,6 +72,13 @@ DEV void prefetch_l2(const void* p, size_t bytes, int i, int n) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + o));
 }
 
+// prefetch_l2 with the evict_last priority: lines a later kernel reads,
+// kept over the lines being streamed meanwhile (decode v15).
+DEV void prefetch_l2_last(const void* p, size_t bytes, size_t i, size_t n) {
+  for (size_t o = i * 128; o < bytes; o += n * 128)
+    asm volatile("prefetch.global.L2::evict_last [%0];" ::"l"((const char*)p + o));
+}
+
 // E2M1 code → value.
 DEV float fp4(uint32_t n) {
   uint32_t e = (n >> 1) & 3u, m = n & 1u;
@@ -1036,19 +1043,44 @@ extern "C" __global__ void __launch_bounds__(256) moe3_mlp2_dec(const uint8_t* _
 // the last active split of a KV head to finish (cnt[g], reset to 0 after)
 // merges them with the sink and writes out[h·D + d].
 #define ATT4_MIN 32
+// the V-cache element a lane reads for its E = D/32 dimensions of a key
+template <int E> struct VElem;
+template <> struct VElem<1> { using T = unsigned short; };
+template <> struct VElem<2> { using T = uint32_t; };
+template <> struct VElem<4> { using T = uint2; };
+DEV void vacc(float* acc, unsigned short v, float p) { acc[0] += p * __half2float(__ushort_as_half(v)); }
+DEV void vacc(float* acc, uint32_t v, float p) {
+  float2 f = __half22float2(*(const __half2*)&v);
+  acc[0] += p * f.x;
+  acc[1] += p * f.y;
+}
+DEV void vacc(float* acc, uint2 v, float p) {
+  float2 f = __half22float2(*(const __half2*)&v.x), h = __half22float2(*(const __half2*)&v.y);
+  acc[0] += p * f.x;
+  acc[1] += p * f.y;
+  acc[2] += p * h.x;
+  acc[3] += p * h.y;
+}
+
 template <int D>
 DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__ kc, const __half* __restrict__ vc,
                        const int* __restrict__ pos0, const uint16_t* __restrict__ sinks, float* __restrict__ part,
                        int* __restrict__ cnt, float* __restrict__ out, int Hq, int Hkv, int window, int S,
-                       float scale) {
+                       float scale, const uint8_t* pf = nullptr, int pfBytes = 0) {
   constexpr int E = D >= 32 ? D / 32 : 1;  // dimensions per lane (lanes ≥ D idle when D < 32)
+  using VT = typename VElem<E>::T;
   __shared__ __align__(16) float qs[8][D];
   __shared__ int last;
+  if (pf)  // v15: the out-projection's weights into L2 (the attention reads little)
+    prefetch_l2_last(pf, (size_t)pfBytes, ((size_t)blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x + threadIdx.x,
+                     (size_t)gridDim.x * gridDim.y * blockDim.x);
   pdl_wait();
   int g = blockIdx.x, s = blockIdx.y;
   int G = Hq / Hkv;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   int h = g * G + warp;
+  // the query (independent of the position: loaded beside it)
+  for (int d = lane; d < D; d += 32) qs[warp][d] = qkv[(size_t)h * D + d] * scale;
   int p = *pos0;
   int lo = window > 0 ? max(0, p - window + 1) : 0;
   int n = p - lo + 1;
@@ -1056,7 +1088,6 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
   int active = (n + chunk - 1) / chunk;  // splits with keys (≤ S)
   if (s >= active) return;
   int begin = lo + s * chunk, end = min(p + 1, begin + chunk);
-  for (int d = lane; d < D; d += 32) qs[warp][d] = qkv[(size_t)h * D + d] * scale;
   __syncwarp();
   int kvw = Hkv * D;
   int d0 = lane * E;
@@ -1066,14 +1097,26 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
   for (int i = 0; i < E; i++) acc[i] = 0.f;
   for (int j0 = begin; j0 < end; j0 += 32) {
     int j = j0 + lane;
+    // the 32 keys' K rows (lane j's) and V rows (the lane's dimensions of
+    // each) all requested before the first use: one round trip a step
+    // (keys past the end and lanes without dimensions load nothing: zeros,
+    // and their p is 0)
+    int nk = min(32, end - j0);
+    const __half* vr = vc + (size_t)j0 * kvw + g * D + d0;
+    VT vv[32];
+#pragma unroll
+    for (int u = 0; u < 32; u++) vv[u] = u < nk && own ? *(const VT*)(vr + (size_t)u * kvw) : VT{};
+    uint4 kv[D / 8];
+    const uint4* kr = (const uint4*)(kc + (size_t)min(j, end - 1) * kvw + g * D);
+#pragma unroll
+    for (int c = 0; c < D / 8; c++) kv[c] = kr[c];
     float sc = -INFINITY;
     if (j < end) {
-      const uint4* kr = (const uint4*)(kc + (size_t)j * kvw + g * D);
       float dot = 0.f;
 #pragma unroll
       for (int c = 0; c < D / 8; c++) {
         float f[8];
-        h8(kr[c], f);
+        h8(kv[c], f);
         float4 qa = *(const float4*)&qs[warp][8 * c], qb = *(const float4*)&qs[warp][8 * c + 4];
         dot += f[0] * qa.x + f[1] * qa.y + f[2] * qa.z + f[3] * qa.w + f[4] * qb.x + f[5] * qb.y + f[6] * qb.z +
                f[7] * qb.w;
@@ -1086,43 +1129,8 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
     l = l * corr + warp_sum(pj);
 #pragma unroll
     for (int i = 0; i < E; i++) acc[i] *= corr;
-    // the 32 keys' V rows: every load in flight before the first use (keys
-    // past the end and lanes without dimensions load nothing: zeros, and
-    // their p is 0)
-    int nk = min(32, end - j0);
-    const __half* vr = vc + (size_t)j0 * kvw + g * D + d0;
-    if constexpr (E == 1) {
-      unsigned short vv[32];
 #pragma unroll
-      for (int u = 0; u < 32; u++) vv[u] = u < nk && own ? *(const unsigned short*)(vr + (size_t)u * kvw) : 0;
-#pragma unroll
-      for (int u = 0; u < 32; u++) acc[0] += __shfl_sync(0xffffffffu, pj, u) * __half2float(__ushort_as_half(vv[u]));
-    } else if constexpr (E == 2) {
-      uint32_t vv[32];
-#pragma unroll
-      for (int u = 0; u < 32; u++) vv[u] = u < nk && own ? *(const uint32_t*)(vr + (size_t)u * kvw) : 0u;
-#pragma unroll
-      for (int u = 0; u < 32; u++) {
-        float pu = __shfl_sync(0xffffffffu, pj, u);
-        float2 f = __half22float2(*(const __half2*)&vv[u]);
-        acc[0] += pu * f.x;
-        acc[1] += pu * f.y;
-      }
-    } else {
-      static_assert(E == 4, "head_dim 16, 32, 64 or 128");
-      uint2 vv[32];
-#pragma unroll
-      for (int u = 0; u < 32; u++) vv[u] = u < nk && own ? *(const uint2*)(vr + (size_t)u * kvw) : make_uint2(0u, 0u);
-#pragma unroll
-      for (int u = 0; u < 32; u++) {
-        float pu = __shfl_sync(0xffffffffu, pj, u);
-        float2 f = __half22float2(*(const __half2*)&vv[u].x), h = __half22float2(*(const __half2*)&vv[u].y);
-        acc[0] += pu * f.x;
-        acc[1] += pu * f.y;
-        acc[2] += pu * h.x;
-        acc[3] += pu * h.y;
-      }
-    }
+    for (int u = 0; u < 32; u++) vacc(acc, vv[u], __shfl_sync(0xffffffffu, pj, u));
     m = mn;
   }
   float* o = part + ((size_t)h * S + s) * (D + 2);
@@ -1138,22 +1146,44 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
   __syncthreads();
   if (!last) return;
   __threadfence();
+  // lane t holds split t, t + 32, …: the max and the sum over the splits
+  // with every split's {m, l} loaded at once (a serial walk over 64 splits
+  // was ~40 µs a layer at context 8k), then the weighted sum of their
+  // accumulators 8 splits a round
   float sink = bf2f(sinks[h]);
   const float* ph = part + (size_t)h * S * (D + 2);
   float M = sink;
-  for (int t = 0; t < active; t++) M = fmaxf(M, __ldcg(ph + (size_t)t * (D + 2)));
-  float L = __expf(sink - M), r[E];
+  for (int t = lane; t < active; t += 32) M = fmaxf(M, __ldcg(ph + (size_t)t * (D + 2)));
+  M = warp_max(M);
+  float L = 0.f, r[E];
 #pragma unroll
   for (int i = 0; i < E; i++) r[i] = 0.f;
-  for (int t = 0; t < active; t++) {
-    const float* q = ph + (size_t)t * (D + 2);
-    float f = __expf(__ldcg(q) - M);
-    L += __ldcg(q + 1) * f;
-    if (own) {
+  for (int t0 = 0; t0 < active; t0 += 32) {
+    int t = t0 + lane;
+    float f = 0.f;
+    if (t < active) {
+      const float* q = ph + (size_t)t * (D + 2);
+      f = __expf(__ldcg(q) - M);
+      L += __ldcg(q + 1) * f;
+    }
+    int nt = min(32, active - t0);
+    for (int u0 = 0; u0 < nt; u0 += 8) {
+      float v[8][E];
 #pragma unroll
-      for (int i = 0; i < E; i++) r[i] += __ldcg(q + 2 + d0 + i) * f;
+      for (int u = 0; u < 8; u++) {
+        const float* q = ph + (size_t)(t0 + u0 + u) * (D + 2) + 2 + d0;
+#pragma unroll
+        for (int i = 0; i < E; i++) v[u][i] = u0 + u < nt && own ? __ldcg(q + i) : 0.f;
+      }
+#pragma unroll
+      for (int u = 0; u < 8; u++) {
+        float fu = __shfl_sync(0xffffffffu, f, (u0 + u) & 31);
+#pragma unroll
+        for (int i = 0; i < E; i++) r[i] += v[u][i] * fu;
+      }
     }
   }
+  L = warp_sum(L) + __expf(sink - M);
   if (own) {
 #pragma unroll
     for (int i = 0; i < E; i++) out[(size_t)h * D + d0 + i] = r[i] / L;
@@ -1171,6 +1201,18 @@ ATT4_INST(16)
 ATT4_INST(32)
 ATT4_INST(64)
 ATT4_INST(128)
+
+// v15's: pfBytes of pf prefetched into L2 (evict_last) first
+#define ATTPF_INST(D)                                                                                               \
+  extern "C" __global__ void __launch_bounds__(256) attn_pf_d##D(                                                 \
+      const float* qkv, const __half* kc, const __half* vc, const int* pos0, const uint16_t* sinks, float* part,   \
+      int* cnt, float* out, int Hq, int Hkv, int window, int S, float scale, const uint8_t* pf, int pfBytes) {     \
+    attn_dec_body<D>(qkv, kc, vc, pos0, sinks, part, cnt, out, Hq, Hkv, window, S, scale, pf, pfBytes);          \
+  }
+ATTPF_INST(16)
+ATTPF_INST(32)
+ATTPF_INST(64)
+ATTPF_INST(128)
 
 // ---------------------------------------------------------------------------
 // Decode MoE v6 (GPTOSS_CUDA_DEC=v6). The v3 kernels spend ~7 instructions
@@ -1300,9 +1342,19 @@ template <class T>
 DEV void moe_mlp1_dec_body(const T& tab, float* xs, const uint8_t* __restrict__ blocks,
                            const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias,
                            const float* __restrict__ xn, const int* __restrict__ ids, float* __restrict__ act, int I,
-                           int K, int topk, float limit) {
+                           int K, int topk, float limit, const uint8_t* pfb = nullptr,
+                           const uint8_t* pfs = nullptr) {
   pdl_wait();
   pdl_launch();
+  if (pfb) {  // v15: the k experts' mlp2 rows (H = K rows of I/32 blocks) into L2 for the next kernel
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x, n = (size_t)gridDim.x * blockDim.x;
+    size_t bb = (size_t)K * I / 2, sb = (size_t)K * I / 32;
+    for (int kk = 0; kk < topk; kk++) {
+      size_t e = ids[kk];
+      prefetch_l2_last(pfb + e * bb, bb, i, n);
+      prefetch_l2_last(pfs + e * sb, sb, i, n);
+    }
+  }
   stage_vec(xn, 0, xs, 0, K, 0.f);
   int lane = threadIdx.x & 31;
   int nb = K >> 5, I2 = (I + 1) >> 1;
@@ -1377,6 +1429,885 @@ DEV void moe_mlp2_dec_body(const T& tab, float* xs, const uint8_t* __restrict__ 
   }
 MOE_DEC_INST(6, __shared__ float raw[1024]; Lut6 t, t.fill(raw))
 MOE_DEC_INST(7, Lut7 t, t.fill())
+
+// v15's mlp1: v7's, then the experts' mlp2 rows prefetched into L2
+extern "C" __global__ void __launch_bounds__(256, 2) moe15_mlp1_dec(MOE_DEC_ARGS1, const uint8_t* pfb,
+                                                                    const uint8_t* pfs) {
+  __shared__ __align__(16) float xs[FPAD];
+  Lut7 t;
+  t.fill();
+  moe_mlp1_dec_body(t, xs, blocks, scales, bias, xn, ids, act, I, K, topk, limit, pfb, pfs);
+}
+
+// ---------------------------------------------------------------------------
+// Decode v8 and v9 (GPTOSS_CUDA_DEC): the GEMVs stream their weights
+// through a shared-memory ring filled by cp.async instead of through
+// registers. Measured before them (PERF.md, Nsight Compute): the v3–v7
+// GEMVs spent 36–74% of their cycles waiting on loads with the DRAM a third
+// busy, because a warp has one round of loads (3–8 KB) in flight and waits
+// for it before it asks for the next; a layer's kernel is 10–30 µs, a few
+// such rounds. Here a block (one per SM, 256 threads) owns a contiguous
+// share of the work, split in stages (8 BF16 rows; 16 MXFP4 rows with their
+// scales) and keeps up to `slots` stages (~150–200 KB) in flight from its
+// first instruction: the BF16 kernels issue them before their PDL wait (the
+// weights do not depend on the previous kernel), so they stream while that
+// kernel finishes. Each stage: wait for its copies, barrier, a warp per row
+// (BF16) or row pair (MXFP4) computes from shared memory, barrier, and the
+// freed slot is refilled with stage + slots. The math per row is the v3/v7
+// kernels' (same order of summation within a lane).
+
+// one 16-byte cp.async (global → shared, L1 bypassed), in the current group
+DEV void cp16(void* s, const void* g) {
+  asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16;" ::"r"((uint32_t)__cvta_generic_to_shared(s)),
+               "l"(g)
+               : "memory");
+}
+DEV void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// waits until at most n (0..7) of this thread's groups are in flight
+DEV void cp_wait(int n) {
+  switch (n) {
+    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
+    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
+    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
+    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
+    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
+    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
+    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
+    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+  }
+}
+#define RING_MAX_SLOTS 8
+
+// one BF16 row in shared memory (nc 16-byte chunks) · staged x
+DEV float row_bf16_s(const uint4* w, const float* xs, int nc, int lane) {
+  float acc = 0.f;
+  for (int c = lane; c < nc; c += 32) {
+    uint4 v = w[c];
+    const float* xp = xs + padi(8 * c);
+    float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
+    acc += bf16x8_dot(v, a, b);
+  }
+  return warp_sum(acc);
+}
+
+extern __shared__ __align__(16) uint4 ring_[];
+
+// y[r] = W[r] · rmsnorm(x) + b[r] for one token (matvec_norm_t1's contract),
+// rows split evenly over the blocks, 8 a stage. Dynamic shared memory:
+// slots · 8 · K · 2 bytes.
+extern "C" __global__ void __launch_bounds__(256, 1) matvec_ring(const uint16_t* __restrict__ W,
+                                                               const uint16_t* __restrict__ bias,
+                                                               const float* __restrict__ x,
+                                                               const uint16_t* __restrict__ scale,
+                                                               float* __restrict__ y, int N, int K, float eps,
+                                                               int accumulate, int slots) {
+  __shared__ __align__(16) float xs[FPAD];
+  int nc = K >> 3, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int per = (N + gridDim.x - 1) / gridDim.x;
+  int r0 = blockIdx.x * per, r1 = min(N, r0 + per);
+  int nst = r1 > r0 ? (r1 - r0 + 7) >> 3 : 0;
+  auto issue = [&](int st) {
+    if (st < nst) {
+      int rs = r0 + 8 * st, n = min(8, r1 - rs) * nc;
+      const uint4* src = (const uint4*)(W + (size_t)rs * K);
+      uint4* dst = ring_ + (size_t)(st % slots) * 8 * nc;
+      for (int i = threadIdx.x; i < n; i += blockDim.x) cp16(dst + i, src + i);
+    }
+    cp_commit();
+  };
+  for (int st = 0; st < slots; st++) issue(st);  // weights only: before the wait
+  pdl_wait();
+  pdl_launch();
+  stage_vec(x, scale, xs, 0, K, eps);
+  for (int st = 0; st < nst; st++) {
+    cp_wait(slots - 1);
+    __syncthreads();
+    int row = r0 + 8 * st + warp;
+    if (row < r1) {
+      float s = row_bf16_s(ring_ + (size_t)(st % slots) * 8 * nc + warp * nc, xs, nc, lane);
+      if (lane == 0) {
+        s += bias ? bf2f(bias[row]) : 0.f;
+        y[row] = accumulate ? y[row] + s : s;
+      }
+    }
+    __syncthreads();
+    issue(st + slots);
+  }
+}
+
+// qkv_rope_t1's contract (RMSNorm, QKV GEMV, RoPE, KV-cache write) with the
+// ring: the RoPE pairs (rows r, r + D/2 of a head) split evenly over the
+// blocks, 4 pairs (8 rows) a stage, a warp a row; the pairs' epilogue runs
+// in the stage's threads 0..3. Dynamic shared memory: slots · 8 · K · 2.
+extern "C" __global__ void __launch_bounds__(256, 1) qkv_ring(const uint16_t* __restrict__ W,
+                                                            const uint16_t* __restrict__ bias,
+                                                            const float* __restrict__ x,
+                                                            const uint16_t* __restrict__ scale,
+                                                            float* __restrict__ qkv, const float* __restrict__ inv_freq,
+                                                            const int* __restrict__ pos0, __half* __restrict__ kc,
+                                                            __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
+                                                            float conc, float eps, int slots) {
+  __shared__ __align__(16) float xs[FPAD];
+  __shared__ float res[8];
+  int nc = K >> 3, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int half = D >> 1, kvw = Hkv * D;
+  int P = (Hq + 2 * Hkv) * half;
+  int per = (P + gridDim.x - 1) / gridDim.x;
+  int p0 = blockIdx.x * per, p1 = min(P, p0 + per);
+  int nst = p1 > p0 ? (p1 - p0 + 3) >> 2 : 0;
+  auto rowOf = [&](int st, int j) {  // row j (0..7) of stage st
+    int p = p0 + 4 * st + (j >> 1);
+    int h = p / half;
+    return h * D + (p - h * half) + (j & 1) * half;
+  };
+  auto issue = [&](int st) {
+    if (st < nst) {
+      int n = 2 * min(4, p1 - (p0 + 4 * st)) * nc;
+      uint4* dst = ring_ + (size_t)(st % slots) * 8 * nc;
+      for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        int j = i / nc;
+        cp16(dst + i, (const uint4*)(W + (size_t)rowOf(st, j) * K) + (i - j * nc));
+      }
+    }
+    cp_commit();
+  };
+  for (int st = 0; st < slots; st++) issue(st);  // weights only: before the wait
+  pdl_wait();
+  pdl_launch();
+  stage_vec(x, scale, xs, 0, K, eps);
+  int p = *pos0;
+  for (int st = 0; st < nst; st++) {
+    cp_wait(slots - 1);
+    __syncthreads();
+    int np = min(4, p1 - (p0 + 4 * st));
+    if ((warp >> 1) < np) {
+      float s = row_bf16_s(ring_ + (size_t)(st % slots) * 8 * nc + warp * nc, xs, nc, lane);
+      if (lane == 0) res[warp] = s;
+    }
+    __syncthreads();
+    if ((int)threadIdx.x < np) {
+      int t = threadIdx.x;
+      int r1 = rowOf(st, 2 * t), r2 = r1 + half;
+      int h = r1 / D, i = r1 - h * D;
+      float x1 = res[2 * t] + (bias ? bf2f(bias[r1]) : 0.f), x2 = res[2 * t + 1] + (bias ? bf2f(bias[r2]) : 0.f);
+      float o1 = x1, o2 = x2;
+      if (h < Hq + Hkv) {
+        float sn, c;
+        sincosf((float)p * inv_freq[i], &sn, &c);
+        c *= conc;
+        sn *= conc;
+        o1 = x1 * c - x2 * sn;
+        o2 = x2 * c + x1 * sn;
+      }
+      qkv[r1] = o1;
+      qkv[r2] = o2;
+      if (h >= Hq + Hkv) {
+        __half* v = vc + (size_t)p * kvw + (h - Hq - Hkv) * D;
+        v[i] = __float2half_rn(o1);
+        v[i + half] = __float2half_rn(o2);
+      } else if (h >= Hq) {
+        __half* k = kc + (size_t)p * kvw + (h - Hq) * D;
+        k[i] = __float2half_rn(o1);
+        k[i + half] = __float2half_rn(o2);
+      }
+    }
+    issue(st + slots);
+  }
+}
+
+// two MXFP4 rows in shared memory (row r at b + r·nb blocks, scales at
+// sc + r·nb) · the staged vector, v7's table: a[0], a[1] warp-reduced
+DEV void mx_rows2_s(const uint4* b, const uint8_t* sc, int nb, const float* xs, const Lut7& tab, int lane,
+                    float* a) {
+  float a0 = 0.f, a1 = 0.f;
+  for (int g = lane; g < nb; g += 32) {
+    uint4 q0 = b[g], q1 = b[nb + g];
+    float s0 = __uint_as_float((uint32_t)sc[g] << 23), s1 = __uint_as_float((uint32_t)sc[nb + g] << 23);
+    const float* xb = xs + 36 * g;
+    float d0 = 0.f, d1 = 0.f;
+#pragma unroll
+    for (int c = 0; c < 4; c++) {
+      float4 xa = *(const float4*)(xb + 8 * c), xc = *(const float4*)(xb + 8 * c + 4);
+      uint32_t v0 = c == 0 ? q0.x : c == 1 ? q0.y : c == 2 ? q0.z : q0.w;
+      uint32_t v1 = c == 0 ? q1.x : c == 1 ? q1.y : c == 2 ? q1.z : q1.w;
+      d0 += tab.word(v0, xa, xc);
+      d1 += tab.word(v1, xa, xc);
+    }
+    a0 += d0 * s0;
+    a1 += d1 * s1;
+  }
+  a[0] = warp_sum(a0);
+  a[1] = warp_sum(a1);
+}
+
+// a stage of the MXFP4 ring: the block's 2 rows a warp (MX_ROWS for 512
+// threads) from expert row row0 on, their blocks (rows·nb 16-byte words)
+// then their scales (rows·nb bytes; row0 and rows multiples of 16, so
+// they are 16-byte aligned)
+#define MX_ROWS 32
+DEV void mx_issue(uint8_t* dst, const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, size_t row0,
+                  int nb) {
+  int n1 = MX_ROWS * nb, n = n1 + MX_ROWS * nb / 16;
+  const uint4* b = (const uint4*)(blocks + row0 * nb * 16);
+  const uint4* s = (const uint4*)(scales + row0 * nb);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) cp16(dst + 16 * i, i < n1 ? b + i : s + (i - n1));
+}
+
+// mlp1 for the k experts of one token (moe7_mlp1_dec's contract) with the
+// ring: the k·2I rows in stages of MX_ROWS (gate and linear rows
+// interleaved: a warp takes a pair, one output), the stages split evenly
+// over the blocks. 512 threads (the table decode is ~4 instructions a
+// value: 16 warps an SM keep the schedulers busy). Needs 2I % MX_ROWS == 0
+// and 16-byte aligned blocks and scales. Dynamic shared memory: v7's 64 KB
+// table, then slots · 17 · MX_ROWS · nb bytes (nb = K/32).
+extern "C" __global__ void __launch_bounds__(512, 1) moe9_mlp1_dec(MOE_DEC_ARGS1, int slots) {
+  __shared__ __align__(16) float xs[FPAD];
+  Lut7 tab;
+  tab.fill();
+  uint8_t* ring = (uint8_t*)lut7 + LUT7_BYTES;
+  pdl_wait();
+  pdl_launch();
+  int nb = K >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int spe = 2 * I / MX_ROWS, S = topk * spe;
+  int per = (S + gridDim.x - 1) / gridDim.x;
+  int s0 = blockIdx.x * per, nst = max(0, min(S, s0 + per) - s0);
+  size_t sb = (size_t)17 * MX_ROWS * nb;
+  auto issue = [&](int st) {
+    if (st < nst) {
+      int gs = s0 + st, kk = gs / spe;
+      mx_issue(ring + (st % slots) * sb, blocks, scales, (size_t)ids[kk] * 2 * I + (size_t)(gs - kk * spe) * MX_ROWS,
+               nb);
+    }
+    cp_commit();
+  };
+  for (int st = 0; st < slots; st++) issue(st);
+  stage_vec(xn, 0, xs, 0, K, 0.f);  // its barrier also ends the table fill
+  for (int st = 0; st < nst; st++) {
+    cp_wait(slots - 1);
+    __syncthreads();
+    int gs = s0 + st, kk = gs / spe, rs = (gs - kk * spe) * MX_ROWS + 2 * warp;
+    const uint8_t* stg = ring + (st % slots) * sb;
+    float a[2];
+    mx_rows2_s((const uint4*)stg + 2 * warp * nb, stg + 16 * MX_ROWS * nb + 2 * warp * nb, nb, xs, tab, lane, a);
+    if (lane == 0) {
+      const uint16_t* br = bias + (size_t)ids[kk] * 2 * I + rs;
+      act[(size_t)kk * I + (rs >> 1)] = swiglu(a[0] + bf2f(br[0]), a[1] + bf2f(br[1]), limit);
+    }
+    __syncthreads();
+    issue(st + slots);
+  }
+}
+
+// mlp2 for the k experts of one token, added into the residual
+// (moe7_mlp2_dec's contract) with the ring: block b serves expert slot
+// b % topk (gridDim.x a multiple of topk), the slot's H rows in stages of
+// MX_ROWS, a warp two rows. 512 threads. Needs H % MX_ROWS == 0 and aligned
+// blocks and scales.
+extern "C" __global__ void __launch_bounds__(512, 1) moe9_mlp2_dec(MOE_DEC_ARGS2, int slots) {
+  __shared__ __align__(16) float xs[FPAD];
+  Lut7 tab;
+  tab.fill();
+  uint8_t* ring = (uint8_t*)lut7 + LUT7_BYTES;
+  pdl_wait();
+  pdl_launch();
+  int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
+  int nb = I >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int spe = H / MX_ROWS;
+  int per = (spe + nbs - 1) / nbs;
+  int s0 = bi * per, nst = max(0, min(spe, s0 + per) - s0);
+  size_t e = ids[kk], sb = (size_t)17 * MX_ROWS * nb;
+  auto issue = [&](int st) {
+    if (st < nst) mx_issue(ring + (st % slots) * sb, blocks, scales, e * H + (size_t)(s0 + st) * MX_ROWS, nb);
+    cp_commit();
+  };
+  for (int st = 0; st < slots; st++) issue(st);
+  stage_vec(act + (size_t)kk * I, 0, xs, 0, I, 0.f);
+  float wk = wts[kk];
+  for (int st = 0; st < nst; st++) {
+    cp_wait(slots - 1);
+    __syncthreads();
+    int r = (s0 + st) * MX_ROWS + 2 * warp;
+    const uint8_t* stg = ring + (st % slots) * sb;
+    float a[2];
+    mx_rows2_s((const uint4*)stg + 2 * warp * nb, stg + 16 * MX_ROWS * nb + 2 * warp * nb, nb, xs, tab, lane, a);
+    if (lane == 0) {
+      size_t row = e * H + r;
+      atomicAdd(x + r, wk * (a[0] + bf2f(bias[row])));
+      atomicAdd(x + r + 1, wk * (a[1] + bf2f(bias[row + 1])));
+    }
+    __syncthreads();
+    issue(st + slots);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Decode v10 BF16 GEMVs (GPTOSS_CUDA_DEC=v10): a warp's row (or RoPE row
+// pair) is one round of loads, U 16-byte chunks a lane in registers (v3
+// took two rounds a row of K = 4096 and three a pair of K = 2880, each a
+// full DRAM round trip), and the warp's first row is requested before the
+// PDL wait (the weights do not depend on the previous kernel) instead of
+// only prefetched into L2, so it streams while the previous kernel ends and
+// while the block stages its input. Same math and order of summation as
+// matvec_norm_t1 and qkv_rope_t1. nc ≤ 32·U.
+template <int U>
+DEV void ld_row(uint4 (&v)[U], const uint4* __restrict__ w, int nc, int lane) {
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int c = lane + 32 * u;
+    v[u] = c < nc ? ld_stream(w + c) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+template <int U>
+DEV float dot_row(const uint4 (&v)[U], const float* xs, int nc, int lane) {
+  float acc = 0.f;
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int c = lane + 32 * u;
+    if (c < nc) {
+      const float* xp = xs + padi(8 * c);
+      float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
+      acc += bf16x8_dot(v[u], a, b);
+    }
+  }
+  return warp_sum(acc);
+}
+
+template <int U>
+DEV void matvec_e_body(const uint16_t* __restrict__ W, const uint16_t* __restrict__ bias, const float* __restrict__ x,
+                       const uint16_t* __restrict__ scale, float* __restrict__ y, int N, int K, float eps,
+                       int accumulate) {
+  __shared__ __align__(16) float xs[FPAD];
+  int lane = threadIdx.x & 31, nc = K >> 3;
+  int nw = gridDim.x * (blockDim.x >> 5);
+  int row0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  uint4 v[U];
+  if (row0 < N) ld_row<U>(v, (const uint4*)(W + (size_t)row0 * K), nc, lane);  // weights only: before the wait
+  pdl_wait();
+  pdl_launch();
+  stage_vec(x, scale, xs, 0, K, eps);
+  for (int row = row0; row < N; row += nw) {
+    if (row != row0) ld_row<U>(v, (const uint4*)(W + (size_t)row * K), nc, lane);
+    float s = dot_row<U>(v, xs, nc, lane);
+    if (lane == 0) {
+      s += bias ? bf2f(bias[row]) : 0.f;
+      y[row] = accumulate ? y[row] + s : s;
+    }
+  }
+}
+
+// matvec_norm_t1's contract; e12: K ≤ 3072, e16: K ≤ 4096
+#define MATVEC_E_ARGS                                                                                      \
+  const uint16_t *__restrict__ W, const uint16_t *__restrict__ bias, const float *__restrict__ x,           \
+      const uint16_t *__restrict__ scale, float *__restrict__ y, int N, int K, float eps, int accumulate
+extern "C" __global__ void __launch_bounds__(256) matvec_e12(MATVEC_E_ARGS) {
+  matvec_e_body<12>(W, bias, x, scale, y, N, K, eps, accumulate);
+}
+extern "C" __global__ void __launch_bounds__(256) matvec_e16(MATVEC_E_ARGS) {
+  matvec_e_body<16>(W, bias, x, scale, y, N, K, eps, accumulate);
+}
+
+// qkv_rope_t1's contract, a RoPE pair (two rows of K ≤ 3072) a round
+extern "C" __global__ void __launch_bounds__(256) qkv_e12(const uint16_t* __restrict__ W,
+                                                          const uint16_t* __restrict__ bias,
+                                                          const float* __restrict__ x,
+                                                          const uint16_t* __restrict__ scale, float* __restrict__ qkv,
+                                                          const float* __restrict__ inv_freq,
+                                                          const int* __restrict__ pos0, __half* __restrict__ kc,
+                                                          __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
+                                                          float conc, float eps) {
+  __shared__ __align__(16) float xs[FPAD];
+  int lane = threadIdx.x & 31, nc = K >> 3;
+  int half = D >> 1, kvw = Hkv * D;
+  int P = (Hq + 2 * Hkv) * half, nw = gridDim.x * (blockDim.x >> 5);
+  int it0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  uint4 v1[12], v2[12];
+  auto load = [&](int it) {
+    int h = it / half, r1 = h * D + (it - h * half);
+    ld_row<12>(v1, (const uint4*)(W + (size_t)r1 * K), nc, lane);
+    ld_row<12>(v2, (const uint4*)(W + (size_t)(r1 + half) * K), nc, lane);
+  };
+  if (it0 < P) load(it0);  // weights only: before the wait
+  pdl_wait();
+  pdl_launch();
+  stage_vec(x, scale, xs, 0, K, eps);
+  int p = *pos0;
+  for (int it = it0; it < P; it += nw) {
+    if (it != it0) load(it);
+    int h = it / half, i = it - h * half;
+    int r1 = h * D + i, r2 = r1 + half;
+    float s1 = dot_row<12>(v1, xs, nc, lane), s2 = dot_row<12>(v2, xs, nc, lane);
+    if (lane == 0) {
+      float x1 = s1 + (bias ? bf2f(bias[r1]) : 0.f), x2 = s2 + (bias ? bf2f(bias[r2]) : 0.f);
+      float o1 = x1, o2 = x2;
+      if (h < Hq + Hkv) {
+        float sn, c;
+        sincosf((float)p * inv_freq[i], &sn, &c);
+        c *= conc;
+        sn *= conc;
+        o1 = x1 * c - x2 * sn;
+        o2 = x2 * c + x1 * sn;
+      }
+      qkv[r1] = o1;
+      qkv[r2] = o2;
+      if (h >= Hq + Hkv) {
+        __half* vv = vc + (size_t)p * kvw + (h - Hq - Hkv) * D;
+        vv[i] = __float2half_rn(o1);
+        vv[i + half] = __float2half_rn(o2);
+      } else if (h >= Hq) {
+        __half* k = kc + (size_t)p * kvw + (h - Hq) * D;
+        k[i] = __float2half_rn(o1);
+        k[i + half] = __float2half_rn(o2);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Decode v11 mlp2 (GPTOSS_CUDA_DEC=v11, with v10's BF16 GEMVs): v7's mlp2
+// with the warp's first row pair requested before the PDL wait. Its
+// weights depend on the router's expert ids, written two kernels earlier:
+// this kernel starts only once every block of mlp1 has passed its own wait
+// (pdl_launch follows pdl_wait in every kernel of the step), so the ids are
+// final; they are read through L2 (ld.global.cg), never a stale L1 line.
+DEV int ld_cg(const int* p) {
+  int v;
+  asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p));
+  return v;
+}
+
+DEV void moe11_mlp2_body(MOE_DEC_ARGS2, const uint8_t* pf, int pfBytes) {
+  __shared__ __align__(16) float xs[FPAD];
+  Lut7 tab;
+  tab.fill();
+  if (pf)  // v15: the next layer's QKV weights into L2
+    prefetch_l2_last(pf, (size_t)pfBytes, (size_t)blockIdx.x * blockDim.x + threadIdx.x,
+                     (size_t)gridDim.x * blockDim.x);
+  int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
+  int lane = threadIdx.x & 31;
+  int nb = I >> 5, H2 = (H + 1) >> 1;
+  int e = ld_cg(ids + kk);
+  int nw = nbs * (blockDim.x >> 5);
+  int p0 = bi * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  uint4 q[3][2];
+  uint32_t s8[3][2];
+  auto load = [&](int p) {
+    int r = 2 * p, nr = min(2, H - r);
+    size_t row = (size_t)e * H + r;
+    const uint4* b = (const uint4*)(blocks + row * nb * 16);
+    const uint8_t* sc = scales + row * nb;
+#pragma unroll
+    for (int u = 0; u < 3; u++) {
+      int g = lane + 32 * u;
+#pragma unroll
+      for (int rr = 0; rr < 2; rr++) {
+        bool ok = g < nb && rr < nr;
+        q[u][rr] = ok ? ld_stream(b + (size_t)rr * nb + g) : make_uint4(0, 0, 0, 0);
+        s8[u][rr] = ok ? sc[(size_t)rr * nb + g] : 0u;
+      }
+    }
+  };
+  if (p0 < H2 && nb <= 96) load(p0);  // weights only: before the wait
+  pdl_wait();
+  pdl_launch();
+  stage_vec(act + (size_t)kk * I, 0, xs, 0, I, 0.f);
+  float wk = wts[kk];
+  for (int p = p0; p < H2; p += nw) {
+    int r = 2 * p, nr = min(2, H - r);
+    size_t row = (size_t)e * H + r;
+    float a[2];
+    if (nb <= 96) {  // one round a row pair (I ≤ 3072)
+      if (p != p0) load(p);
+      a[0] = a[1] = 0.f;
+#pragma unroll
+      for (int u = 0; u < 3; u++) {
+        int g = lane + 32 * u;
+        if (g < nb) {
+          const float* xb = xs + 36 * g;
+          float d0 = 0.f, d1 = 0.f;
+#pragma unroll
+          for (int c = 0; c < 4; c++) {
+            float4 xa = *(const float4*)(xb + 8 * c), xc = *(const float4*)(xb + 8 * c + 4);
+            uint32_t v0 = c == 0 ? q[u][0].x : c == 1 ? q[u][0].y : c == 2 ? q[u][0].z : q[u][0].w;
+            uint32_t v1 = c == 0 ? q[u][1].x : c == 1 ? q[u][1].y : c == 2 ? q[u][1].z : q[u][1].w;
+            d0 += tab.word(v0, xa, xc);
+            d1 += tab.word(v1, xa, xc);
+          }
+          a[0] += d0 * __uint_as_float(s8[u][0] << 23);
+          a[1] += d1 * __uint_as_float(s8[u][1] << 23);
+        }
+      }
+      a[0] = warp_sum(a[0]);
+      a[1] = warp_sum(a[1]);
+    } else {
+      mx_rows<2, 3>((const uint4*)(blocks + row * nb * 16), scales + row * nb, nb, nr, xs, tab, lane, a);
+    }
+    if (lane == 0) {
+      atomicAdd(x + r, wk * (a[0] + bf2f(bias[row])));
+      if (nr == 2) atomicAdd(x + r + 1, wk * (a[1] + bf2f(bias[row + 1])));
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) moe11_mlp2_dec(MOE_DEC_ARGS2) {
+  moe11_mlp2_body(blocks, scales, bias, act, ids, wts, x, H, I, topk, nullptr, 0);
+}
+
+// v15's mlp2: v11's, with the next layer's QKV weights prefetched into L2
+extern "C" __global__ void __launch_bounds__(256, 2) moe15_mlp2_dec(MOE_DEC_ARGS2, const uint8_t* pf, int pfBytes) {
+  moe11_mlp2_body(blocks, scales, bias, act, ids, wts, x, H, I, topk, pf, pfBytes);
+}
+
+// ---------------------------------------------------------------------------
+// Decode MoE v13 (GPTOSS_CUDA_DEC=v13): integer dot products. The v3–v7
+// MoE GEMVs spend ~3.4 instructions a value decoding E2M1 through a table
+// in shared memory and multiplying in FP32 (Nsight Compute: 0.43 issued a
+// scheduler a cycle, a third of the stalls on those table loads). Here the
+// activation vector is staged once per block as int16 with a scale per 32
+// values (q = round(x·32767/amax), x ≈ q·amax/32767: a relative error of
+// ~1e-5 of the block's largest value, far below BF16's), the E2M1 codes
+// become int8 (twice their value: 0, 1, 2, 3, 4, 6, 8, 12 and negatives)
+// through byte permutes of two constant tables, and dp2a multiplies two
+// int16 by two int8 and adds into an int32: ~2 instructions a value, no
+// table loads, exact integer sums within a 32-value block. A block's sum
+// is then scaled by amax/32767 · 2^(e−127) / 2 in FP32.
+#define Q16_OFF(j) (64 * (j) + 16 * ((j) >> 1))  // bytes: conflict-free 16-byte reads by consecutive blocks
+#define Q16_BYTES(K) (2 * (K) + (K) / 4)
+
+// x (K values, K % 32 == 0) → qs (int16, block j at Q16_OFF(j)) and ds[j] =
+// amax_j / 32767; ends with a barrier.
+DEV void stage_q16(const float* __restrict__ x, uint8_t* qs, float* ds, int K) {
+  int nw = blockDim.x >> 5, warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  for (int j = warp; j < (K >> 5); j += nw) {
+    float v = x[32 * j + lane];
+    float amax = warp_max(fabsf(v));
+    float inv = amax > 0.f ? 32767.f / amax : 0.f;
+    ((short*)(qs + Q16_OFF(j)))[lane] = (short)__float2int_rn(v * inv);
+    if (lane == 0) ds[j] = amax / 32767.f;
+  }
+  __syncthreads();
+}
+
+DEV uint32_t prmt(uint32_t a, uint32_t b, uint32_t s) {
+  uint32_t d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(s));
+  return d;
+}
+DEV int dp2a_lo(uint32_t a, uint32_t b, int c) {
+  int d;
+  asm("dp2a.lo.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+DEV int dp2a_hi(uint32_t a, uint32_t b, int c) {
+  int d;
+  asm("dp2a.hi.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+  return d;
+}
+
+// s + Σ 2·E2M1(nibble k of w) · x_k for the 8 codes of w (element k in
+// nibble k) and 8 int16 values x (element k in half k of x's words)
+DEV int q16_word(uint32_t w, uint4 x, int s) {
+  const uint32_t P0 = 0x03020100u, P1 = 0x0C080604u;  // 0 1 2 3 | 4 6 8 12
+  const uint32_t N0 = 0xFDFEFF00u, N1 = 0xF4F8FAFCu;  // their negatives
+  uint32_t m = w & 0x77777777u, m2 = m >> 16;         // magnitude codes (prmt reads 3 bits a selector)
+  uint32_t t = ((w >> 1) & 0x44444444u) | 0x32103210u;  // byte k from the negatives where code k's sign is set
+  uint32_t lo = prmt(prmt(P0, P1, m), prmt(N0, N1, m), t);         // elements 0..3 as int8
+  uint32_t hi = prmt(prmt(P0, P1, m2), prmt(N0, N1, m2), t >> 16);  // elements 4..7
+  s = dp2a_lo(x.x, lo, s);
+  s = dp2a_hi(x.y, lo, s);
+  s = dp2a_lo(x.z, hi, s);
+  return dp2a_hi(x.w, hi, s);
+}
+
+// R rows of MXFP4 · the int16-staged vector, U blocks a lane in flight (as
+// mx_rows); rows ≥ nr are skipped. q/s8: preloaded first round (pre) or
+// loaded here.
+template <int R, int U>
+DEV void mxq_load(const uint4* __restrict__ b, const uint8_t* __restrict__ sc, int nb, int nr, int g0, int lane,
+                  uint4 (&q)[U][R], uint32_t (&s8)[U][R]) {
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int g = g0 + lane + 32 * u;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      bool ok = g < nb && r < nr;
+      q[u][r] = ok ? ld_stream(b + (size_t)r * nb + g) : make_uint4(0, 0, 0, 0);
+      s8[u][r] = ok ? sc[(size_t)r * nb + g] : 0u;
+    }
+  }
+}
+
+template <int R, int U>
+DEV void mxq_dot(const uint4 (&q)[U][R], const uint32_t (&s8)[U][R], int nb, int g0, int lane, const uint8_t* qs,
+                 const float* ds, float* a) {
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int g = g0 + lane + 32 * u;
+    if (g < nb) {
+      const uint4* xq = (const uint4*)(qs + Q16_OFF(g));
+      uint4 x0 = xq[0], x1 = xq[1], x2 = xq[2], x3 = xq[3];
+      float dh = ds[g] * 0.5f;
+#pragma unroll
+      for (int r = 0; r < R; r++) {
+        int s = q16_word(q[u][r].x, x0, 0);
+        s = q16_word(q[u][r].y, x1, s);
+        s = q16_word(q[u][r].z, x2, s);
+        s = q16_word(q[u][r].w, x3, s);
+        a[r] += (float)s * (dh * __uint_as_float(s8[u][r] << 23));
+      }
+    }
+  }
+}
+
+template <int R, int U>
+DEV void mxq_rows(const uint4* __restrict__ b, const uint8_t* __restrict__ sc, int nb, int nr, const uint8_t* qs,
+                  const float* ds, int lane, float* a) {
+#pragma unroll
+  for (int r = 0; r < R; r++) a[r] = 0.f;
+  for (int g0 = 0; g0 < nb; g0 += 32 * U) {
+    uint4 q[U][R];
+    uint32_t s8[U][R];
+    mxq_load<R, U>(b, sc, nb, nr, g0, lane, q, s8);
+    mxq_dot<R, U>(q, s8, nb, g0, lane, qs, ds, a);
+  }
+#pragma unroll
+  for (int r = 0; r < R; r++) a[r] = warp_sum(a[r]);
+}
+
+// moe7_mlp1_dec's contract (a warp two outputs, 4 rows, a round) with the
+// integer dot products. K ≤ FMAX.
+extern "C" __global__ void __launch_bounds__(256, 2) moe13_mlp1_dec(MOE_DEC_ARGS1) {
+  __shared__ __align__(16) uint8_t qs[Q16_BYTES(FMAX)];
+  __shared__ float ds[FMAX / 32];
+  pdl_wait();
+  pdl_launch();
+  stage_q16(xn, qs, ds, K);
+  int lane = threadIdx.x & 31;
+  int nb = K >> 5, I2 = (I + 1) >> 1;
+  int P = topk * I2, nw = gridDim.x * (blockDim.x >> 5);
+  for (int p = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); p < P; p += nw) {
+    int kk = p / I2, j = 2 * (p - kk * I2);
+    int nr = j + 1 < I ? 4 : 2;
+    size_t r0 = (size_t)ids[kk] * 2 * I + 2 * j;
+    float a[4];
+    mxq_rows<4, 3>((const uint4*)(blocks + r0 * nb * 16), scales + r0 * nb, nb, nr, qs, ds, lane, a);
+    if (lane == 0) {
+      const uint16_t* br = bias + r0;
+      float* o = act + (size_t)kk * I + j;
+      o[0] = swiglu(a[0] + bf2f(br[0]), a[1] + bf2f(br[1]), limit);
+      if (nr == 4) o[1] = swiglu(a[2] + bf2f(br[2]), a[3] + bf2f(br[3]), limit);
+    }
+  }
+}
+
+// moe11_mlp2_dec's contract and early first load (see there) with the
+// integer dot products. I ≤ FMAX.
+extern "C" __global__ void __launch_bounds__(256, 2) moe13_mlp2_dec(MOE_DEC_ARGS2) {
+  __shared__ __align__(16) uint8_t qs[Q16_BYTES(FMAX)];
+  __shared__ float ds[FMAX / 32];
+  int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
+  int lane = threadIdx.x & 31;
+  int nb = I >> 5, H2 = (H + 1) >> 1;
+  size_t e = ld_cg(ids + kk);
+  int nw = nbs * (blockDim.x >> 5);
+  int p0 = bi * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  uint4 q[3][2];
+  uint32_t s8[3][2];
+  if (p0 < H2) {  // weights only: before the wait
+    size_t row = e * H + 2 * p0;
+    mxq_load<2, 3>((const uint4*)(blocks + row * nb * 16), scales + row * nb, nb, min(2, H - 2 * p0), 0, lane, q, s8);
+  }
+  pdl_wait();
+  pdl_launch();
+  stage_q16(act + (size_t)kk * I, qs, ds, I);
+  float wk = wts[kk];
+  for (int p = p0; p < H2; p += nw) {
+    int r = 2 * p, nr = min(2, H - r);
+    size_t row = e * H + r;
+    const uint4* b = (const uint4*)(blocks + row * nb * 16);
+    const uint8_t* sc = scales + row * nb;
+    float a[2] = {0.f, 0.f};
+    for (int g0 = 0; g0 < nb; g0 += 96) {
+      if (p != p0 || g0 != 0) mxq_load<2, 3>(b, sc, nb, nr, g0, lane, q, s8);
+      mxq_dot<2, 3>(q, s8, nb, g0, lane, qs, ds, a);
+    }
+    a[0] = warp_sum(a[0]);
+    a[1] = warp_sum(a[1]);
+    if (lane == 0) {
+      atomicAdd(x + r, wk * (a[0] + bf2f(bias[row])));
+      if (nr == 2) atomicAdd(x + r + 1, wk * (a[1] + bf2f(bias[row + 1])));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Decode v14 BF16 GEMVs (GPTOSS_CUDA_DEC=v14, with v13's MoE): v3's
+// matvec_norm_t1, qkv_rope_t1 and norm_router with the first round of the
+// warp's first row (row pair) loaded into registers before the PDL wait
+// instead of only prefetched into L2 (mlp2's early load, v11, measured
+// −1.5 µs a layer). The rest, and the math, as in v3.
+template <int U>
+DEV void ld_round(uint4 (&v)[U], const uint4* __restrict__ w, int nc, int base, int lane) {
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int c = base + lane + 32 * u;
+    v[u] = c < nc ? ld_stream(w + c) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// row_bf16 with the first round given (pre)
+template <int U>
+DEV float row_bf16_pre(const uint4* __restrict__ w, const float* xs, int nc, int lane, const uint4 (&pre)[U]) {
+  float acc = 0.f;
+  for (int base = 0; base < nc; base += 32 * U) {
+    uint4 v[U];
+    if (base == 0) {
+#pragma unroll
+      for (int u = 0; u < U; u++) v[u] = pre[u];
+    } else {
+      ld_round<U>(v, w, nc, base, lane);
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) {
+        const float* xp = xs + padi(8 * c);
+        float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
+        acc += bf16x8_dot(v[u], a, b);
+      }
+    }
+  }
+  return warp_sum(acc);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 3) matvec_norm_t1e(const uint16_t* __restrict__ W,
+                                                                  const uint16_t* __restrict__ bias,
+                                                                  const float* __restrict__ x,
+                                                                  const uint16_t* __restrict__ scale,
+                                                                  float* __restrict__ y, int N, int K, float eps,
+                                                                  int accumulate) {
+  __shared__ __align__(16) float xs[FPAD];
+  int lane = threadIdx.x & 31, nc = K >> 3;
+  int nw = gridDim.x * (blockDim.x >> 5);
+  int row0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  uint4 pre[8];
+  if (row0 < N) ld_round<8>(pre, (const uint4*)(W + (size_t)row0 * K), nc, 0, lane);  // weights: before the wait
+  pdl_wait();
+  pdl_launch();
+  stage_vec(x, scale, xs, 0, K, eps);
+  for (int row = row0; row < N; row += nw) {
+    const uint4* w = (const uint4*)(W + (size_t)row * K);
+    float s = row == row0 ? row_bf16_pre<8>(w, xs, nc, lane, pre) : row_bf16<8>(w, xs, nc, lane);
+    if (lane == 0) {
+      s += bias ? bf2f(bias[row]) : 0.f;
+      y[row] = accumulate ? y[row] + s : s;
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256, 3) qkv_rope_t1e(const uint16_t* __restrict__ W,
+                                                               const uint16_t* __restrict__ bias,
+                                                               const float* __restrict__ x,
+                                                               const uint16_t* __restrict__ scale,
+                                                               float* __restrict__ qkv,
+                                                               const float* __restrict__ inv_freq,
+                                                               const int* __restrict__ pos0, __half* __restrict__ kc,
+                                                               __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
+                                                               float conc, float eps) {
+  __shared__ __align__(16) float xs[FPAD];
+  int lane = threadIdx.x & 31, nc = K >> 3;
+  int half = D >> 1, kvw = Hkv * D;
+  int P = (Hq + 2 * Hkv) * half, nw = gridDim.x * (blockDim.x >> 5);
+  int it0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  uint4 pre1[4], pre2[4];
+  if (it0 < P) {  // weights only: before the wait
+    int h = it0 / half, r1 = h * D + (it0 - h * half);
+    ld_round<4>(pre1, (const uint4*)(W + (size_t)r1 * K), nc, 0, lane);
+    ld_round<4>(pre2, (const uint4*)(W + (size_t)(r1 + half) * K), nc, 0, lane);
+  }
+  pdl_wait();
+  pdl_launch();
+  stage_vec(x, scale, xs, 0, K, eps);
+  int p = *pos0;
+  for (int it = it0; it < P; it += nw) {
+    int h = it / half, i = it - h * half;
+    int r1 = h * D + i, r2 = r1 + half;
+    const uint4 *w1 = (const uint4*)(W + (size_t)r1 * K), *w2 = (const uint4*)(W + (size_t)r2 * K);
+    float a1 = 0.f, a2 = 0.f;
+    for (int base = 0; base < nc; base += 32 * 4) {
+      uint4 v1[4], v2[4];
+      if (it == it0 && base == 0) {
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+          v1[u] = pre1[u];
+          v2[u] = pre2[u];
+        }
+      } else {
+        ld_round<4>(v1, w1, nc, base, lane);
+        ld_round<4>(v2, w2, nc, base, lane);
+      }
+#pragma unroll
+      for (int u = 0; u < 4; u++) {
+        int c = base + lane + 32 * u;
+        if (c < nc) {
+          const float* xp = xs + padi(8 * c);
+          float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
+          a1 += bf16x8_dot(v1[u], a, b);
+          a2 += bf16x8_dot(v2[u], a, b);
+        }
+      }
+    }
+    float s1 = warp_sum(a1), s2 = warp_sum(a2);
+    if (lane == 0) {
+      float x1 = s1 + (bias ? bf2f(bias[r1]) : 0.f), x2 = s2 + (bias ? bf2f(bias[r2]) : 0.f);
+      float o1 = x1, o2 = x2;
+      if (h < Hq + Hkv) {
+        float sn, c;
+        sincosf((float)p * inv_freq[i], &sn, &c);
+        c *= conc;
+        sn *= conc;
+        o1 = x1 * c - x2 * sn;
+        o2 = x2 * c + x1 * sn;
+      }
+      qkv[r1] = o1;
+      qkv[r2] = o2;
+      if (h >= Hq + Hkv) {
+        __half* vv = vc + (size_t)p * kvw + (h - Hq - Hkv) * D;
+        vv[i] = __float2half_rn(o1);
+        vv[i + half] = __float2half_rn(o2);
+      } else if (h >= Hq) {
+        __half* k = kc + (size_t)p * kvw + (h - Hq) * D;
+        k[i] = __float2half_rn(o1);
+        k[i + half] = __float2half_rn(o2);
+      }
+    }
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(512) norm_router_e(const float* __restrict__ x,
+                                                                 const uint16_t* __restrict__ scale,
+                                                                 float* __restrict__ xn, const uint16_t* __restrict__ G,
+                                                                 const uint16_t* __restrict__ gb, int* __restrict__ ids,
+                                                                 float* __restrict__ wts, int H, int E, int k,
+                                                                 float eps) {
+  __shared__ __align__(16) float xs[FPAD];
+  __shared__ float logits[256];
+  int lane = threadIdx.x & 31, nw = blockDim.x >> 5, nc = H >> 3;
+  int e0 = threadIdx.x >> 5;
+  uint4 pre[8];
+  if (e0 < E) ld_round<8>(pre, (const uint4*)(G + (size_t)e0 * H), nc, 0, lane);  // weights: before the wait
+  prefetch_l2(G, (size_t)E * H * 2, threadIdx.x, blockDim.x);
+  pdl_wait();
+  pdl_launch();
+  stage_vec(x, scale, xs, xn, H, eps);
+  for (int e = e0; e < E; e += nw) {
+    const uint4* w = (const uint4*)(G + (size_t)e * H);
+    float s = e == e0 ? row_bf16_pre<8>(w, xs, nc, lane, pre) : row_bf16<8>(w, xs, nc, lane);
+    if (lane == 0) logits[e] = s + bf2f(gb[e]);
+  }
+  __syncthreads();
+  if (threadIdx.x < 32) topk_warp(logits, E, k, ids, wts);
+}
 
 // ---------------------------------------------------------------------------
 // Sampling on the device: temperature, top-k and top-p (nucleus) with a
