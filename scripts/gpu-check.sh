@@ -8,13 +8,15 @@
 #      reference, greedy tokens) with them, and the long-sequence test,
 #   2. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
 #      load, prefill, decode at context 0 and 8k, peak VRAM, for the
-#      decode versions v9, v8 and v7 (GPTOSS_CUDA_DEC), each in its own
-#      process; then per-kernel
+#      default decode step (v12) and v7 and v3 (GPTOSS_CUDA_DEC), each in
+#      its own process; then per-kernel
 #      profiles and graph/direct step times (the cuda test binary), and
 #      gpt-oss-120b's layer shapes with 8 and 18 of its layers,
 #   3. the older kernels' tests and the binary on the GPU: golden greedy
 #      tokens with --engine cuda, doctor.
-# The whole script fits in about 6 minutes.
+# The whole script fits in about 6 minutes (about 100 s on an H100).
+# GPTOSS_CHECK_QUICK=1 skips v3's benchmark and the older kernels' tests;
+# GPTOSS_CHECK_120B=0 skips the 120b shapes.
 # Logs go to $OUT (when set) as well as stdout.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,21 +56,16 @@ bench() { # name timeout env...: bench-engine on the synthetic 20b with that env
 	step "bench-$name" "$to" env "$@" bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
 		--context 0,8192 --decode 64 --json
 }
-# the newest decode kernels first: the ring GEMVs (matvec_ring, qkv_ring,
-# moe9_*: decode v8, v9) and the v7 ones (moe7_*, attn_dec, programmatic
-# dependent launch)
+# the newest decode step first (v12: v7's kernels with mlp2's first rows
+# loaded before its PDL wait; attn_dec; programmatic dependent launch)
 tt kernels-new 60 'TestKernel(Fused|MoE3|Attention)$'
-tt golden-new 50 'TestGolden$/^(hf-v15|original-v15|hf-v15-nopdl|hf-v14|original-v14|hf-v13|original-v13|hf-v13-nopdl|hf-v12|hf-v11|original-v11|hf-v10|original-v10|hf-v10-nopdl|hf-v9|original-v9|hf-v8|hf-v7|original-v7|hf-v7-nopdl)$'
-export GPTOSS_CUDA_DEC=v9
+tt golden-new 50 'TestGolden$/^(hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
 tt long 30 'TestLongSequence|TestEngine'
-unset GPTOSS_CUDA_DEC
 # each decode version in its own process, the same binary and synthetic
-# model: v9 (ring BF16 + ring MoE), v8 (ring BF16), v7
-bench v15 80 GPTOSS_CUDA_DEC=v15
-bench v15-pf3 45 GPTOSS_CUDA_DEC=v15 GPTOSS_CUDA_L2PF=3
-bench v12 45 GPTOSS_CUDA_DEC=v12
+# model: the default (v12), v7, v3
+bench new 80
 bench v7 45 GPTOSS_CUDA_DEC=v7
-[ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench v9 45 GPTOSS_CUDA_DEC=v9
+[ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench v3 45 GPTOSS_CUDA_DEC=v3 GPTOSS_CUDA_PDL=0
 (cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*20b*.layout | head -1) \
 	step profile 70 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 65s) || fail=1
 # gpt-oss-120b's layer shapes (128 experts) with 8 and 18 of its 36 layers
@@ -84,12 +81,12 @@ b120() { # layers dec...: decode at context 0 on the 120b shapes, each decode ve
 	rm -f /tmp/gptoss-bench/*120b-L"$L"-*
 }
 if [ "${GPTOSS_CHECK_120B:-1}" = 1 ]; then
-	b120 8 v15 v12
-	b120 18 v15 v12
+	b120 8 v12 v7
+	b120 18 v12 v7
 fi
 if [ "${GPTOSS_CHECK_QUICK:-0}" != 1 ]; then # the older kernels
 tt kernels-attn 20 'TestKernelAttention$'
-tt golden-fused 30 'TestGolden$/^(hf-fused|original-fused|hf-fused-tc|hf-v6|hf-v3-pdl)$'
+tt golden-fused 30 'TestGolden$/^(hf-fused|original-fused|hf-fused-tc)$'
 tt kernels-matvec 20 'TestKernelMatVecBF16$'
 tt kernels-moe-tc 20 'TestKernelMoE$/^tc$'
 tt kernels-sample 20 'TestKernelSample$'

@@ -139,27 +139,22 @@ func TestBenchSynthetic(t *testing.T) {
 	// the one-token steps in this process: step times with and without the
 	// graph, then per-kernel profiles (events between the launches: no
 	// overlap, so profiled without PDL)
-	pdl0, dec0, pf0 := s0.s.pdl, m.dec, m.l2pf
+	pdl0, dec0 := s0.s.pdl, m.dec
 	for _, v := range []struct {
-		dec  int
-		pdl  bool
-		l2pf int
-	}{{dec0, pdl0, pf0}, {15, pdl0, 7}, {15, pdl0, 1}, {15, pdl0, 2}, {15, pdl0, 4}, {15, pdl0, 3}, {15, false, 7},
-		{12, pdl0, 0}, {13, pdl0, 0}, {7, false, 0}, {3, pdl0, 0}} {
-		m.dec, s0.s.pdl, m.l2pf = v.dec, v.pdl, v.l2pf
+		dec int
+		pdl bool
+	}{{dec0, pdl0}, {12, false}, {7, pdl0}, {7, false}, {6, pdl0}, {3, pdl0}, {3, false}} {
+		m.dec, s0.s.pdl = v.dec, v.pdl
 		if err := recapture(s0); err != nil {
 			t.Fatal(err)
 		}
 		what := fmt.Sprintf("dec=v%d pdl=%v", v.dec, v.pdl)
-		if v.dec == 15 {
-			what += fmt.Sprintf(" l2pf=%d", v.l2pf)
-		}
 		stepTimes(t, s0, "context ~140, "+what)
 		if !v.pdl {
 			profileStep(t, s0, 1, "decode step, context ~140, "+what)
 		}
 	}
-	m.dec, s0.s.pdl, m.l2pf = dec0, pdl0, pf0
+	m.dec, s0.s.pdl = dec0, pdl0
 	m.fused = false
 	if err := recapture(s0); err != nil {
 		t.Fatal(err)

@@ -32,21 +32,12 @@ var kernelNames = []string{
 	"moe_combine", "moe_mlp1_dec", "moe_mlp2_dec", "argmax",
 	"moe_tc_mlp1", "moe_tc_mlp2", "gemm_tc_bf16", "sample_topkp", "matvec_norm_t1", "qkv_rope_t1", "norm_router", "moe3_mlp1_dec", "moe3_mlp2_dec",
 	"attn_dec_d16", "attn_dec_d32", "attn_dec_d64", "attn_dec_d128",
-	"bw_read", "moe6_mlp1_dec", "moe6_mlp2_dec", "moe7_mlp1_dec", "moe7_mlp2_dec",
-	"matvec_ring", "qkv_ring", "moe9_mlp1_dec", "moe9_mlp2_dec", "matvec_e12", "matvec_e16", "qkv_e12",
-	"moe11_mlp2_dec", "moe13_mlp1_dec", "moe13_mlp2_dec", "matvec_norm_t1e", "qkv_rope_t1e", "norm_router_e",
-	"moe15_mlp1_dec", "moe15_mlp2_dec", "attn_pf_d16", "attn_pf_d32", "attn_pf_d64", "attn_pf_d128",
+	"bw_read", "moe6_mlp1_dec", "moe6_mlp2_dec", "moe7_mlp1_dec", "moe7_mlp2_dec", "moe12_mlp2_dec",
 }
-
-// ringKernels stream their weights through a shared-memory ring (decode v8,
-// v9) as large as the device lets a block have: their dynamic shared memory
-// is set per launch, up to what the device accepted at load (ringSmem).
-var ringKernels = []string{"matvec_ring", "qkv_ring", "moe9_mlp1_dec", "moe9_mlp2_dec"}
 
 // dynamicShared is the dynamic shared memory of the kernels that use it
 // (bytes; set as their attribute when the module loads, passed at launch).
-var dynamicShared = map[string]int{"moe7_mlp1_dec": 65536, "moe7_mlp2_dec": 65536, "moe11_mlp2_dec": 65536,
-	"moe15_mlp1_dec": 65536, "moe15_mlp2_dec": 65536}
+var dynamicShared = map[string]int{"moe7_mlp1_dec": 65536, "moe7_mlp2_dec": 65536, "moe12_mlp2_dec": 65536}
 
 // device is one GPU with its primary context and the loaded kernels.
 type device struct {
@@ -62,7 +53,6 @@ type device struct {
 	resident map[string]int // blocks of 256 threads per SM, per kernel (persistent grids)
 	dynSmem  map[string]int // the kernels of dynamicShared the device accepted
 	dynErr   error          // why one was refused (v7 then runs v6's kernels)
-	ringSmem map[string]int // the ring kernels' most dynamic shared memory (0: unusable)
 	mu       sync.Mutex
 	allocs   map[devPtr]uint64
 	inUse    uint64
@@ -157,19 +147,6 @@ func openDevice(ordinal int) (*device, error) {
 			continue
 		}
 		d.dynSmem[k] = n
-	}
-	d.ringSmem = map[string]int{}
-	var optin int32
-	drv.DeviceGetAttribute(&optin, attrMaxSharedPerBlockOptin, d.dev)
-	for _, k := range ringKernels {
-		var static int32
-		if drv.FuncSetAttribute == nil || drv.FuncGetAttribute == nil ||
-			drv.FuncGetAttribute(&static, funcAttrSharedSizeBytes, d.fn[k]) != 0 {
-			break
-		}
-		if n := optin - static; n > 0 && drv.FuncSetAttribute(d.fn[k], funcAttrMaxDynamicSharedBytes, n) == 0 {
-			d.ringSmem[k] = int(n)
-		}
 	}
 	var free, total uint64
 	drv.MemGetInfo(&free, &total)
@@ -332,19 +309,17 @@ func grid(x, y, z int) dim3 { return dim3{uint32(x), uint32(y), uint32(z)} }
 // launch runs kernel name on the stream. args are devPtr, int (as a C int),
 // int32 or float32.
 func (s *stream) launch(name string, g, b dim3, args ...any) error {
-	return s.launchWith(false, -1, name, g, b, args...)
+	return s.launchWith(false, name, g, b, args...)
 }
 
 // launchPDL is launch with programmatic dependent launch when the stream
 // uses it: the kernel may start while the previous one finishes, so it must
 // call pdl_wait before it touches anything but weights.
 func (s *stream) launchPDL(name string, g, b dim3, args ...any) error {
-	return s.launchWith(s.pdl, -1, name, g, b, args...)
+	return s.launchWith(s.pdl, name, g, b, args...)
 }
 
-// launchWith launches with programmatic dependent launch when pdl and with
-// smem bytes of dynamic shared memory (< 0: the kernel's dynamicShared).
-func (s *stream) launchWith(pdl bool, smem int, name string, g, b dim3, args ...any) error {
+func (s *stream) launchWith(pdl bool, name string, g, b dim3, args ...any) error {
 	f, ok := s.d.fn[name]
 	if !ok {
 		return fmt.Errorf("no kernel %q", name)
@@ -384,9 +359,6 @@ func (s *stream) launchWith(pdl bool, smem int, name string, g, b dim3, args ...
 	if g.x == 0 {
 		return nil // nothing to do
 	}
-	if smem < 0 {
-		smem = s.d.dynSmem[name]
-	}
 	defer s.d.enter()()
 	if p := s.prof; p != nil {
 		var e0, e1 cuEvent
@@ -409,13 +381,13 @@ func (s *stream) launchWith(pdl bool, smem int, name string, g, b dim3, args ...
 		clear(attr)
 		attr[0] = attrProgrammaticStreamSerialization
 		attr[2] = 1 // programmaticStreamSerializationAllowed
-		cfg[6] = uint32(smem)
+		cfg[6] = uint32(s.d.dynSmem[name])
 		if r := drv.LaunchKernelEx(unsafe.Add(s.params, cfgOff), f, s.params, nil); r != 0 {
 			return check("launch (programmatic dependent) "+name, r)
 		}
 		return nil
 	}
-	if r := drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, uint32(smem), s.s, s.params, nil); r != 0 {
+	if r := drv.LaunchKernel(f, g.x, g.y, g.z, b.x, b.y, b.z, uint32(s.d.dynSmem[name]), s.s, s.params, nil); r != 0 {
 		return check("launch "+name, r)
 	}
 	return nil

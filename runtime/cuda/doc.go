@@ -43,15 +43,23 @@
 //     GEMV + top-k is one block; the MoE is two launches for all k experts,
 //     mlp2 adding w·(W2·a + b2) into the residual with atomicAdd
 //     (rounding-level run-to-run differences). The decode kernels come in
-//     versions (GPTOSS_CUDA_DEC): v7, the default, decodes E2M1 through a
-//     256-entry table per lane (a byte → two values, 64 KB of dynamic shared
-//     memory), 4 (mlp2: 2) rows a warp sharing each activation load; v6
-//     the same with a 16-entry table at an aligned address (the fallback
-//     where the device refuses the 64 KB); v3 the previous step. v6 and v7
-//     run attention as one launch a layer (attn_dec: a block per KV head and
-//     key split, one warp per query head of the group, the splits merged by
-//     the last block to finish through per-sequence counters); v3 splits it
-//     over the keys (32 splits) and combines in a second launch. The whole
+//     versions (GPTOSS_CUDA_DEC): v12, the default, is v7 with mlp2's
+//     first row pair requested before its PDL wait (the expert ids come
+//     from the router two kernels earlier, final by then); v7 decodes E2M1
+//     through a 256-entry table per lane (a byte → two values, 64 KB of
+//     dynamic shared memory), 4 (mlp2: 2) rows a warp sharing each
+//     activation load; v6 the same with a 16-entry table at an aligned
+//     address (the fallback where the device refuses the 64 KB); v3 the
+//     previous step. v6, v7 and v12 run attention as one launch a layer
+//     (attn_dec: a block per KV head and key split, one warp per query head
+//     of the group, each 32-key step's K and V rows requested together, the
+//     splits merged by the last block to finish through per-sequence
+//     counters, its lanes loading the splits' partials in parallel); v3
+//     splits it over the keys (32 splits) and combines in a second launch.
+//     Variants that streamed the weights through a shared-memory ring
+//     (cp.async), loaded each row in one round, multiplied int16
+//     activations with dp2a, or prefetched the next kernel's weights into
+//     L2 were measured slower on an H100 and removed (PERF.md). The whole
 //     step is captured once per sequence as a CUDA graph; the token and
 //     position travel through pinned host memory that the graph's first
 //     copies read, so the frozen kernel parameters stay valid.
@@ -86,16 +94,17 @@
 //
 // Measured (scripts/gpu-check.sh on one NVIDIA H100 80GB HBM3, driver
 // 580.159.04; synthetic full-size gpt-oss-20b from runtime/synth, `gptoss
-// bench-engine`; the v3 step in the same run, PERF.md): every kernel,
-// golden, long-sequence and CLI test passes (golden max |logit − CPU| =
-// 0.0083); decode 377 tok/s at context 0 (v3: 361) and 281 at 8k (v3: 285;
-// the issue asks 600); a decode step 2.66 ms with the graph (v3: 2.77);
-// prefill 3,137 tok/s over 512 tokens; load 0.84 s (13.8 GB, warm page
-// cache); peak device memory 14.2 GB. gpt-oss-120b's layer shapes: 0.099
-// ms a layer, ~250 tok/s extrapolated to its 36 layers (the issue asks
-// 420). Nsight Compute: the GEMVs wait on their global loads with the DRAM
-// a third busy (too few bytes in flight an SM); PERF.md has the probe of
-// what a kernel of this size can stream and the next steps.
+// bench-engine`; v7 in the same run, PERF.md): every kernel, golden,
+// long-sequence and CLI test passes (golden max |logit − CPU| = 0.0083);
+// decode 404 tok/s at context 0 (v7: 404, before this session's attention
+// 381) and 346 at 8k (v7: 341, before 281; the issue asks 600); a decode
+// step 2.49 ms with the graph (v7: 2.52); prefill 3,146 tok/s over 512
+// tokens; load 0.74 s (13.8 GB, warm page cache); peak device memory 14.2
+// GB. gpt-oss-120b's layer shapes: 0.095 ms a layer, ~261 tok/s
+// extrapolated to its 36 layers (the issue asks 420). Nsight Compute: the
+// GEMVs wait on their global loads with the DRAM a third busy; more bytes
+// in flight (a shared-memory ring), fewer round trips, fewer instructions
+// and L2 prefetch did not change that (PERF.md).
 //
 // Tests: *_cuda_test.go (build tag cuda) compare every kernel with the CPU
 // engine's op on random inputs of gpt-oss-20b shapes (and the tiny model's

@@ -81,20 +81,14 @@ type driver struct {
 	LaunchKernelEx func(cfg unsafe.Pointer, f cuFunction, params, extra unsafe.Pointer) cuResult
 	// kernel attributes: more than 48 KB of dynamic shared memory
 	FuncSetAttribute func(f cuFunction, attr int32, value int32) cuResult
-	FuncGetAttribute func(v *int32, attr int32, f cuFunction) cuResult
 }
 
-// CUfunction_attribute values
-const (
-	funcAttrSharedSizeBytes       = 1 // static shared memory
-	funcAttrMaxDynamicSharedBytes = 8
-	attrMaxSharedPerBlockOptin    = 97 // CUdevice_attribute: shared memory a block may opt in to
-)
+// CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+const funcAttrMaxDynamicSharedBytes = 8
 
 // optionalSymbols are the driver functions the engine does without.
 func (d *driver) optionalSymbols() map[string]any {
-	return map[string]any{"cuLaunchKernelEx": &d.LaunchKernelEx, "cuFuncSetAttribute": &d.FuncSetAttribute,
-		"cuFuncGetAttribute": &d.FuncGetAttribute}
+	return map[string]any{"cuLaunchKernelEx": &d.LaunchKernelEx, "cuFuncSetAttribute": &d.FuncSetAttribute}
 }
 
 // symbols maps each driver field to its libcuda symbol.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -69,30 +68,16 @@ type Model struct {
 	// the fused one-token step (matvec_norm_t1, qkv_rope_t1, norm_router,
 	// moe3_*; default; GPTOSS_CUDA_FUSED=0 the old step; shapes outside
 	// fusedOK leave it off); dec: in the fused step, the decode kernels'
-	// version: 15 (v12 with the next kernel's weights prefetched into
-	// L2, see l2pf), 14 (v13 with the first round of every BF16 GEMV's rows
-	// loaded before the PDL wait: matvec_norm_t1e, qkv_rope_t1e,
-	// norm_router_e), 13 (v12 with integer dot products in the MoE: the
-	// activations as int16 with a scale per 32 values, dp2a; moe13_*), 12
-	// (v7 with v11's mlp2), 11 (v10 with mlp2's first rows requested before its PDL
-	// wait: moe11_mlp2_dec), 10 (the BF16 GEMVs a row in one round of loads, the first
-	// before the PDL wait: matvec_e12/e16, qkv_e12; v7's MoE), 9 (v8 with the MoE's weights through the ring as well:
-	// moe9_*), 8 (the BF16 GEMVs stream through a shared-memory ring:
-	// qkv_ring, matvec_ring; v7's MoE), 7 (moe7_*, attn_dec; default), 6
-	// (moe6_*, attn_dec; also where the device refuses moe7's shared
-	// memory) or 3 (moe3_*, attn_partial + attn_combine),
-	// GPTOSS_CUDA_DEC=v3|v6|…|v15; a ring kernel whose shapes or ring
-	// do not fit the device falls back to the v7 kernel;
+	// version: 12 (v7 with mlp2's first rows requested before its PDL
+	// wait: moe12_mlp2_dec; default), 7 (moe7_*, attn_dec), 6 (moe6_*,
+	// attn_dec; also where the device refuses moe7's shared memory) or 3
+	// (moe3_*, attn_partial + attn_combine), GPTOSS_CUDA_DEC=v3|v6|v7|v12
+	// (v8–v11 and v13–v15 were measured and removed, PERF.md);
 	// pdl: programmatic dependent launch for the fused step's kernels where
 	// the GPU and driver have it (default; GPTOSS_CUDA_PDL=0 off).
 	moeTC, gemmTC bool
 	fused, pdl    bool
 	dec           int
-	// l2pf: decode v15's prefetches into L2, a mask (GPTOSS_CUDA_L2PF,
-	// default 7): 1 the out-projection's weights during the attention, 2
-	// the experts' mlp2 rows during mlp1, 4 the next layer's QKV weights
-	// during mlp2
-	l2pf int
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -174,7 +159,6 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 		gemmTC: os.Getenv("GPTOSS_CUDA_GEMM") != "v1",
 		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg),
 		dec:    decVersion(os.Getenv("GPTOSS_CUDA_DEC")),
-		l2pf:   l2pfMask(os.Getenv("GPTOSS_CUDA_L2PF")),
 		pdl:    os.Getenv("GPTOSS_CUDA_PDL") != "0"}
 	type tensor struct {
 		name string
@@ -267,7 +251,7 @@ func (m *Model) Close() error {
 }
 
 // decVersion is the decode kernels' version GPTOSS_CUDA_DEC names (v3, v6,
-// v7 … v11), else the default.
+// v7, v12), else the default (v12).
 func decVersion(v string) int {
 	switch v {
 	case "v3":
@@ -276,30 +260,6 @@ func decVersion(v string) int {
 		return 6
 	case "v7":
 		return 7
-	case "v8":
-		return 8
-	case "v9":
-		return 9
-	case "v10":
-		return 10
-	case "v11":
-		return 11
-	case "v12":
-		return 12
-	case "v13":
-		return 13
-	case "v14":
-		return 14
-	case "v15":
-		return 15
 	}
-	return 7
-}
-
-// l2pfMask is the mask GPTOSS_CUDA_L2PF names (0..7), else 7.
-func l2pfMask(v string) int {
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 && n <= 7 {
-		return n
-	}
-	return 7
+	return 12
 }

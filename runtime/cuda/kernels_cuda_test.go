@@ -448,17 +448,10 @@ func TestKernelAttention(t *testing.T) {
 			// last block); twice, as its counters must be left at zero
 			dpart := devPoison(t, d, s, c.Hq*attnDecSplits*(c.D+2))
 			cnt := devBytes(t, d, s, make([]byte, 4*c.Hkv))
-			// the second launch as v15's (attn_pf_*: prefetching a buffer
-			// into L2 first, here the keys)
-			dkb := devBytes(t, d, s, kb)
 			for i := range 2 {
-				var pf devPtr
-				if i == 1 {
-					pf = dkb
-				}
 				dout := devPoison(t, d, s, c.Hq*c.D)
-				must(t, s.attnDec(devF32(t, d, s, qkv), dkb, devBytes(t, d, s, vb), devI32(t, d, s, []int32{int32(c.pos)}),
-					devBytes(t, d, s, sinkb), dpart, cnt, dout, c.Hq, c.Hkv, c.D, c.win, pf, len(kb)))
+				must(t, s.attnDec(devF32(t, d, s, qkv), devBytes(t, d, s, kb), devBytes(t, d, s, vb), devI32(t, d, s, []int32{int32(c.pos)}),
+					devBytes(t, d, s, sinkb), dpart, cnt, dout, c.Hq, c.Hkv, c.D, c.win))
 				relErr(t, fmt.Sprintf("attn_dec (launch %d)", i+1), readF32(t, s, dout, c.Hq*c.D), want, 1e-5)
 				if left := readI32(t, s, cnt, c.Hkv); slices.ContainsFunc(left, func(v int32) bool { return v != 0 }) {
 					t.Fatalf("attn_dec left its split counters at %v, want zeros", left)
@@ -606,34 +599,55 @@ func TestKernelFused(t *testing.T) {
 		{"unembedding slice with norm", 3001, tH, true, false, false},
 		{"out accumulate without norm", tH, tHq * tD, false, true, true},
 		{"tiny", 1024, 128, true, false, false},
-		// many stages a block: the ring wraps around (matvec_ring)
-		{"long with norm", 40000, tH, true, true, false},
-		{"tiny long accumulate", 50000, 128, false, true, true},
 	} {
-		for _, dec := range []int{7, 8, 10, 14} {
-			t.Run(fmt.Sprintf("matvec_norm v%d %s", dec, c.name), func(t *testing.T) {
-				testMatvecNorm(t, d, s, r, dec, c.N, c.K, c.norm, c.bias, c.accu)
-			})
-		}
+		t.Run("matvec_norm "+c.name, func(t *testing.T) {
+			w := randBF16(r, c.N*c.K, 0.05)
+			x := randF32(r, c.K, 3)
+			scale := randBF16(r, c.K, 2)
+			var bias []byte
+			var dbias, dscale devPtr
+			if c.bias {
+				bias = randBF16(r, c.N, 0.5)
+				dbias = devBytes(t, d, s, bias)
+			}
+			xn := x
+			if c.norm {
+				dscale = devBytes(t, d, s, scale)
+				xn = make([]float32, c.K)
+				cpu.RMSNorm(xn, x, scale, 1e-5)
+			}
+			y0 := randF32(r, c.N, 1)
+			y := devPoison(t, d, s, c.N)
+			if c.accu {
+				y = devF32(t, d, s, y0)
+			}
+			must(t, s.matvecNorm(devBytes(t, d, s, w), dbias, devF32(t, d, s, x), dscale, y, c.N, c.K, 1e-5, c.accu))
+			want := make([]float32, c.N)
+			cpu.MatVecBF16(want, w, bias, xn, c.N, c.K)
+			if c.accu {
+				for i := range want {
+					want[i] += y0[i]
+				}
+			}
+			relErr(t, "matvec_norm", readF32(t, s, y, c.N), want, 1e-5)
+		})
 	}
 	for _, c := range []struct {
 		name               string
 		H, Hq, Hkv, D, pos int
 	}{{"20b", tH, tHq, tHkv, tD, 70000}, {"tiny", 128, 8, 2, 16, 5}} {
-		for _, dec := range []int{7, 8, 10, 14} {
-			t.Run(fmt.Sprintf("qkv_rope v%d %s", dec, c.name), func(t *testing.T) {
-				testQKVRope(t, d, s, r, dec, c.H, c.Hq, c.Hkv, c.D, c.pos)
-			})
-		}
+		t.Run("qkv_rope "+c.name, func(t *testing.T) {
+			testQKVRope(t, d, s, r, c.H, c.Hq, c.Hkv, c.D, c.pos)
+		})
 	}
-	for _, c := range []struct{ H, E, k, dec int }{{tH, tE, tK, 7}, {tH, 128, tK, 7}, {128, 8, 4, 7}, {tH, tE, tK, 14}, {tH, 128, tK, 14}, {128, 8, 4, 14}} {
-		t.Run(fmt.Sprintf("norm_router v%d H=%d E=%d", c.dec, c.H, c.E), func(t *testing.T) {
+	for _, c := range []struct{ H, E, k int }{{tH, tE, tK}, {tH, 128, tK}, {128, 8, 4}} {
+		t.Run(fmt.Sprintf("norm_router H=%d E=%d", c.H, c.E), func(t *testing.T) {
 			x := randF32(r, c.H, 3)
 			scale := randBF16(r, c.H, 2)
 			g := randBF16(r, c.E*c.H, 0.05)
 			gb := randBF16(r, c.E, 0.5)
 			xn, ids, wts := devPoison(t, d, s, c.H), devPoison(t, d, s, c.k), devPoison(t, d, s, c.k)
-			must(t, s.decRouter(c.dec, devF32(t, d, s, x), devBytes(t, d, s, scale), xn, devBytes(t, d, s, g), devBytes(t, d, s, gb),
+			must(t, s.normRouter(devF32(t, d, s, x), devBytes(t, d, s, scale), xn, devBytes(t, d, s, g), devBytes(t, d, s, gb),
 				ids, wts, c.H, c.E, c.k, 1e-5))
 			wantXn := make([]float32, c.H)
 			cpu.RMSNorm(wantXn, x, scale, 1e-5)
@@ -653,58 +667,6 @@ func TestKernelFused(t *testing.T) {
 	}
 }
 
-// testMatvecNorm: the decode step's BF16 GEMV of decode version dec
-// (matvec_norm_t1 for v7, matvec_ring for v8, matvec_e12/e16 for v10)
-// against runtime/cpu's RMSNorm and MatVecBF16.
-func testMatvecNorm(t *testing.T, d *device, s *stream, r *rand.Rand, dec int, N, K int, norm, hasBias, accu bool) {
-	c := struct {
-		N, K             int
-		norm, bias, accu bool
-	}{N, K, norm, hasBias, accu}
-	w := randBF16(r, c.N*c.K, 0.05)
-	x := randF32(r, c.K, 3)
-	scale := randBF16(r, c.K, 2)
-	var bias []byte
-	var dbias, dscale devPtr
-	if c.bias {
-		bias = randBF16(r, c.N, 0.5)
-		dbias = devBytes(t, d, s, bias)
-	}
-	xn := x
-	if c.norm {
-		dscale = devBytes(t, d, s, scale)
-		xn = make([]float32, c.K)
-		cpu.RMSNorm(xn, x, scale, 1e-5)
-	}
-	y0 := randF32(r, c.N, 1)
-	y := devPoison(t, d, s, c.N)
-	if c.accu {
-		y = devF32(t, d, s, y0)
-	}
-	if dec == 8 && d.matvecRingSlots(c.N, c.K) == 0 {
-		ringUnusable(t, d)
-	}
-	must(t, s.decMatvec(dec, devBytes(t, d, s, w), dbias, devF32(t, d, s, x), dscale, y, c.N, c.K, 1e-5, c.accu))
-	want := make([]float32, c.N)
-	cpu.MatVecBF16(want, w, bias, xn, c.N, c.K)
-	if c.accu {
-		for i := range want {
-			want[i] += y0[i]
-		}
-	}
-	relErr(t, "matvec_norm", readF32(t, s, y, c.N), want, 1e-5)
-}
-
-// ringUnusable fails the test on an sm_90 device (whose 227 KB of shared
-// memory a block fits every ring here) and skips it on smaller ones.
-func ringUnusable(t *testing.T, d *device) {
-	t.Helper()
-	if d.ccMajor >= 9 {
-		t.Fatalf("the ring kernels do not fit an sm_%d%d device (ring shared memory %v)", d.ccMajor, d.ccMinor, d.ringSmem)
-	}
-	t.Skipf("the ring does not fit this device's shared memory (%v)", d.ringSmem)
-}
-
 // TestKernelMoE3: the fused one-token MoE kernels (moe3_mlp1_dec: every
 // expert of the token in one persistent launch on a staged activation
 // vector; moe3_mlp2_dec: W2, b2 and the router weight added into the
@@ -714,7 +676,7 @@ func TestKernelMoE3(t *testing.T) {
 	d, s := gpu(t)
 	r := rand.New(rand.NewPCG(19, 20))
 	for _, c := range []struct{ H, I, E, k int }{{tH, tI, 8, tK}, {128, 64, 8, 4}, {tH, tI, 8, 2}, {96, 4096, 4, 3}, {160, 32, 4, 1}} {
-		for _, v := range []int{3, 6, 7, 9, 11, 13, 15} {
+		for _, v := range []int{3, 6, 7, 12} {
 			if v == 3 && c.I > 2880 {
 				continue
 			}
@@ -723,12 +685,11 @@ func TestKernelMoE3(t *testing.T) {
 	}
 }
 
-// testMoEDec: the one-token MoE kernels (v3, v6, v7, v9, v11, v13: moe3_*,
-// moe6_*, moe7_*, moe9_* (the ring), moe11_mlp2_dec, moe13_*) against
-// runtime/cpu.
+// testMoEDec: the one-token MoE kernels (v3, v6, v7, v12: moe3_*, moe6_*,
+// moe7_*, moe7_mlp1_dec with moe12_mlp2_dec) against runtime/cpu.
 func testMoEDec(t *testing.T, d *device, s *stream, r *rand.Rand, v, H, I, E, K int) {
 	name := fmt.Sprintf("v%d", v)
-	if (v == 7 || v == 11 || v == 15) && d.ccMajor >= 9 && !d.moe7OK() { // else v7 would run v6's kernels
+	if (v == 7 || v == 12) && d.ccMajor >= 9 && !d.moe7OK() { // else they would run v6's kernels
 		t.Fatalf("the device refused moe7's dynamic shared memory: %v", d.dynErr)
 	}
 	t.Run(fmt.Sprintf("%s H=%d I=%d k=%d", name, H, I, K), func(t *testing.T) {
@@ -748,34 +709,9 @@ func testMoEDec(t *testing.T, d *device, s *stream, r *rand.Rand, v, H, I, E, K 
 		act := devPoison(t, d, s, K*I)
 		dx := devF32(t, d, s, x0)
 		dids, dwts := devI32(t, d, s, ids), devF32(t, d, s, wts)
-		dw1b, dw1s, dw2b, dw2s := devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, w2b), devBytes(t, d, s, w2s)
-		var pf1, pf2 []any
-		if v == 15 { // mlp1 prefetches the experts' mlp2 rows, mlp2 a buffer (here W1)
-			pf1, pf2 = []any{dw2b, dw2s}, []any{dw1b, len(w1b)}
-		}
-		mlp1 := func(blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
-			return s.moeDecMLP1(v, blocks, scales, bias, xn, ids, act, I, K, topk, limit, pf1...)
-		}
-		mlp2 := func(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
-			return s.moeDecMLP2(v, blocks, scales, bias, act, ids, wts, x, H, I, topk, pf2...)
-		}
-		if v == 9 {
-			if !d.moe9OK(H, I, K) {
-				ringUnusable(t, d)
-			}
-			mlp1, mlp2 = s.moe9MLP1, s.moe9MLP2
-		}
-		must(t, mlp1(dw1b, dw1s, devBytes(t, d, s, b1), devF32(t, d, s, xn), dids, act, I, H, K, 7))
+		must(t, s.moeDecMLP1(v, devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), devF32(t, d, s, xn), dids, act, I, H, K, 7))
 		gotAct := readF32(t, s, act, K*I)
-		// v13 multiplies int16 copies of the activations (a scale per 32
-		// values): the reference takes the same copies, and mlp2's the
-		// kernel's own act
-		xin, actIn := xn, func(k int, want []float32) []float32 { return want }
-		if v == 13 {
-			xin = q16Dequant(xn)
-			actIn = func(k int, _ []float32) []float32 { return q16Dequant(gotAct[k*I : (k+1)*I]) }
-		}
-		must(t, mlp2(dw2b, dw2s, devBytes(t, d, s, b2), act, dids, dwts, dx, H, I, K))
+		must(t, s.moeDecMLP2(v, devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, dids, dwts, dx, H, I, K))
 		got := readF32(t, s, dx, H)
 		want := append([]float32(nil), x0...)
 		wantAct := make([]float32, K*I)
@@ -785,9 +721,9 @@ func testMoEDec(t *testing.T, d *device, s *stream, r *rand.Rand, v, H, I, E, K 
 			e := int(e32)
 			r1, r2 := 2*I, H
 			a := wantAct[k*I : (k+1)*I]
-			cpu.MatVecMXFP4(h, w1b[e*r1*H/2:(e+1)*r1*H/2], w1s[e*r1*H/32:(e+1)*r1*H/32], b1[e*r1*2:(e+1)*r1*2], xin, r1, H)
+			cpu.MatVecMXFP4(h, w1b[e*r1*H/2:(e+1)*r1*H/2], w1s[e*r1*H/32:(e+1)*r1*H/32], b1[e*r1*2:(e+1)*r1*2], xn, r1, H)
 			cpu.SwiGLU(a, h, 7)
-			cpu.MatVecMXFP4(o, w2b[e*r2*I/2:(e+1)*r2*I/2], w2s[e*r2*I/32:(e+1)*r2*I/32], b2[e*r2*2:(e+1)*r2*2], actIn(k, a), r2, I)
+			cpu.MatVecMXFP4(o, w2b[e*r2*I/2:(e+1)*r2*I/2], w2s[e*r2*I/32:(e+1)*r2*I/32], b2[e*r2*2:(e+1)*r2*2], a, r2, I)
 			for j := range o {
 				want[j] += wts[k] * o[j]
 			}
@@ -798,9 +734,8 @@ func testMoEDec(t *testing.T, d *device, s *stream, r *rand.Rand, v, H, I, E, K 
 }
 
 // testQKVRope: RMSNorm + QKV GEMV + RoPE + KV-cache write in one kernel
-// (decode version dec's: qkv_rope_t1, qkv_ring, qkv_e12) against
-// runtime/cpu's RMSNorm, MatVecBF16 and Rope.Apply.
-func testQKVRope(t *testing.T, d *device, s *stream, r *rand.Rand, dec int, H, Hq, Hkv, D, pos int) {
+// against runtime/cpu's RMSNorm, MatVecBF16 and Rope.Apply.
+func testQKVRope(t *testing.T, d *device, s *stream, r *rand.Rand, H, Hq, Hkv, D, pos int) {
 	c := cfg20b()
 	c.HiddenSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim = H, Hq, Hkv, D
 	W := (Hq + 2*Hkv) * D
@@ -814,10 +749,7 @@ func testQKVRope(t *testing.T, d *device, s *stream, r *rand.Rand, dec int, H, H
 	kc := devBytes(t, d, s, make([]byte, maxLen*kvw*2))
 	vc := devBytes(t, d, s, make([]byte, maxLen*kvw*2))
 	qkv := devPoison(t, d, s, W)
-	if dec == 8 && d.qkvRingSlots(H, Hq, Hkv, D) == 0 {
-		ringUnusable(t, d)
-	}
-	must(t, s.decQKV(dec, devBytes(t, d, s, w), devBytes(t, d, s, bias), devF32(t, d, s, x), devBytes(t, d, s, scale), qkv,
+	must(t, s.qkvRope(devBytes(t, d, s, w), devBytes(t, d, s, bias), devF32(t, d, s, x), devBytes(t, d, s, scale), qkv,
 		devF32(t, d, s, inv), devI32(t, d, s, []int32{int32(pos)}), kc, vc, H, Hq, Hkv, D, conc, 1e-5))
 	got := readF32(t, s, qkv, W)
 	xn := make([]float32, H)
@@ -969,26 +901,4 @@ func TestKernelSample(t *testing.T) {
 			t.Logf("12 draws: %d left to the host, %d on a boundary, the rest match", fallback, near)
 		})
 	}
-}
-
-// q16Dequant is v13's staging of an activation vector (stage_q16 in
-// kernels/gptoss.cu) in float32 as the device does it: per 32 values,
-// q = round-to-even(x · (32767/amax)), x' = q · (amax/32767).
-func q16Dequant(x []float32) []float32 {
-	out := make([]float32, len(x))
-	for j := 0; j+32 <= len(x); j += 32 {
-		var amax float32
-		for _, v := range x[j : j+32] {
-			amax = max(amax, float32(math.Abs(float64(v))))
-		}
-		var inv float32
-		if amax > 0 {
-			inv = 32767 / amax
-		}
-		d := amax / 32767
-		for i := j; i < j+32; i++ {
-			out[i] = float32(math.RoundToEven(float64(x[i]*inv))) * d
-		}
-	}
-	return out
 }

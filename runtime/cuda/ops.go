@@ -1,7 +1,6 @@
 package cuda
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -205,15 +204,6 @@ func (s *stream) normRouter(x, scale, xn, G, gb, ids, wts devPtr, H, E, k int, e
 	return s.launchPDL("norm_router", grid(1, 1, 1), grid(1024, 1, 1), x, scale, xn, G, gb, ids, wts, H, E, k, eps)
 }
 
-// decRouter is the decode step's normRouter for decode version dec
-// (norm_router_e, 512 threads, in v14).
-func (s *stream) decRouter(dec int, x, scale, xn, G, gb, ids, wts devPtr, H, E, k int, eps float32) error {
-	if dec == 14 && H <= fusedMax && H%32 == 0 && E <= 256 && k <= 8 {
-		return s.launchPDL("norm_router_e", grid(1, 1, 1), grid(512, 1, 1), x, scale, xn, G, gb, ids, wts, H, E, k, eps)
-	}
-	return s.normRouter(x, scale, xn, G, gb, ids, wts, H, E, k, eps)
-}
-
 // sampleTopKP draws a token from logits[V] on the device (kernel
 // sample_topkp): out[0] the token, out[1] 0, or 1 when the candidates
 // exceed the kernel's table (2: no token has any mass) and the caller must
@@ -273,16 +263,11 @@ func attnDecOK(Hq, Hkv, D int) bool {
 // by the last block of each KV head). part holds Hq*attnDecSplits*(D+2)
 // floats; cnt Hkv ints, zero before the first launch (each launch leaves
 // them zero).
-// pf != 0 (decode v15): its first pfBytes prefetched into L2 first.
-func (s *stream) attnDec(qkv, kc, vc, pos, sinks, part, cnt, out devPtr, Hq, Hkv, D, window int, pf devPtr, pfBytes int) error {
+func (s *stream) attnDec(qkv, kc, vc, pos, sinks, part, cnt, out devPtr, Hq, Hkv, D, window int) error {
 	if !attnDecOK(Hq, Hkv, D) {
 		return fmt.Errorf("attn_dec: %d query heads, %d KV heads of %d outside the kernel's limits", Hq, Hkv, D)
 	}
 	scale := float32(1 / math.Sqrt(float64(D)))
-	if pf != 0 {
-		return s.launchPDL(fmt.Sprintf("attn_pf_d%d", D), grid(Hkv, attnDecSplits, 1), grid(32*(Hq/Hkv), 1, 1),
-			qkv, kc, vc, pos, sinks, part, cnt, out, Hq, Hkv, window, attnDecSplits, scale, pf, pfBytes)
-	}
 	return s.launchPDL(fmt.Sprintf("attn_dec_d%d", D), grid(Hkv, attnDecSplits, 1), grid(32*(Hq/Hkv), 1, 1),
 		qkv, kc, vc, pos, sinks, part, cnt, out, Hq, Hkv, window, attnDecSplits, scale)
 }
@@ -297,23 +282,19 @@ var moeDecKernels = map[int]struct {
 	3:  {"moe3_mlp1_dec", "moe3_mlp2_dec", 1},
 	6:  {"moe6_mlp1_dec", "moe6_mlp2_dec", 2},
 	7:  {"moe7_mlp1_dec", "moe7_mlp2_dec", 2}, // 64 KB of dynamic shared memory
-	11: {"moe7_mlp1_dec", "moe11_mlp2_dec", 2},
-	12: {"moe7_mlp1_dec", "moe11_mlp2_dec", 2},  // v7's BF16 GEMVs, v11's MoE
-	13: {"moe13_mlp1_dec", "moe13_mlp2_dec", 2}, // integer dot products
-	14: {"moe13_mlp1_dec", "moe13_mlp2_dec", 2}, // with the early BF16 GEMVs
-	15: {"moe15_mlp1_dec", "moe15_mlp2_dec", 2}, // v12's with L2 prefetches
+	12: {"moe7_mlp1_dec", "moe12_mlp2_dec", 2},
 }
 
-// moe7OK says whether the device took moe7's 64 KB of dynamic shared memory.
+// moe7OK says whether the device took the 64 KB of dynamic shared memory of
+// moe7's and moe12's tables.
 func (d *device) moe7OK() bool {
-	return d.dynSmem["moe7_mlp1_dec"] > 0 && d.dynSmem["moe7_mlp2_dec"] > 0 && d.dynSmem["moe11_mlp2_dec"] > 0 &&
-		d.dynSmem["moe15_mlp1_dec"] > 0 && d.dynSmem["moe15_mlp2_dec"] > 0
+	return d.dynSmem["moe7_mlp1_dec"] > 0 && d.dynSmem["moe7_mlp2_dec"] > 0 && d.dynSmem["moe12_mlp2_dec"] > 0
 }
 
 // moeDecKernel returns version v's kernels (v6's where the device refused
-// v7's shared memory).
+// v7's and v12's shared memory).
 func (s *stream) moeDecKernel(v int) (mlp1, mlp2 string, per int, err error) {
-	if (v == 7 || v == 11 || v == 12 || v == 15) && !s.d.moe7OK() {
+	if (v == 7 || v == 12) && !s.d.moe7OK() {
 		v = 6
 	}
 	k, ok := moeDecKernels[v]
@@ -325,7 +306,7 @@ func (s *stream) moeDecKernel(v int) (mlp1, mlp2 string, per int, err error) {
 
 // moeDecMLP1: act[k', :] = SwiGLU(W1_{ids[k']} · xn + b1) for the k experts
 // of one token, one persistent launch (decode version v). K ≤ fusedMax.
-func (s *stream) moeDecMLP1(v int, blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32, extra ...any) error {
+func (s *stream) moeDecMLP1(v int, blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
 	name, _, per, err := s.moeDecKernel(v)
 	if err != nil {
 		return err
@@ -334,13 +315,13 @@ func (s *stream) moeDecMLP1(v int, blocks, scales, bias, xn, ids, act devPtr, I,
 		return fmt.Errorf("%s: K=%d (want a multiple of 32 ≤ %d)", name, K, fusedMax)
 	}
 	return s.launchPDL(name, grid(s.persistentGrid(name, topk*ceilDiv(I, per)), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		append([]any{blocks, scales, bias, xn, ids, act, I, K, topk, limit}, extra...)...)
+		blocks, scales, bias, xn, ids, act, I, K, topk, limit)
 }
 
 // moeDecMLP2: x += Σ_k' wts[k']·(W2_{ids[k']} · act[k'] + b2) for one token
 // (decode version v); the grid is a multiple of k, each block serving one
 // expert slot. I ≤ fusedMax.
-func (s *stream) moeDecMLP2(v int, blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int, extra ...any) error {
+func (s *stream) moeDecMLP2(v int, blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
 	_, name, per, err := s.moeDecKernel(v)
 	if err != nil {
 		return err
@@ -351,200 +332,5 @@ func (s *stream) moeDecMLP2(v int, blocks, scales, bias, act, ids, wts, x devPtr
 	items := ceilDiv(H, per) // per expert slot
 	perSlot := min(max(1, s.persistentGrid(name, topk*items)/topk), ceilDiv(items, warpsPerBlock))
 	return s.launchPDL(name, grid(perSlot*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
-		append([]any{blocks, scales, bias, act, ids, wts, x, H, I, topk}, extra...)...)
-}
-
-// ringSlots is how many stages of stageBytes the ring kernel name keeps in
-// flight: as many as fit beside fixed bytes of its other dynamic shared
-// memory, at most RING_MAX_SLOTS (8) and at most the stages a block has;
-// 0 when fewer than two fit (the caller then uses the older kernels).
-func (d *device) ringSlots(name string, fixed, stageBytes, stages int) int {
-	n := (d.ringSmem[name] - fixed) / stageBytes
-	n = min(n, 8, max(stages, 2))
-	if n < 2 {
-		return 0
-	}
-	return n
-}
-
-// ringGrid is the ring kernels' grid: one block per SM (each holds most of
-// the SM's shared memory).
-func (d *device) ringGrid() int { return max(d.sms, 1) }
-
-// matvecRingSlots is matvec_ring's ring for an N×K GEMV (0: not usable).
-func (d *device) matvecRingSlots(N, K int) int {
-	if K > fusedMax || K%32 != 0 {
-		return 0
-	}
-	rows := ceilDiv(N, d.ringGrid())
-	return d.ringSlots("matvec_ring", 0, 16*K, ceilDiv(rows, 8))
-}
-
-// matvecRing: matvecNorm's contract on matvec_ring (decode v8, v9).
-func (s *stream) matvecRing(W, bias, x, scale, y devPtr, N, K int, eps float32, accumulate bool) error {
-	slots := s.d.matvecRingSlots(N, K)
-	if slots == 0 {
-		return fmt.Errorf("matvec_ring: N=%d K=%d do not fit the device's shared memory", N, K)
-	}
-	acc := 0
-	if accumulate {
-		acc = 1
-	}
-	return s.launchWith(s.pdl, slots*16*K, "matvec_ring", grid(s.d.ringGrid(), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		W, bias, x, scale, y, N, K, eps, acc, slots)
-}
-
-// qkvRingSlots is qkv_ring's ring for the QKV GEMV (0: not usable).
-func (d *device) qkvRingSlots(K, Hq, Hkv, D int) int {
-	if K > fusedMax || K%32 != 0 || D%2 != 0 {
-		return 0
-	}
-	pairs := ceilDiv((Hq+2*Hkv)*D/2, d.ringGrid())
-	return d.ringSlots("qkv_ring", 0, 16*K, ceilDiv(pairs, 4))
-}
-
-// qkvRing: qkvRope's contract on qkv_ring (decode v8, v9).
-func (s *stream) qkvRing(W, bias, x, scale, qkv, invFreq, pos, kc, vc devPtr, K, Hq, Hkv, D int, conc, eps float32) error {
-	slots := s.d.qkvRingSlots(K, Hq, Hkv, D)
-	if slots == 0 {
-		return fmt.Errorf("qkv_ring: K=%d does not fit the device's shared memory", K)
-	}
-	return s.launchWith(s.pdl, slots*16*K, "qkv_ring", grid(s.d.ringGrid(), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps, slots)
-}
-
-// moe9 ring geometry: 512 threads (16 warps, two rows each), v7's 64 KB
-// table, then stages of moe9Rows MXFP4 rows (moe9Rows·nb 16-byte blocks +
-// moe9Rows·nb scale bytes).
-const (
-	lut7Bytes   = 65536
-	moe9Rows    = 32 // MX_ROWS in kernels/gptoss.cu
-	moe9Threads = 512
-)
-
-func moe9StageBytes(nb int) int { return 17 * moe9Rows * nb }
-
-// moe9Slots is the ring of moe9's mlp1 (mlp2 false) or mlp2 for the shapes
-// (0: not usable: the rows of an expert are not whole stages, a vector is
-// longer than the staging, or the ring does not fit).
-func (d *device) moe9Slots(mlp2 bool, H, I, topk int) int {
-	if H > fusedMax || I > fusedMax || H%32 != 0 || I%32 != 0 || (2*I)%moe9Rows != 0 || H%moe9Rows != 0 {
-		return 0
-	}
-	if mlp2 {
-		perSlot := max(1, d.ringGrid()/topk)
-		return d.ringSlots("moe9_mlp2_dec", lut7Bytes, moe9StageBytes(I/32), ceilDiv(H/moe9Rows, perSlot))
-	}
-	return d.ringSlots("moe9_mlp1_dec", lut7Bytes, moe9StageBytes(H/32), ceilDiv(topk*2*I/moe9Rows, d.ringGrid()))
-}
-
-// moe9OK says whether the moe9 kernels run the shapes with weights at
-// these addresses (cp.async copies 16 aligned bytes).
-func (d *device) moe9OK(H, I, topk int, ptrs ...devPtr) bool {
-	for _, p := range ptrs {
-		if p%16 != 0 {
-			return false
-		}
-	}
-	return d.moe9Slots(false, H, I, topk) > 0 && d.moe9Slots(true, H, I, topk) > 0
-}
-
-// moe9MLP1 / moe9MLP2: moeDecMLP1's and moeDecMLP2's contracts on the ring
-// kernels (decode v9).
-func (s *stream) moe9MLP1(blocks, scales, bias, xn, ids, act devPtr, I, K, topk int, limit float32) error {
-	slots := s.d.moe9Slots(false, K, I, topk)
-	if slots == 0 || blocks%16 != 0 || scales%16 != 0 {
-		return fmt.Errorf("moe9_mlp1_dec: H=%d I=%d outside the kernel's limits", K, I)
-	}
-	return s.launchWith(s.pdl, lut7Bytes+slots*moe9StageBytes(K/32), "moe9_mlp1_dec", grid(s.d.ringGrid(), 1, 1),
-		grid(moe9Threads, 1, 1), blocks, scales, bias, xn, ids, act, I, K, topk, limit, slots)
-}
-
-func (s *stream) moe9MLP2(blocks, scales, bias, act, ids, wts, x devPtr, H, I, topk int) error {
-	slots := s.d.moe9Slots(true, H, I, topk)
-	if slots == 0 || blocks%16 != 0 || scales%16 != 0 {
-		return fmt.Errorf("moe9_mlp2_dec: H=%d I=%d outside the kernel's limits", H, I)
-	}
-	g := max(1, s.d.ringGrid()/topk) * topk
-	return s.launchWith(s.pdl, lut7Bytes+slots*moe9StageBytes(I/32), "moe9_mlp2_dec", grid(g, 1, 1),
-		grid(moe9Threads, 1, 1), blocks, scales, bias, act, ids, wts, x, H, I, topk, slots)
-}
-
-// decMatvec is the decode step's matvecNorm for decode version dec: the
-// one-round kernels in v10 (matvec_e12, matvec_e16), the ring kernel in v8
-// and v9 where it fits, else matvec_norm_t1.
-func (s *stream) decMatvec(dec int, W, bias, x, scale, y devPtr, N, K int, eps float32, accumulate bool) error {
-	if (dec == 10 || dec == 11) && K <= fusedMax && K%32 == 0 {
-		name := "matvec_e16"
-		if K <= 3072 {
-			name = "matvec_e12"
-		}
-		acc := 0
-		if accumulate {
-			acc = 1
-		}
-		return s.launchPDL(name, grid(s.persistentGrid(name, N), 1, 1), grid(32*warpsPerBlock, 1, 1),
-			W, bias, x, scale, y, N, K, eps, acc)
-	}
-	if dec == 14 && K <= fusedMax && K%32 == 0 {
-		acc := 0
-		if accumulate {
-			acc = 1
-		}
-		return s.launchPDL("matvec_norm_t1e", grid(s.persistentGrid("matvec_norm_t1e", N), 1, 1), grid(32*warpsPerBlock, 1, 1),
-			W, bias, x, scale, y, N, K, eps, acc)
-	}
-	if (dec == 8 || dec == 9) && s.d.matvecRingSlots(N, K) > 0 {
-		return s.matvecRing(W, bias, x, scale, y, N, K, eps, accumulate)
-	}
-	return s.matvecNorm(W, bias, x, scale, y, N, K, eps, accumulate)
-}
-
-// decQKV is the decode step's qkvRope for decode version dec (qkv_e12 in
-// v10, the ring kernel in v8 and v9, where they fit).
-func (s *stream) decQKV(dec int, W, bias, x, scale, qkv, invFreq, pos, kc, vc devPtr, K, Hq, Hkv, D int, conc, eps float32) error {
-	if (dec == 10 || dec == 11) && K <= 3072 && K%32 == 0 && D%2 == 0 {
-		return s.launchPDL("qkv_e12", grid(s.persistentGrid("qkv_e12", (Hq+2*Hkv)*D/2), 1, 1), grid(32*warpsPerBlock, 1, 1),
-			W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps)
-	}
-	if dec == 14 && K <= fusedMax && K%32 == 0 && D%2 == 0 {
-		return s.launchPDL("qkv_rope_t1e", grid(s.persistentGrid("qkv_rope_t1e", (Hq+2*Hkv)*D/2), 1, 1), grid(32*warpsPerBlock, 1, 1),
-			W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps)
-	}
-	if (dec == 8 || dec == 9) && s.d.qkvRingSlots(K, Hq, Hkv, D) > 0 {
-		return s.qkvRing(W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps)
-	}
-	return s.qkvRope(W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps)
-}
-
-// decMoE is the decode step's MoE (mlp1 then mlp2 into the residual) for
-// decode version dec: the ring kernels in v9 where they fit, v7's mlp1 and
-// moe11_mlp2_dec in v11 and v12, moe13_* in v13, else v7's (v8, v10), v6's
-// or v3's.
-//
-// v15 prefetches into L2: mlp1 the experts' mlp2 rows (pf2 true), mlp2
-// next (nextBytes of it: the next layer's QKV weights; 0: nothing).
-func (s *stream) decMoE(dec int, w1b, w1s, b1, w2b, w2s, b2, xn, ids, wts, act, x devPtr, H, I, topk int, limit float32,
-	pf2 bool, next devPtr, nextBytes int) error {
-	if dec == 15 {
-		var pb, ps devPtr
-		if pf2 {
-			pb, ps = w2b, w2s
-		}
-		return errors.Join(
-			s.moeDecMLP1(dec, w1b, w1s, b1, xn, ids, act, I, H, topk, limit, pb, ps),
-			s.moeDecMLP2(dec, w2b, w2s, b2, act, ids, wts, x, H, I, topk, next, nextBytes))
-	}
-	if dec == 9 && s.d.moe9OK(H, I, topk, w1b, w1s, w2b, w2s) {
-		return errors.Join(
-			s.moe9MLP1(w1b, w1s, b1, xn, ids, act, I, H, topk, limit),
-			s.moe9MLP2(w2b, w2s, b2, act, ids, wts, x, H, I, topk))
-	}
-	v := dec
-	if v >= 8 && v <= 10 {
-		v = 7
-	}
-	return errors.Join(
-		s.moeDecMLP1(v, w1b, w1s, b1, xn, ids, act, I, H, topk, limit),
-		s.moeDecMLP2(v, w2b, w2s, b2, act, ids, wts, x, H, I, topk))
+		blocks, scales, bias, act, ids, wts, x, H, I, topk)
 }

@@ -295,29 +295,21 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			window = c.SlidingWindow
 		}
 		if T == 1 && m.fused {
-			var next devPtr // v15: the next layer's QKV weights, prefetched by this one's mlp2
-			if m.l2pf&4 != 0 && l+1 < len(m.layers) {
-				next = m.layers[l+1].qkvW
-			}
 			// the fused one-token step: 6 launches a layer instead of 10
 			// (v6, v7: 5, the attention's split merge in its last blocks)
 			errs = append(errs,
-				s.decQKV(m.dec, w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], H, Hq, Hkv, D, m.conc, eps))
+				s.qkvRope(w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], H, Hq, Hkv, D, m.conc, eps))
 			if m.dec >= 6 && attnDecOK(Hq, Hkv, D) {
-				var pf devPtr
-				if m.dec == 15 && m.l2pf&1 != 0 {
-					pf = w.outW
-				}
-				errs = append(errs, s.attnDec(q.qkv, q.kc[l], q.vc[l], q.pos, w.sinks, q.part, q.attnCnt, q.attn, Hq, Hkv, D, window,
-					pf, H*Hq*D*2))
+				errs = append(errs, s.attnDec(q.qkv, q.kc[l], q.vc[l], q.pos, w.sinks, q.part, q.attnCnt, q.attn, Hq, Hkv, D, window))
 			} else {
 				errs = append(errs, s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window))
 			}
 			errs = append(errs,
-				s.decMatvec(m.dec, w.outW, w.outB, q.attn, 0, q.x, H, Hq*D, eps, true),
-				s.decRouter(m.dec, q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps),
-				s.decMoE(m.dec, w.w1Blocks, w.w1Scales, w.b1, w.w2Blocks, w.w2Scales, w.b2, q.xn, q.ids, q.wts, q.act, q.x, H, I, k, limit,
-					m.l2pf&2 != 0, next, QKV*H*2))
+				s.matvecNorm(w.outW, w.outB, q.attn, 0, q.x, H, Hq*D, eps, true),
+				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps))
+			errs = append(errs,
+				s.moeDecMLP1(m.dec, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
+				s.moeDecMLP2(m.dec, w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
 			continue
 		}
 		errs = append(errs,
@@ -353,10 +345,10 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 	}
 	switch {
 	case T == 1 && m.fused && logitsMode == 1:
-		errs = append(errs, s.decMatvec(m.dec, m.unembed, 0, q.x, m.norm, q.logitsAll, V, H, eps, false))
+		errs = append(errs, s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logitsAll, V, H, eps, false))
 	case T == 1 && m.fused:
 		errs = append(errs,
-			s.decMatvec(m.dec, m.unembed, 0, q.x, m.norm, q.logits, V, H, eps, false),
+			s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logits, V, H, eps, false),
 			check("copy logits", drv.MemcpyDtoHAsync(unsafe.Pointer(&q.hLogits[0]), q.logits, uint64(4*V), s.s)))
 	case logitsMode == 1:
 		errs = append(errs,
