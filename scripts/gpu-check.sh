@@ -68,6 +68,8 @@ bench v7 45 GPTOSS_CUDA_DEC=v7
 [ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench v3 45 GPTOSS_CUDA_DEC=v3 GPTOSS_CUDA_PDL=0
 (cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*20b*.layout | head -1) \
 	step profile 70 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 65s) || fail=1
+# what one kernel of a layer's size streams from HBM (and from L2)
+(cd runtime/cuda && GPTOSS_BENCH=20b step probe 40 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBandwidthProbe') || fail=1
 # gpt-oss-120b's layer shapes (128 experts) with 8 and 18 of its 36 layers
 # (the full 65 GB layout does not fit this disk): decode at context 0; the
 # two give the per-layer time, so the full model's step is extrapolated
@@ -127,9 +129,9 @@ for f in "$OUT"/*.log; do
 	n=${f##*/}
 	case $n in
 	bench-*) echo "$n: $(grep -o -E '"(load_seconds|prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
-	profile.log) ;;
+	profile.log | probe.log) ;;
 	*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
 	esac
 done
-grep -h -E '^(STEP|PROFILE|PROBE)' "$OUT"/profile.log | head -150
+grep -h -E '^(STEP|PROFILE|PROBE)' "$OUT"/profile.log "$OUT"/probe.log | head -200
 exit $fail

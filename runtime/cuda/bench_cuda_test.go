@@ -317,7 +317,11 @@ func TestBandwidthProbe(t *testing.T) {
 		t.Skip("set GPTOSS_BENCH=20b to run")
 	}
 	d, s := gpu(t)
-	const maxBytes = 1200 << 20
+	// 4 GiB: the launches of one size walk through it, each reading the
+	// region after the last one's, so no launch finds its bytes in the
+	// 50 MB L2 (session 4: re-reading one buffer had served the 4–35 MB
+	// points from L2); "L2" rows re-read the first region as before
+	const maxBytes = 4096 << 20
 	buf, err := d.alloc(maxBytes)
 	if err != nil {
 		t.Fatal(err)
@@ -339,23 +343,39 @@ func TestBandwidthProbe(t *testing.T) {
 	defer drv.EventDestroy(e1)
 	for _, mb := range []int{4, 18, 35, 70, 280, 1160} {
 		for _, bps := range []int{1, 2, int(occ)} {
-			n := int64(mb) << 20 / 16
-			g := grid(min(d.sms*bps, int(max(1, n/512/8))), 1, 1)
-			const reps = 40
-			// n is a long long: passed as a devPtr, the 8-byte argument
-			for range 3 { // warm-up
-				must(t, s.launch("bw_read", g, grid(256, 1, 1), buf, devPtr(n), out))
+			for _, fromL2 := range []bool{false, true} {
+				if fromL2 && mb > 35 {
+					continue
+				}
+				n := int64(mb) << 20 / 16
+				g := grid(min(d.sms*bps, int(max(1, n/512/8))), 1, 1)
+				regions := int64(maxBytes) / (int64(mb) << 20)
+				at := func(i int) devPtr { // the i-th launch's region
+					if fromL2 {
+						return buf
+					}
+					return buf + devPtr(int64(i)%regions*(int64(mb)<<20))
+				}
+				const reps = 40
+				// n is a long long: passed as a devPtr, the 8-byte argument
+				for i := range 3 { // warm-up
+					must(t, s.launch("bw_read", g, grid(256, 1, 1), at(i), devPtr(n), out))
+				}
+				drv.EventRecord(e0, s.s)
+				for i := range reps {
+					must(t, s.launch("bw_read", g, grid(256, 1, 1), at(3+i), devPtr(n), out))
+				}
+				drv.EventRecord(e1, s.s)
+				must(t, s.sync())
+				var ms float32
+				drv.EventElapsedTime(&ms, e0, e1)
+				us := float64(ms) * 1000 / reps
+				src := "HBM"
+				if fromL2 {
+					src = "L2 "
+				}
+				fmt.Printf("PROBE %5d MB %s, %d blocks/SM: %8.1f µs a launch, %6.0f GB/s\n", mb, src, bps, us, float64(mb<<20)/us/1e3)
 			}
-			drv.EventRecord(e0, s.s)
-			for range reps {
-				must(t, s.launch("bw_read", g, grid(256, 1, 1), buf, devPtr(n), out))
-			}
-			drv.EventRecord(e1, s.s)
-			must(t, s.sync())
-			var ms float32
-			drv.EventElapsedTime(&ms, e0, e1)
-			us := float64(ms) * 1000 / reps
-			fmt.Printf("PROBE %5d MB, %d blocks/SM: %8.1f µs a launch, %6.0f GB/s\n", mb, bps, us, float64(mb<<20)/us/1e3)
 		}
 	}
 }
