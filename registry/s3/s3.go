@@ -413,14 +413,16 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.ReaderAt, size int64,
 // the upload (the S3 API reference for AbortMultipartUpload says to abort
 // again until ListParts finds none). A few tries, 50 ms apart and growing.
 func (b *Bucket) abort(ctx context.Context, key string, id *string) {
+	c := b.client(ctx)
+	in := &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id}
 	wait := 50 * time.Millisecond
 	for range 5 {
-		b.client(ctx).AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id})
-		lp, err := b.client(ctx).ListParts(ctx, &s3.ListPartsInput{Bucket: &b.name, Key: &key, UploadId: id})
+		c.AbortMultipartUpload(ctx, in)
+		lp, err := c.ListParts(ctx, &s3.ListPartsInput{Bucket: &b.name, Key: &key, UploadId: id})
 		if err != nil || len(lp.Parts) == 0 {
 			// gone (NoSuchUpload), or nothing stored and nothing more we can do
 			if err == nil {
-				b.client(ctx).AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.name, Key: &key, UploadId: id})
+				c.AbortMultipartUpload(ctx, in)
 			}
 			return
 		}

@@ -121,11 +121,12 @@ func alignUp(x, a int64) int64 { return (x + a - 1) / a * a }
 // layoutBlock is the 2 MiB-aligned block of the layout a tensor opens or
 // joins: "embedding", "block.N." or "final".
 func layoutBlock(name string) string {
-	switch {
-	case name == "embedding.weight":
+	if name == "embedding.weight" {
 		return "embedding"
-	case strings.HasPrefix(name, "block."):
-		return name[:strings.Index(name[len("block."):], ".")+len("block.")+1]
+	}
+	if rest, ok := strings.CutPrefix(name, "block."); ok {
+		n, _, _ := strings.Cut(rest, ".")
+		return "block." + n + "."
 	}
 	return "final"
 }

@@ -1262,9 +1262,59 @@ struct Lut7 {
   }
 };
 
-// R rows of MXFP4 (row i at b + i*nb blocks, scales sc + i*nb) · the staged
-// vector xs (padded, block g at xs + 36g) with table T, U blocks per lane in
-// flight; rows ≥ nr are skipped. Returns the warp-reduced dots in a[0..R).
+// One round of mx_rows' loads: the U blocks a lane takes from g0 on of R
+// rows of MXFP4 (row i at b + i*nb blocks, scales sc + i*nb), zeros past
+// the row's end and for rows ≥ nr.
+template <int R, int U>
+DEV void mx_load(const uint4* __restrict__ b, const uint8_t* __restrict__ sc, int nb, int nr, int g0, int lane,
+                 uint4 (&q)[U][R], uint32_t (&s8)[U][R]) {
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int g = g0 + lane + 32 * u;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+      if (g < nb && r < nr) {
+        q[u][r] = ld_stream(b + (size_t)r * nb + g);
+        s8[u][r] = sc[(size_t)r * nb + g];
+      } else {
+        q[u][r] = make_uint4(0, 0, 0, 0);
+        s8[u][r] = 0;
+      }
+    }
+  }
+}
+
+// a[r] += that round's blocks · the staged vector xs (padded, block g at
+// xs + 36g) with table T (per lane, not yet warp-reduced)
+template <int R, int U, class T>
+DEV void mx_dot(const uint4 (&q)[U][R], const uint32_t (&s8)[U][R], int nb, int g0, int lane, const float* xs,
+                const T& tab, float* a) {
+#pragma unroll
+  for (int u = 0; u < U; u++) {
+    int g = g0 + lane + 32 * u;
+    if (g < nb) {
+      const float* xb = xs + 36 * g;
+      float d[R];
+#pragma unroll
+      for (int r = 0; r < R; r++) d[r] = 0.f;
+#pragma unroll
+      for (int c = 0; c < 4; c++) {
+        float4 xa = *(const float4*)(xb + 8 * c), xc = *(const float4*)(xb + 8 * c + 4);
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+          uint32_t v = c == 0 ? q[u][r].x : c == 1 ? q[u][r].y : c == 2 ? q[u][r].z : q[u][r].w;
+          d[r] += tab.word(v, xa, xc);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < R; r++) a[r] += d[r] * __uint_as_float(s8[u][r] << 23);
+    }
+  }
+}
+
+// R rows of MXFP4 · the staged vector with table T, U blocks per lane in
+// flight (mx_load, mx_dot a round); rows ≥ nr are skipped. Returns the
+// warp-reduced dots in a[0..R).
 template <int R, int U, class T>
 DEV void mx_rows(const uint4* __restrict__ b, const uint8_t* __restrict__ sc, int nb, int nr, const float* xs,
                  const T& tab, int lane, float* a) {
@@ -1273,41 +1323,8 @@ DEV void mx_rows(const uint4* __restrict__ b, const uint8_t* __restrict__ sc, in
   for (int g0 = 0; g0 < nb; g0 += 32 * U) {
     uint4 q[U][R];
     uint32_t s8[U][R];
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      int g = g0 + lane + 32 * u;
-#pragma unroll
-      for (int r = 0; r < R; r++) {
-        if (g < nb && r < nr) {
-          q[u][r] = ld_stream(b + (size_t)r * nb + g);
-          s8[u][r] = sc[(size_t)r * nb + g];
-        } else {
-          q[u][r] = make_uint4(0, 0, 0, 0);
-          s8[u][r] = 0;
-        }
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      int g = g0 + lane + 32 * u;
-      if (g < nb) {
-        const float* xb = xs + 36 * g;
-        float d[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) d[r] = 0.f;
-#pragma unroll
-        for (int c = 0; c < 4; c++) {
-          float4 xa = *(const float4*)(xb + 8 * c), xc = *(const float4*)(xb + 8 * c + 4);
-#pragma unroll
-          for (int r = 0; r < R; r++) {
-            uint32_t v = c == 0 ? q[u][r].x : c == 1 ? q[u][r].y : c == 2 ? q[u][r].z : q[u][r].w;
-            d[r] += tab.word(v, xa, xc);
-          }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++) a[r] += d[r] * __uint_as_float(s8[u][r] << 23);
-      }
-    }
+    mx_load<R, U>(b, sc, nb, nr, g0, lane, q, s8);
+    mx_dot<R, U>(q, s8, nb, g0, lane, xs, tab, a);
   }
 #pragma unroll
   for (int r = 0; r < R; r++) a[r] = warp_sum(a[r]);
@@ -1422,25 +1439,17 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe12_mlp2_dec(MOE_DEC_ARGS
   int e = ld_cg(ids + kk);
   int nw = nbs * (blockDim.x >> 5);
   int p0 = bi * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  // a row pair is one round of loads when I ≤ 3072 (nb ≤ 96): then the
+  // warp's first is requested before the wait; else mx_rows as in v7
+  bool one = nb <= 96;
   uint4 q[3][2];
   uint32_t s8[3][2];
   auto load = [&](int p) {
-    int r = 2 * p, nr = min(2, H - r);
+    int r = 2 * p;
     size_t row = (size_t)e * H + r;
-    const uint4* b = (const uint4*)(blocks + row * nb * 16);
-    const uint8_t* sc = scales + row * nb;
-#pragma unroll
-    for (int u = 0; u < 3; u++) {
-      int g = lane + 32 * u;
-#pragma unroll
-      for (int rr = 0; rr < 2; rr++) {
-        bool ok = g < nb && rr < nr;
-        q[u][rr] = ok ? ld_stream(b + (size_t)rr * nb + g) : make_uint4(0, 0, 0, 0);
-        s8[u][rr] = ok ? sc[(size_t)rr * nb + g] : 0u;
-      }
-    }
+    mx_load<2, 3>((const uint4*)(blocks + row * nb * 16), scales + row * nb, nb, min(2, H - r), 0, lane, q, s8);
   };
-  if (p0 < H2 && nb <= 96) load(p0);  // weights only: before the wait
+  if (p0 < H2 && one) load(p0);  // weights only: before the wait
   pdl_wait();
   pdl_launch();
   stage_vec(act + (size_t)kk * I, 0, xs, 0, I, 0.f);
@@ -1449,27 +1458,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe12_mlp2_dec(MOE_DEC_ARGS
     int r = 2 * p, nr = min(2, H - r);
     size_t row = (size_t)e * H + r;
     float a[2];
-    if (nb <= 96) {  // one round a row pair (I ≤ 3072)
+    if (one) {
       if (p != p0) load(p);
       a[0] = a[1] = 0.f;
-#pragma unroll
-      for (int u = 0; u < 3; u++) {
-        int g = lane + 32 * u;
-        if (g < nb) {
-          const float* xb = xs + 36 * g;
-          float d0 = 0.f, d1 = 0.f;
-#pragma unroll
-          for (int c = 0; c < 4; c++) {
-            float4 xa = *(const float4*)(xb + 8 * c), xc = *(const float4*)(xb + 8 * c + 4);
-            uint32_t v0 = c == 0 ? q[u][0].x : c == 1 ? q[u][0].y : c == 2 ? q[u][0].z : q[u][0].w;
-            uint32_t v1 = c == 0 ? q[u][1].x : c == 1 ? q[u][1].y : c == 2 ? q[u][1].z : q[u][1].w;
-            d0 += tab.word(v0, xa, xc);
-            d1 += tab.word(v1, xa, xc);
-          }
-          a[0] += d0 * __uint_as_float(s8[u][0] << 23);
-          a[1] += d1 * __uint_as_float(s8[u][1] << 23);
-        }
-      }
+      mx_dot<2, 3>(q, s8, nb, 0, lane, xs, tab, a);
       a[0] = warp_sum(a[0]);
       a[1] = warp_sum(a[1]);
     } else {
