@@ -4,7 +4,7 @@ BIN     := bin
 GOFLAGS := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci bench-cloud bench-cpu vet fmt clean cuda gpu-bundle
+.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci bench-cloud bench-cpu vet fmt clean cuda cuda-trace gpu-bundle
 
 all: build
 
@@ -71,9 +71,18 @@ cuda: $(CUDA_FATBIN)
 $(CUDA_FATBIN): $(wildcard runtime/cuda/kernels/*.cu runtime/cuda/kernels/*.cuh)
 	$(NVCC) -O3 -std=c++17 -fatbin $(CUDA_GENCODE) -o $@ runtime/cuda/kernels/gptoss.cu
 
+# The same kernels with the step trace compiled in (GPTOSS_TRACE: each warp
+# of the decode step's kernels records when it started, passed its PDL
+# wait and ended), sm_90 only, for the trace test on the GPU machine
+# (GPTOSS_CUDA_KERNELS=bin/kernels-trace.fatbin).
+cuda-trace: $(BIN)/kernels-trace.fatbin
+$(BIN)/kernels-trace.fatbin: $(wildcard runtime/cuda/kernels/*.cu runtime/cuda/kernels/*.cuh)
+	@mkdir -p $(BIN)
+	$(NVCC) -O3 -std=c++17 -fatbin -DGPTOSS_TRACE -gencode arch=compute_90,code=sm_90 -o $@ runtime/cuda/kernels/gptoss.cu
+
 # What scripts/gpu-check.sh runs on a GPU machine with no Go toolchain:
 # bin/gptoss and the cuda-tagged test binary, both with the kernels embedded.
-gpu-bundle: cuda
+gpu-bundle: cuda cuda-trace
 	$(GO) build $(GOFLAGS) -o $(BIN)/gptoss ./cmd/gptoss
 	$(GO) test $(GOFLAGS) -c -tags cuda -o $(BIN)/cuda.test ./runtime/cuda
 

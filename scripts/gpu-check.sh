@@ -8,7 +8,7 @@
 #      reference, greedy tokens) with them, and the long-sequence test,
 #   2. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
 #      load, prefill, decode at context 0 and 8k, peak VRAM, for the
-#      default decode step (v12) and v7 and v3 (GPTOSS_CUDA_DEC), each in
+#      default decode step (v16) and v12 and v3 (GPTOSS_CUDA_DEC), each in
 #      its own process; then per-kernel
 #      profiles and graph/direct step times (the cuda test binary), and
 #      gpt-oss-120b's layer shapes with 8 and 18 of its layers,
@@ -38,8 +38,8 @@ step() { # name timeout_s command...
 	return "$rc"
 }
 
-for f in bin/gptoss bin/cuda.test; do
-	[ -x "$f" ] || { echo "missing $f: run 'make gpu-bundle' first" >&2; exit 2; }
+for f in bin/gptoss bin/cuda.test bin/kernels-trace.fatbin; do
+	[ -e "$f" ] || { echo "missing $f: run 'make gpu-bundle' first" >&2; exit 2; }
 done
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
@@ -56,18 +56,22 @@ bench() { # name timeout env...: bench-engine on the synthetic 20b with that env
 	step "bench-$name" "$to" env "$@" bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
 		--context 0,8192 --decode 64 --json
 }
-# the newest decode step first (v12: v7's kernels with mlp2's first rows
-# loaded before its PDL wait; attn_dec; programmatic dependent launch)
-tt kernels-new 60 'TestKernel(Fused|MoE3|Attention)$'
-tt golden-new 50 'TestGolden$/^(hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
+# the newest decode step first (v16: the router's sums in the
+# out-projection, finished in the MoE kernels; programmatic dependent launch)
+tt kernels-new 60 'TestKernel(Fused|MoE3|Attention|V16)$'
+tt golden-new 50 'TestGolden$/^(hf-v16|original-v16|hf-v16-nopdl|hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
 tt long 30 'TestLongSequence|TestEngine'
 # each decode version in its own process, the same binary and synthetic
-# model: the default (v12), v7, v3
+# model: the default (v16), v12, v3
 bench new 80
-bench v7 45 GPTOSS_CUDA_DEC=v7
+bench v12 45 GPTOSS_CUDA_DEC=v12
 [ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench v3 45 GPTOSS_CUDA_DEC=v3 GPTOSS_CUDA_PDL=0
 (cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*20b*.layout | head -1) \
 	step profile 70 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 65s) || fail=1
+# one decode step recorded warp by warp (the trace build of the kernels):
+# per kernel, the wait after the previous one, the streaming time, the tail
+(cd runtime/cuda && GPTOSS_TRACE_LAYOUT=$(ls /tmp/gptoss-bench/*20b*.layout | head -1) GPTOSS_CUDA_KERNELS=$ROOT/bin/kernels-trace.fatbin \
+	step trace 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestDecodeTrace' -test.timeout 55s) || fail=1
 # what one kernel of a layer's size streams from HBM (and from L2)
 (cd runtime/cuda && GPTOSS_BENCH=20b step probe 40 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBandwidthProbe') || fail=1
 # gpt-oss-120b's layer shapes (128 experts) with 8 and 18 of its 36 layers
@@ -83,8 +87,8 @@ b120() { # layers dec...: decode at context 0 on the 120b shapes, each decode ve
 	rm -f /tmp/gptoss-bench/*120b-L"$L"-*
 }
 if [ "${GPTOSS_CHECK_120B:-1}" = 1 ]; then
-	b120 8 v12 v7
-	b120 18 v12 v7
+	b120 8 v16 v12
+	b120 18 v16 v12
 fi
 if [ "${GPTOSS_CHECK_QUICK:-0}" != 1 ]; then # the older kernels
 tt kernels-attn 20 'TestKernelAttention$'
@@ -129,9 +133,10 @@ for f in "$OUT"/*.log; do
 	n=${f##*/}
 	case $n in
 	bench-*) echo "$n: $(grep -o -E '"(load_seconds|prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
-	profile.log | probe.log) ;;
+	profile.log | probe.log | trace.log) ;;
 	*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
 	esac
 done
 grep -h -E '^(STEP|PROFILE|PROBE)' "$OUT"/profile.log "$OUT"/probe.log | head -200
+grep -h -E '^TRACE' "$OUT"/trace.log | head -120
 exit $fail

@@ -143,7 +143,7 @@ func TestBenchSynthetic(t *testing.T) {
 	for _, v := range []struct {
 		dec int
 		pdl bool
-	}{{dec0, pdl0}, {12, false}, {7, pdl0}, {7, false}, {6, pdl0}, {3, pdl0}, {3, false}} {
+	}{{dec0, pdl0}, {12, pdl0}, {16, false}, {12, false}, {7, pdl0}, {3, pdl0}} {
 		m.dec, s0.s.pdl = v.dec, v.pdl
 		if err := recapture(s0); err != nil {
 			t.Fatal(err)

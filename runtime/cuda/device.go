@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -16,7 +17,16 @@ import (
 //go:embed all:fatbin
 var fatbinFS embed.FS
 
+// GPTOSS_CUDA_KERNELS names a fatbin to load instead (a development
+// build, or `make cuda-trace`'s kernels that record the step trace).
 func kernelImage() ([]byte, error) {
+	if p := os.Getenv("GPTOSS_CUDA_KERNELS"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("GPTOSS_CUDA_KERNELS: %w", err)
+		}
+		return b, nil
+	}
 	b, err := fatbinFS.ReadFile("fatbin/kernels.fatbin")
 	if err != nil || len(b) == 0 {
 		return nil, errNoKernels
@@ -33,11 +43,13 @@ var kernelNames = []string{
 	"moe_tc_mlp1", "moe_tc_mlp2", "gemm_tc_bf16", "sample_topkp", "matvec_norm_t1", "qkv_rope_t1", "norm_router", "moe3_mlp1_dec", "moe3_mlp2_dec",
 	"attn_dec_d16", "attn_dec_d32", "attn_dec_d64", "attn_dec_d128",
 	"bw_read", "moe6_mlp1_dec", "moe6_mlp2_dec", "moe7_mlp1_dec", "moe7_mlp2_dec", "moe12_mlp2_dec",
+	"outproj_sums_1", "outproj_sums_4", "outproj_sums_8", "moe16_mlp1_dec", "moe16_mlp2_dec",
 }
 
 // dynamicShared is the dynamic shared memory of the kernels that use it
 // (bytes; set as their attribute when the module loads, passed at launch).
-var dynamicShared = map[string]int{"moe7_mlp1_dec": 65536, "moe7_mlp2_dec": 65536, "moe12_mlp2_dec": 65536}
+var dynamicShared = map[string]int{"moe7_mlp1_dec": 65536, "moe7_mlp2_dec": 65536, "moe12_mlp2_dec": 65536,
+	"moe16_mlp1_dec": 65536, "moe16_mlp2_dec": 65536}
 
 // device is one GPU with its primary context and the loaded kernels.
 type device struct {

@@ -42,15 +42,26 @@
 //     the FP16 cache rows in its epilogue (rope_kv gone); RMSNorm + router
 //     GEMV + top-k is one block; the MoE is two launches for all k experts,
 //     mlp2 adding w·(W2·a + b2) into the residual with atomicAdd
-//     (rounding-level run-to-run differences). The decode kernels come in
-//     versions (GPTOSS_CUDA_DEC): v12, the default, is v7 with mlp2's
-//     first row pair requested before its PDL wait (the expert ids come
-//     from the router two kernels earlier, final by then); v7 decodes E2M1
+//     (rounding-level run-to-run differences). Every kernel issues all of
+//     its staging loads (≤ 16 values a thread) before the first use: the
+//     plain strided loop paid an L2 round trip per value a thread, 12–24
+//     a kernel (−8% of the step once fixed). The decode kernels come in
+//     versions (GPTOSS_CUDA_DEC): v16, the default, has no router launch:
+//     the out-projection (outproj_sums) adds, for the rows it writes, the
+//     router's logit sums G[e]·(x⊙scale) and Σx² into one of 16 copies of a
+//     sums buffer (the logits are linear in x but for the norm's scalar),
+//     and both MoE kernels finish the router from those sums in every
+//     block (router_final: the norm's scalar, logits, top-k) — mlp1 after
+//     its wait, staging rmsnorm(x) itself, mlp2 before its wait beside its
+//     first rows; two sums buffers alternate by layer, each cleared by the
+//     next layer's mlp2 (an even layer count; else v12). v12 is v7 with
+//     mlp2's first row pair requested before its PDL wait (the expert ids
+//     come from the router two kernels earlier, final by then); v7 decodes E2M1
 //     through a 256-entry table per lane (a byte → two values, 64 KB of
 //     dynamic shared memory), 4 (mlp2: 2) rows a warp sharing each
 //     activation load; v6 the same with a 16-entry table at an aligned
 //     address (the fallback where the device refuses the 64 KB); v3 the
-//     previous step. v6, v7 and v12 run attention as one launch a layer
+//     previous step. v6 and later run attention as one launch a layer
 //     (attn_dec: a block per KV head and key split, one warp per query head
 //     of the group, each 32-key step's K and V rows requested together, the
 //     splits merged by the last block to finish through per-sequence
@@ -58,8 +69,12 @@
 //     splits it over the keys (32 splits) and combines in a second launch.
 //     Variants that streamed the weights through a shared-memory ring
 //     (cp.async), loaded each row in one round, multiplied int16
-//     activations with dp2a, or prefetched the next kernel's weights into
-//     L2 were measured slower on an H100 and removed (PERF.md). The whole
+//     activations with dp2a, prefetched the next kernel's (or, in the MoE,
+//     a warp's next) weights into L2, loaded a warp's next MoE rows before
+//     multiplying its current ones, or merged attention splits in
+//     thread-block clusters were measured slower on an H100 and removed
+//     (PERF.md). A build with -DGPTOSS_TRACE (make cuda-trace) records
+//     every warp's start, PDL release and end (TestDecodeTrace). The whole
 //     step is captured once per sequence as a CUDA graph; the token and
 //     position travel through pinned host memory that the graph's first
 //     copies read, so the frozen kernel parameters stay valid.

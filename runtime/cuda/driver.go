@@ -81,6 +81,8 @@ type driver struct {
 	LaunchKernelEx func(cfg unsafe.Pointer, f cuFunction, params, extra unsafe.Pointer) cuResult
 	// kernel attributes: more than 48 KB of dynamic shared memory
 	FuncSetAttribute func(f cuFunction, attr int32, value int32) cuResult
+	// a module's global variable (the step trace's buffer pointer)
+	ModuleGetGlobal func(p *devPtr, size *uint64, m cuModule, name *byte) cuResult
 }
 
 // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
@@ -88,7 +90,8 @@ const funcAttrMaxDynamicSharedBytes = 8
 
 // optionalSymbols are the driver functions the engine does without.
 func (d *driver) optionalSymbols() map[string]any {
-	return map[string]any{"cuLaunchKernelEx": &d.LaunchKernelEx, "cuFuncSetAttribute": &d.FuncSetAttribute}
+	return map[string]any{"cuLaunchKernelEx": &d.LaunchKernelEx, "cuFuncSetAttribute": &d.FuncSetAttribute,
+		"cuModuleGetGlobal_v2": &d.ModuleGetGlobal}
 }
 
 // symbols maps each driver field to its libcuda symbol.

@@ -69,15 +69,18 @@ type Model struct {
 	// moe3_*; default; GPTOSS_CUDA_FUSED=0 the old step; shapes outside
 	// fusedOK leave it off); dec: in the fused step, the decode kernels'
 	// version: 12 (v7 with mlp2's first rows requested before its PDL
-	// wait: moe12_mlp2_dec; default), 7 (moe7_*, attn_dec), 6 (moe6_*,
+	// wait: moe12_mlp2_dec), 7 (moe7_*, attn_dec), 6 (moe6_*,
 	// attn_dec; also where the device refuses moe7's shared memory) or 3
-	// (moe3_*, attn_partial + attn_combine), GPTOSS_CUDA_DEC=v3|v6|v7|v12
-	// (v8–v11 and v13–v15 were measured and removed, PERF.md);
+	// (moe3_*, attn_partial + attn_combine), 16 (the default where v16OK:
+	// the router's sums in the out-projection, outproj_sums, finished in
+	// the MoE kernels moe16_*; else v12's), GPTOSS_CUDA_DEC=v3|v6|v7|v12
+	// (v8–v11, v13–v15 and v16's variants were measured and removed, PERF.md);
 	// pdl: programmatic dependent launch for the fused step's kernels where
 	// the GPU and driver have it (default; GPTOSS_CUDA_PDL=0 off).
 	moeTC, gemmTC bool
 	fused, pdl    bool
 	dec           int
+
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -250,8 +253,17 @@ func (m *Model) Close() error {
 	return nil
 }
 
+// v16OK says whether decode v16 (the router in the out-projection and the
+// MoE kernels) takes the model: fewer than 256 experts, top-k ≤ 8, the
+// 64 KB table of moe7, and an even layer count (each layer's mlp2 clears
+// the sums buffer of the layer before, which the layer after reuses).
+func (m *Model) v16OK() bool {
+	c := m.cfg
+	return c.NumExperts < 256 && c.ExpertsPerToken <= 8 && c.NumHiddenLayers%2 == 0 && m.d.moe7OK()
+}
+
 // decVersion is the decode kernels' version GPTOSS_CUDA_DEC names (v3, v6,
-// v7, v12), else the default (v12).
+// v7, v12), else the default (v16).
 func decVersion(v string) int {
 	switch v {
 	case "v3":
@@ -260,6 +272,8 @@ func decVersion(v string) int {
 		return 6
 	case "v7":
 		return 7
+	case "v12":
+		return 12
 	}
-	return 12
+	return 16
 }

@@ -407,6 +407,7 @@ func TestKernelAttention(t *testing.T) {
 		{"decode full 8k", tD, tHq, tHkv, 8191, 1, 0},
 		{"decode sliding", tD, tHq, tHkv, 5000, 1, 128},
 		{"decode first token", tD, tHq, tHkv, 0, 1, 0},
+		{"decode full 137", tD, tHq, tHkv, 136, 1, 0}, // 5 splits
 		{"prefill full", tD, tHq, tHkv, 300, 37, 0},
 		{"prefill sliding", tD, tHq, tHkv, 100, 90, 128},
 		{"tiny dims", 16, 8, 2, 20, 3, 4},
@@ -689,7 +690,7 @@ func TestKernelMoE3(t *testing.T) {
 // moe7_*, moe7_mlp1_dec with moe12_mlp2_dec) against runtime/cpu.
 func testMoEDec(t *testing.T, d *device, s *stream, r *rand.Rand, v, H, I, E, K int) {
 	name := fmt.Sprintf("v%d", v)
-	if (v == 7 || v == 12) && d.ccMajor >= 9 && !d.moe7OK() { // else they would run v6's kernels
+	if v >= 7 && d.ccMajor >= 9 && !d.moe7OK() { // else they would run v6's kernels
 		t.Fatalf("the device refused moe7's dynamic shared memory: %v", d.dynErr)
 	}
 	t.Run(fmt.Sprintf("%s H=%d I=%d k=%d", name, H, I, K), func(t *testing.T) {
@@ -899,6 +900,85 @@ func TestKernelSample(t *testing.T) {
 				t.Fatalf("%d draws on a boundary", near)
 			}
 			t.Logf("12 draws: %d left to the host, %d on a boundary, the rest match", fallback, near)
+		})
+	}
+}
+
+// TestKernelV16: decode v16's out-projection with the router's sums
+// (outproj_sums) and the MoE kernels that finish the router (moe16_*)
+// against runtime/cpu: the residual after the out-projection, rmsnorm,
+// router top-k, mlp1 (SwiGLU) and mlp2 into the residual; twice, with the
+// sums buffers swapped as consecutive layers use them (the first launch's
+// mlp2 clears the second's buffer, which must then sum from zero).
+func TestKernelV16(t *testing.T) {
+	d, s := gpu(t)
+	if !d.moe7OK() {
+		t.Skipf("the device refused moe7's dynamic shared memory: %v", d.dynErr)
+	}
+	r := rand.New(rand.NewPCG(23, 24))
+	for _, c := range []struct{ H, K, I, E, k int }{{tH, tHq * tD, tI, tE, tK}, {tH, tHq * tD, tI, 128, tK}, {128, 128, 64, 8, 4}, {160, 96, 32, 5, 1}} {
+		t.Run(fmt.Sprintf("H=%d K=%d I=%d E=%d k=%d", c.H, c.K, c.I, c.E, c.k), func(t *testing.T) {
+			sums, err := d.alloc(2 * partFloats * 4)
+			must(t, err)
+			defer d.free(sums)
+			// buffer 0 starts zero; buffer 1 holds garbage the first
+			// launch's mlp2 must clear
+			must(t, check("memset", drv.MemsetD8Async(sums, 0, partFloats*4, s.s)))
+			must(t, check("memset", drv.MemsetD8Async(sums+partFloats*4, 0x3f, partFloats*4, s.s)))
+			for round := range 2 {
+				part, other := sums, sums+partFloats*4
+				if round == 1 {
+					part, other = other, part
+				}
+				w := randBF16(r, c.H*c.K, 0.05)
+				bias := randBF16(r, c.H, 0.5)
+				attn := randF32(r, c.K, 1)
+				x0 := randF32(r, c.H, 3)
+				scale := randBF16(r, c.H, 2)
+				g := randBF16(r, c.E*c.H, 0.05)
+				gb := randBF16(r, c.E, 0.5)
+				w1b, w1s := randMXFP4(r, c.E*2*c.I, c.H)
+				w2b, w2s := randMXFP4(r, c.E*c.H, c.I)
+				b1, b2 := randBF16(r, c.E*2*c.I, 0.5), randBF16(r, c.E*c.H, 0.5)
+				x := devF32(t, d, s, x0)
+				dgb, dscale := devBytes(t, d, s, gb), devBytes(t, d, s, scale)
+				act := devPoison(t, d, s, c.k*c.I)
+				must(t, s.outSums(devBytes(t, d, s, w), devBytes(t, d, s, bias), devF32(t, d, s, attn), x, devBytes(t, d, s, g), dscale, part, c.H, c.K, c.E))
+				wantX1 := make([]float32, c.H)
+				cpu.MatVecBF16(wantX1, w, bias, attn, c.H, c.K)
+				for i := range wantX1 {
+					wantX1[i] += x0[i]
+				}
+				relErr(t, fmt.Sprintf("outproj_sums x (round %d)", round), readF32(t, s, x, c.H), wantX1, 1e-5)
+				must(t, s.moe16MLP1(devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), x, dscale, part, dgb, act, c.I, c.H, c.E, c.k, 7, 1e-5))
+				must(t, s.moe16MLP2(devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, part, dgb, other, x, c.H, c.I, c.E, c.k, 1e-5))
+				xn := make([]float32, c.H)
+				cpu.RMSNorm(xn, wantX1, scale, 1e-5)
+				logits := make([]float32, c.E)
+				cpu.MatVecBF16(logits, g, gb, xn, c.E, c.H)
+				idx := make([]int, c.k)
+				wt := make([]float32, c.k)
+				cpu.RouterTopK(logits, c.k, idx, wt)
+				want := append([]float32(nil), wantX1...)
+				wantAct := make([]float32, c.k*c.I)
+				h := make([]float32, 2*c.I)
+				o := make([]float32, c.H)
+				for kk, e := range idx {
+					r1, r2 := 2*c.I, c.H
+					a := wantAct[kk*c.I : (kk+1)*c.I]
+					cpu.MatVecMXFP4(h, w1b[e*r1*c.H/2:(e+1)*r1*c.H/2], w1s[e*r1*c.H/32:(e+1)*r1*c.H/32], b1[e*r1*2:(e+1)*r1*2], xn, r1, c.H)
+					cpu.SwiGLU(a, h, 7)
+					cpu.MatVecMXFP4(o, w2b[e*r2*c.I/2:(e+1)*r2*c.I/2], w2s[e*r2*c.I/32:(e+1)*r2*c.I/32], b2[e*r2*2:(e+1)*r2*2], a, r2, c.I)
+					for j := range o {
+						want[j] += wt[kk] * o[j]
+					}
+				}
+				relErr(t, fmt.Sprintf("moe16 mlp1 (round %d)", round), readF32(t, s, act, c.k*c.I), wantAct, 1e-4)
+				relErr(t, fmt.Sprintf("moe16 mlp2 into the residual (round %d)", round), readF32(t, s, x, c.H), want, 1e-4)
+				if z := readF32(t, s, other, partFloats); slices.ContainsFunc(z, func(v float32) bool { return v != 0 }) {
+					t.Fatalf("round %d: mlp2 left the other sums buffer non-zero", round)
+				}
+			}
 		})
 	}
 }

@@ -184,6 +184,54 @@ func (s *stream) matvecNorm(W, bias, x, scale, y devPtr, N, K int, eps float32, 
 		W, bias, x, scale, y, N, K, eps, acc, prefetchItems)
 }
 
+// outSums (decode v16): x += W · attn + b for one token, and into part (zero
+// before, partFloats) the router's sums from the new x: Σ G[e][r]·scale[r]·
+// x[r] per expert and Σ x[r]², which the v16 MoE kernels finish. K ≤
+// fusedMax, E ≤ 255 (v16OK).
+func (s *stream) outSums(W, bias, attn, x, G, scale, part devPtr, H, K, E int) error {
+	if K > fusedMax || K%32 != 0 || E > 255 {
+		return fmt.Errorf("outproj_sums: K=%d E=%d (want K a multiple of 32 ≤ %d, E < 256)", K, E, fusedMax)
+	}
+	name := "outproj_sums_8"
+	switch {
+	case E <= 32:
+		name = "outproj_sums_1"
+	case E <= 128:
+		name = "outproj_sums_4"
+	}
+	return s.launchPDL(name, grid(s.persistentGrid(name, H), 1, 1), grid(32*warpsPerBlock, 1, 1),
+		W, bias, attn, x, G, scale, part, H, K, E)
+}
+
+// partFloats is the float count of one router-sums buffer (OR_COPIES copies
+// of OR_EMAX + 1 sums).
+const partFloats = 16 * 257
+
+// moe16MLP1 (decode v16): the router finished from part (norm scale
+// nscale, gate bias gb), then act[k', :] = SwiGLU(W1_e · xn + b1) for the
+// k experts, xn = rmsnorm(x)·nscale staged on the way. K ≤ fusedMax.
+func (s *stream) moe16MLP1(blocks, scales, bias, x, nscale, part, gb, act devPtr, I, K, E, topk int, limit, eps float32) error {
+	if K > fusedMax || K%32 != 0 || E > 255 || topk > 8 {
+		return fmt.Errorf("moe16_mlp1_dec: K=%d E=%d k=%d", K, E, topk)
+	}
+	return s.launchPDL("moe16_mlp1_dec", grid(s.persistentGrid("moe16_mlp1_dec", topk*ceilDiv(I, 2)), 1, 1),
+		grid(32*warpsPerBlock, 1, 1), blocks, scales, bias, x, nscale, part, gb, act, I, K, E, topk, limit, eps)
+}
+
+// moe16MLP2 (decode v16): the router finished from part again, then x +=
+// Σ_k' w_k'·(W2_e · act[k'] + b2); zero (the other sums buffer) is cleared.
+// I ≤ fusedMax.
+func (s *stream) moe16MLP2(blocks, scales, bias, act, part, gb, zero, x devPtr, H, I, E, topk int, eps float32) error {
+	if I > fusedMax || I%32 != 0 || E > 255 || topk > 8 {
+		return fmt.Errorf("moe16_mlp2_dec: I=%d E=%d k=%d", I, E, topk)
+	}
+	const name = "moe16_mlp2_dec"
+	items := ceilDiv(H, 2) // per expert slot
+	perSlot := min(max(1, s.persistentGrid(name, topk*items)/topk), ceilDiv(items, warpsPerBlock))
+	return s.launchPDL(name, grid(perSlot*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
+		blocks, scales, bias, act, part, gb, zero, x, H, I, E, topk, eps)
+}
+
 // qkvRope: qkv = W · (rmsnorm(x)·scale) + b for one token, then RoPE on its
 // q and k heads at position *pos and k, v into the cache rows (rope_kv
 // fused into the GEMV's epilogue).
@@ -283,18 +331,20 @@ var moeDecKernels = map[int]struct {
 	6:  {"moe6_mlp1_dec", "moe6_mlp2_dec", 2},
 	7:  {"moe7_mlp1_dec", "moe7_mlp2_dec", 2}, // 64 KB of dynamic shared memory
 	12: {"moe7_mlp1_dec", "moe12_mlp2_dec", 2},
+	16: {"moe7_mlp1_dec", "moe12_mlp2_dec", 2}, // where v16OK fails: v12's
 }
 
 // moe7OK says whether the device took the 64 KB of dynamic shared memory of
 // moe7's and moe12's tables.
 func (d *device) moe7OK() bool {
-	return d.dynSmem["moe7_mlp1_dec"] > 0 && d.dynSmem["moe7_mlp2_dec"] > 0 && d.dynSmem["moe12_mlp2_dec"] > 0
+	return d.dynSmem["moe7_mlp1_dec"] > 0 && d.dynSmem["moe7_mlp2_dec"] > 0 && d.dynSmem["moe12_mlp2_dec"] > 0 &&
+		d.dynSmem["moe16_mlp1_dec"] > 0 && d.dynSmem["moe16_mlp2_dec"] > 0
 }
 
 // moeDecKernel returns version v's kernels (v6's where the device refused
 // v7's and v12's shared memory).
 func (s *stream) moeDecKernel(v int) (mlp1, mlp2 string, per int, err error) {
-	if (v == 7 || v == 12) && !s.d.moe7OK() {
+	if v >= 7 && !s.d.moe7OK() {
 		v = 6
 	}
 	k, ok := moeDecKernels[v]

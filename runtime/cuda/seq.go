@@ -30,6 +30,7 @@ type Sequence struct {
 	x, xn, qkv, attn, part, router devPtr
 	ids, wts, order, tiles, ntiles devPtr
 	attnCnt                        devPtr // attn_dec's per-KV-head split counters (zero between launches)
+	sums                           devPtr // decode v16's two router-sums buffers (partFloats each; see outSums)
 	act, y, logits, tok, pos, amax devPtr
 	logitsAll                      devPtr // [prefillChunk, V], allocated when first asked for
 	probs, sampOut                 devPtr // sampling scratch, allocated when first asked for
@@ -95,6 +96,7 @@ func (m *Model) newSequence(maxLen int) (*Sequence, error) {
 	alloc(&q.attn, C*Hq*D*4)
 	alloc(&q.part, max(C*Hq*attnSplits(C), 4*Hq*attnSplits(1), Hq*attnDecSplits)*(D+2)*4)
 	alloc(&q.attnCnt, Hkv*4)
+	alloc(&q.sums, 2*partFloats*4)
 	alloc(&q.router, C*E*4)
 	alloc(&q.ids, C*k*4)
 	alloc(&q.wts, C*k*4)
@@ -112,6 +114,9 @@ func (m *Model) newSequence(maxLen int) (*Sequence, error) {
 	}
 	if err == nil {
 		err = check("cuMemsetD8", drv.MemsetD8Async(q.attnCnt, 0, uint64(Hkv*4), q.s.s))
+	}
+	if err == nil {
+		err = check("cuMemsetD8", drv.MemsetD8Async(q.sums, 0, 2*partFloats*4, q.s.s))
 	}
 	if err == nil {
 		err = q.s.sync()
@@ -304,10 +309,22 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			} else {
 				errs = append(errs, s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window))
 			}
+			if m.dec >= 16 && m.v16OK() {
+				// v16: the router's sums in the out-projection, finished in
+				// the MoE kernels; the sums buffers alternate by layer
+				part, other := q.sums, q.sums+partFloats*4
+				if l%2 == 1 {
+					part, other = other, part
+				}
+				errs = append(errs,
+					s.outSums(w.outW, w.outB, q.attn, q.x, w.gateW, w.mlpNorm, part, H, Hq*D, E),
+					s.moe16MLP1(w.w1Blocks, w.w1Scales, w.b1, q.x, w.mlpNorm, part, w.gateB, q.act, I, H, E, k, limit, eps),
+					s.moe16MLP2(w.w2Blocks, w.w2Scales, w.b2, q.act, part, w.gateB, other, q.x, H, I, E, k, eps))
+				continue
+			}
 			errs = append(errs,
 				s.matvecNorm(w.outW, w.outB, q.attn, 0, q.x, H, Hq*D, eps, true),
-				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps))
-			errs = append(errs,
+				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps),
 				s.moeDecMLP1(m.dec, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
 				s.moeDecMLP2(m.dec, w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
 			continue

@@ -65,6 +65,58 @@ DEV void pdl_launch() {
 #endif
 }
 
+// Step tracing (a build with -DGPTOSS_TRACE only; `make cuda-trace`, the
+// trace test): lane 0 of every warp of the decode step's kernels appends a
+// record when it ends — kernel id, block, warp, SM, the global timer at
+// the kernel's start, after its PDL wait and at its end, and the SM clocks
+// from the wait to the end — to g_trace (set by the host through
+// cuModuleGetGlobal; null: nothing recorded). The ordinary build compiles
+// the macros to nothing.
+#ifdef GPTOSS_TRACE
+#define TRACE_CAP (1u << 20)
+__device__ unsigned long long* g_trace;
+__device__ unsigned int g_trace_n;
+DEV unsigned long long gtimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+DEV void trace_end(int kid, unsigned long long t0, unsigned long long t1, long long c1) {
+  unsigned long long* tr = *(unsigned long long* volatile*)&g_trace;
+  if ((threadIdx.x & 31) != 0 || tr == 0) return;
+  unsigned long long t2 = gtimer();
+  long long c2 = clock64();
+  unsigned smid;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+  unsigned i = atomicAdd(&g_trace_n, 1u);
+  if (i >= TRACE_CAP) return;
+  unsigned long long* r = tr + 5 * (size_t)i;
+  r[0] = (unsigned long long)(kid & 255) | ((unsigned long long)((threadIdx.x >> 5) & 255) << 8) |
+         ((unsigned long long)(smid & 0xffff) << 16) | ((unsigned long long)blockIdx.x << 32);
+  r[1] = t0;
+  r[2] = t1;
+  r[3] = t2;
+  r[4] = (unsigned long long)(c2 - c1);
+}
+#define TR_BEGIN                                          \
+  unsigned long long tr_t0 = gtimer(), tr_t1 = tr_t0; \
+  long long tr_c1 = clock64();
+#define TR_WAITED            \
+  do {                       \
+    tr_t1 = gtimer();        \
+    tr_c1 = clock64();       \
+  } while (0)
+#define TR_END(kid) trace_end((kid), tr_t0, tr_t1, tr_c1)
+#else
+#define TR_BEGIN
+#define TR_WAITED \
+  do {            \
+  } while (0)
+#define TR_END(kid) \
+  do {              \
+  } while (0)
+#endif
+
 // The 128-byte lines of [p, p + bytes) into L2, spread over n threads
 // (this one is i of them). A hint: nothing depends on it being right.
 DEV void prefetch_l2(const void* p, size_t bytes, int i, int n) {
@@ -697,14 +749,46 @@ extern "C" __global__ void argmax(const float* __restrict__ v, int n, int* __res
 DEV int padi(int k) { return k + ((k >> 5) << 2); }
 
 // xs[padi(i)] = x[i] (scale != 0: x[i] / rms(x) · scale[i]); out, when set,
-// gets the unpadded values. Ends with a barrier.
+// gets the unpadded values. Ends with a barrier. Every load of a thread
+// (≤ FMAX / 256 values of x and of scale) is issued before the first use:
+// a loop that loads, then uses, one value a trip (what nvcc made of the
+// plain loop) pays an L2 round trip per trip, 12 a 2880-wide vector in
+// 256-thread blocks, twice with the norm (session 5's trace).
+#define STAGE_NPT (FMAX / 256)
+// stage_vec's loads: thread t's values t, t + blockDim.x, … (blockDim.x ≥ 256)
+DEV void stage_load(const float* __restrict__ x, const uint16_t* __restrict__ scale, int K, float (&v)[STAGE_NPT],
+                    float (&sc)[STAGE_NPT]) {
+#pragma unroll
+  for (int u = 0; u < STAGE_NPT; u++) {
+    int i = threadIdx.x + u * blockDim.x;
+    v[u] = i < K ? x[i] : 0.f;
+    sc[u] = scale && i < K ? bf2f(scale[i]) : 1.f;
+  }
+}
+// and its stores: xs[padi(i)] = v·r·sc (out[i] too when set), then a barrier
+DEV void stage_store(const float (&v)[STAGE_NPT], const float (&sc)[STAGE_NPT], float r, bool scaled, float* xs,
+                     float* __restrict__ out, int K) {
+#pragma unroll
+  for (int u = 0; u < STAGE_NPT; u++) {
+    int i = threadIdx.x + u * blockDim.x;
+    if (i < K) {
+      float val = scaled ? v[u] * r * sc[u] : v[u];
+      xs[padi(i)] = val;
+      if (out) out[i] = val;
+    }
+  }
+  __syncthreads();
+}
 DEV void stage_vec(const float* __restrict__ x, const uint16_t* __restrict__ scale, float* xs, float* __restrict__ out,
                    int K, float eps) {
   __shared__ float red[33];
+  float v[STAGE_NPT], sc[STAGE_NPT];
+  stage_load(x, scale, K, v, sc);
   float r = 1.f;
   if (scale) {
     float ss = 0.f;
-    for (int i = threadIdx.x; i < K; i += blockDim.x) ss += x[i] * x[i];
+#pragma unroll
+    for (int u = 0; u < STAGE_NPT; u++) ss += v[u] * v[u];
     ss = warp_sum(ss);
     int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
     if (lane == 0) red[w] = ss;
@@ -717,12 +801,7 @@ DEV void stage_vec(const float* __restrict__ x, const uint16_t* __restrict__ sca
     __syncthreads();
     r = rsqrtf(red[32] / (float)K + eps);
   }
-  for (int i = threadIdx.x; i < K; i += blockDim.x) {
-    float v = scale ? x[i] * r * bf2f(scale[i]) : x[i];
-    xs[padi(i)] = v;
-    if (out) out[i] = v;
-  }
-  __syncthreads();
+  stage_store(v, sc, r, scale != 0, xs, out, K);
 }
 
 // 8 BF16 values (16 bytes, the even one in the low half) · a, b
@@ -765,6 +844,7 @@ extern "C" __global__ void __launch_bounds__(256) matvec_norm_t1(const uint16_t*
                                                                  const uint16_t* __restrict__ scale,
                                                                  float* __restrict__ y, int N, int K, float eps,
                                                                  int accumulate, int pf) {
+  TR_BEGIN
   __shared__ __align__(16) float xs[FPAD];
   int lane = threadIdx.x & 31;
   int nw = gridDim.x * (blockDim.x >> 5);
@@ -772,6 +852,7 @@ extern "C" __global__ void __launch_bounds__(256) matvec_norm_t1(const uint16_t*
   for (int i = 0, row = row0; i < pf && row < N; i++, row += nw)  // the warp's first pf rows into L2
     prefetch_l2(W + (size_t)row * K, (size_t)K * 2, lane, 32);
   pdl_wait();
+  TR_WAITED;
   pdl_launch();
   stage_vec(x, scale, xs, 0, K, eps);
   for (int row = row0; row < N; row += nw) {
@@ -781,6 +862,7 @@ extern "C" __global__ void __launch_bounds__(256) matvec_norm_t1(const uint16_t*
       y[row] = accumulate ? y[row] + s : s;
     }
   }
+  TR_END(N > 100000 ? 8 : 3);
 }
 
 // two BF16 rows · staged x (both rows' loads in flight together).
@@ -822,6 +904,7 @@ extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __
                                                               const int* __restrict__ pos0, __half* __restrict__ kc,
                                                               __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
                                                               float conc, float eps, int pf) {
+  TR_BEGIN
   __shared__ __align__(16) float xs[FPAD];
   int lane = threadIdx.x & 31;
   int half = D >> 1, kvw = Hkv * D;
@@ -833,6 +916,7 @@ extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __
     prefetch_l2(W + (size_t)(r1 + half) * K, (size_t)K * 2, lane, 32);
   }
   pdl_wait();
+  TR_WAITED;
   pdl_launch();
   stage_vec(x, scale, xs, 0, K, eps);
   int p = *pos0;
@@ -864,6 +948,7 @@ extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __
       }
     }
   }
+  TR_END(1);
 }
 
 // RMSNorm + router GEMV + top-k for one token, one block of 1024 threads:
@@ -876,8 +961,10 @@ extern "C" __global__ void __launch_bounds__(1024) norm_router(const float* __re
                                                                float* __restrict__ wts, int H, int E, int k, float eps) {
   __shared__ __align__(16) float xs[FPAD];
   __shared__ float logits[256];
+  TR_BEGIN
   prefetch_l2(G, (size_t)E * H * 2, threadIdx.x, blockDim.x);  // the whole gate matrix (≤ 2 MB)
   pdl_wait();
+  TR_WAITED;
   pdl_launch();
   stage_vec(x, scale, xs, xn, H, eps);
   int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
@@ -887,6 +974,134 @@ extern "C" __global__ void __launch_bounds__(1024) norm_router(const float* __re
   }
   __syncthreads();
   if (threadIdx.x < 32) topk_warp(logits, E, k, ids, wts);
+  TR_END(4);
+}
+
+// ---------------------------------------------------------------------------
+// Decode v16: the MLP's RMSNorm and router folded into the out-projection
+// and the MoE kernels (norm_router's launch is gone). Rows as
+// matvec_norm_t1 with accumulate: x[r] += W[r]·attn + b[r]. The router's
+// logits are linear in x but for the norm's scalar: G·(x·r·scale) + gb =
+// r·(G·(x⊙scale)) + gb, r = rsqrt(mean x² + eps). So each warp adds, for its
+// rows, G[e][r]·scale[r]·x[r] (lane e, e + 32, …) and x[r]² into per-block
+// sums, and each block adds those into its copy (blockIdx % OR_COPIES, so
+// that no one L2 slice serializes every block's atomics) of part's E ≤ 256
+// sums and the squares' (at OR_EMAX). The MoE kernels after it finish the
+// router from part (router_final: the copies summed, r, the logits, top-k
+// in every block): no block waits for the others here (an earlier version
+// had the last block to finish do it behind a fence and a counter: 6–8 µs
+// of tail a layer, session 5's trace). part is zero before the launch; the
+// layer after next's mlp2 zeroes it again (two part buffers, by layer
+// parity). The order of the float additions varies from run to run (as
+// mlp2's atomics): rounding-level noise.
+#define OR_EMAX 256
+#define OR_COPIES 16
+#define OR_STRIDE (OR_EMAX + 1)
+template <int NE>  // ⌈E/32⌉ ≤ NE experts a lane
+DEV void outproj_sums_body(const uint16_t* __restrict__ W, const uint16_t* __restrict__ bias,
+                           const float* __restrict__ attn, float* __restrict__ x, const uint16_t* __restrict__ G,
+                           const uint16_t* __restrict__ scale, float* __restrict__ part, int N, int K, int E) {
+  TR_BEGIN
+  __shared__ __align__(16) float xs[FPAD];
+  __shared__ float red[8][OR_STRIDE];
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int nw = gridDim.x * (blockDim.x >> 5);
+  int row0 = blockIdx.x * (blockDim.x >> 5) + warp;
+  int ne = min(NE, (E + 31) >> 5);
+  // the warp's first row's router column and norm scale (weights: before the wait)
+  float gcol[NE], sc0 = 0.f;
+#pragma unroll
+  for (int i = 0; i < NE; i++) {
+    int e = lane + 32 * i;
+    gcol[i] = row0 < N && i < ne && e < E ? bf2f(G[(size_t)e * N + row0]) : 0.f;
+  }
+  if (row0 < N) {
+    sc0 = bf2f(scale[row0]);
+    prefetch_l2(W + (size_t)row0 * K, (size_t)K * 2, lane, 32);
+  }
+  pdl_wait();
+  TR_WAITED;
+  pdl_launch();
+  stage_vec(attn, 0, xs, 0, K, 0.f);
+  float pl[NE], ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < NE; i++) pl[i] = 0.f;
+  for (int row = row0; row < N; row += nw) {
+    float s = row_bf16<8>((const uint4*)(W + (size_t)row * K), xs, K >> 3, lane);
+    float sc = sc0;
+    if (row != row0) {
+#pragma unroll
+      for (int i = 0; i < NE; i++) {
+        int e = lane + 32 * i;
+        gcol[i] = i < ne && e < E ? bf2f(G[(size_t)e * N + row]) : 0.f;
+      }
+      sc = bf2f(scale[row]);
+    }
+    float xv = 0.f;
+    if (lane == 0) {
+      xv = x[row] + s + (bias ? bf2f(bias[row]) : 0.f);
+      x[row] = xv;
+    }
+    xv = __shfl_sync(0xffffffffu, xv, 0);
+    ss += xv * xv;
+    float v = xv * sc;
+#pragma unroll
+    for (int i = 0; i < NE; i++) pl[i] += gcol[i] * v;
+  }
+#pragma unroll
+  for (int i = 0; i < NE; i++)
+    if (i < ne) red[warp][lane + 32 * i] = pl[i];
+  if (lane == 0) red[warp][OR_EMAX] = ss;
+  __syncthreads();
+  int nwb = blockDim.x >> 5;
+  float* mine = part + (blockIdx.x % OR_COPIES) * OR_STRIDE;
+  for (int e = threadIdx.x; e <= E; e += blockDim.x) {
+    int c = e == E ? OR_EMAX : e;
+    float t = 0.f;
+    for (int w = 0; w < nwb; w++) t += red[w][c];
+    atomicAdd(mine + c, t);
+  }
+  TR_END(10);
+}
+
+#define OS_INST(NE)                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256) outproj_sums_##NE(                                          \
+      const uint16_t* __restrict__ W, const uint16_t* __restrict__ bias, const float* __restrict__ attn,        \
+      float* __restrict__ x, const uint16_t* __restrict__ G, const uint16_t* __restrict__ scale,                \
+      float* __restrict__ part, int N, int K, int E) {                                                          \
+    outproj_sums_body<NE>(W, bias, attn, x, G, scale, part, N, K, E);                                           \
+  }
+OS_INST(1)
+OS_INST(4)
+OS_INST(8)
+
+// The router's last step (decode v16), in every block of the MoE kernels:
+// part's copies summed (thread e takes value e; every load issued at once),
+// r = rsqrt(mean x² + eps), the logits r·sum + gb into lg, top-k by warp 0
+// into sid/swt (shared memory). E ≤ blockDim.x. Returns r; ends with a
+// barrier. part was written by the out-projection, a finished kernel.
+DEV float router_final(const float* __restrict__ part, const uint16_t* __restrict__ gb, int E, int k, int H,
+                       float eps, float* lg, int* sid, float* swt) {
+  int t = threadIdx.x;
+  float sum = 0.f, sq = 0.f, b = 0.f;
+  if (t <= E) {
+    int c = t == E ? OR_EMAX : t;
+    float v[OR_COPIES];
+#pragma unroll
+    for (int cp = 0; cp < OR_COPIES; cp++) v[cp] = __ldcg(part + cp * OR_STRIDE + c);
+#pragma unroll
+    for (int cp = 0; cp < OR_COPIES; cp++) sum += v[cp];
+    if (t < E) b = bf2f(gb[t]);
+  }
+  if (t == E) lg[OR_EMAX] = sum;
+  __syncthreads();
+  sq = lg[OR_EMAX];
+  float r = rsqrtf(sq / (float)H + eps);
+  if (t < E) lg[t] = sum * r + b;
+  __syncthreads();
+  if (t < 32) topk_warp(lg, E, k, sid, swt);
+  __syncthreads();
+  return r;
 }
 
 // one MXFP4 block (16 bytes, 32 values, even element in the low nibble) ·
@@ -1055,31 +1270,14 @@ DEV void vacc(float* acc, uint2 v, float p) {
   acc[3] += p * h.y;
 }
 
+// One warp's online softmax over keys [begin, end) of KV head g for the
+// query in qs (D values, scaled): m, l and its lane's E = D/32 dimensions
+// of the weighted V sum (attn_dec's and attn_cl's splits).
 template <int D>
-DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__ kc, const __half* __restrict__ vc,
-                       const int* __restrict__ pos0, const uint16_t* __restrict__ sinks, float* __restrict__ part,
-                       int* __restrict__ cnt, float* __restrict__ out, int Hq, int Hkv, int window, int S,
-                       float scale) {
-  constexpr int E = D >= 32 ? D / 32 : 1;  // dimensions per lane (lanes ≥ D idle when D < 32)
+DEV void attn_chunk(const float* qs, const __half* __restrict__ kc, const __half* __restrict__ vc, int g, int kvw,
+                    int begin, int end, int lane, float& m_out, float& l_out, float* acc_out) {
+  constexpr int E = D >= 32 ? D / 32 : 1;
   using VT = typename VElem<E>::T;
-  __shared__ __align__(16) float qs[8][D];
-  __shared__ int last;
-  pdl_wait();
-  int g = blockIdx.x, s = blockIdx.y;
-  int G = Hq / Hkv;
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int h = g * G + warp;
-  // the query (independent of the position: loaded beside it)
-  for (int d = lane; d < D; d += 32) qs[warp][d] = qkv[(size_t)h * D + d] * scale;
-  int p = *pos0;
-  int lo = window > 0 ? max(0, p - window + 1) : 0;
-  int n = p - lo + 1;
-  int chunk = max((n + S - 1) / S, ATT4_MIN);
-  int active = (n + chunk - 1) / chunk;  // splits with keys (≤ S)
-  if (s >= active) return;
-  int begin = lo + s * chunk, end = min(p + 1, begin + chunk);
-  __syncwarp();
-  int kvw = Hkv * D;
   int d0 = lane * E;
   bool own = d0 < D;
   float m = -INFINITY, l = 0.f, acc[E];
@@ -1107,7 +1305,7 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
       for (int c = 0; c < D / 8; c++) {
         float f[8];
         h8(kv[c], f);
-        float4 qa = *(const float4*)&qs[warp][8 * c], qb = *(const float4*)&qs[warp][8 * c + 4];
+        float4 qa = *(const float4*)&qs[8 * c], qb = *(const float4*)&qs[8 * c + 4];
         dot += f[0] * qa.x + f[1] * qa.y + f[2] * qa.z + f[3] * qa.w + f[4] * qb.x + f[5] * qb.y + f[6] * qb.z +
                f[7] * qb.w;
       }
@@ -1123,6 +1321,46 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
     for (int u = 0; u < 32; u++) vacc(acc, vv[u], __shfl_sync(0xffffffffu, pj, u));
     m = mn;
   }
+  m_out = m;
+  l_out = l;
+#pragma unroll
+  for (int i = 0; i < E; i++) acc_out[i] = acc[i];
+}
+
+template <int D>
+DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__ kc, const __half* __restrict__ vc,
+                       const int* __restrict__ pos0, const uint16_t* __restrict__ sinks, float* __restrict__ part,
+                       int* __restrict__ cnt, float* __restrict__ out, int Hq, int Hkv, int window, int S,
+                       float scale) {
+  constexpr int E = D >= 32 ? D / 32 : 1;  // dimensions per lane (lanes ≥ D idle when D < 32)
+  using VT = typename VElem<E>::T;
+  __shared__ __align__(16) float qs[8][D];
+  __shared__ int last;
+  TR_BEGIN
+  pdl_wait();
+  TR_WAITED;
+  int g = blockIdx.x, s = blockIdx.y;
+  int G = Hq / Hkv;
+  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  int h = g * G + warp;
+  // the query (independent of the position: loaded beside it)
+  for (int d = lane; d < D; d += 32) qs[warp][d] = qkv[(size_t)h * D + d] * scale;
+  int p = *pos0;
+  int lo = window > 0 ? max(0, p - window + 1) : 0;
+  int n = p - lo + 1;
+  int chunk = max((n + S - 1) / S, ATT4_MIN);
+  int active = (n + chunk - 1) / chunk;  // splits with keys (≤ S)
+  if (s >= active) {
+    TR_END(2);
+    return;
+  }
+  int begin = lo + s * chunk, end = min(p + 1, begin + chunk);
+  __syncwarp();
+  int kvw = Hkv * D;
+  int d0 = lane * E;
+  bool own = d0 < D;
+  float m, l, acc[E];
+  attn_chunk<D>(qs[warp], kc, vc, g, kvw, begin, end, lane, m, l, acc);
   float* o = part + ((size_t)h * S + s) * (D + 2);
   if (lane == 0) { o[0] = m; o[1] = l; }
   if (own) {
@@ -1134,7 +1372,10 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
   __syncthreads();
   if (threadIdx.x == 0) last = atomicAdd(cnt + g, 1) == active - 1;
   __syncthreads();
-  if (!last) return;
+  if (!last) {
+    TR_END(2);
+    return;
+  }
   __threadfence();
   // lane t holds split t, t + 32, …: the max and the sum over the splits
   // with every split's {m, l} loaded at once (a serial walk over 64 splits
@@ -1179,6 +1420,7 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
     for (int i = 0; i < E; i++) out[(size_t)h * D + d0 + i] = r[i] / L;
   }
   if (threadIdx.x == 0) cnt[g] = 0;
+  TR_END(9);
 }
 
 #define ATT4_INST(D)                                                                                             \
@@ -1330,6 +1572,24 @@ DEV void mx_rows(const uint4* __restrict__ b, const uint8_t* __restrict__ sc, in
   for (int r = 0; r < R; r++) a[r] = warp_sum(a[r]);
 }
 
+// mlp1's item (expert slot kk, outputs j and j + 1: rows 2j … 2j + 3 of
+// expert e) · the staged xn, SwiGLU into act (v6, v7, v16).
+template <class T>
+DEV void mlp1_item(const T& tab, const float* xs, const uint8_t* __restrict__ blocks,
+                   const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, float* __restrict__ act,
+                   int I, int nb, int kk, int j, int e, float limit, int lane) {
+  int nr = j + 1 < I ? 4 : 2;
+  size_t r0 = (size_t)e * 2 * I + 2 * j;
+  float a[4];
+  mx_rows<4, 3>((const uint4*)(blocks + r0 * nb * 16), scales + r0 * nb, nb, nr, xs, tab, lane, a);
+  if (lane == 0) {
+    const uint16_t* br = bias + r0;
+    float* o = act + (size_t)kk * I + j;
+    o[0] = swiglu(a[0] + bf2f(br[0]), a[1] + bf2f(br[1]), limit);
+    if (nr == 4) o[1] = swiglu(a[2] + bf2f(br[2]), a[3] + bf2f(br[3]), limit);
+  }
+}
+
 // mlp1 for the k experts of one token after the table is filled:
 // act[k', j] = SwiGLU(W1_{ids[k']} rows 2j, 2j+1 · xn + b1), a warp taking
 // two outputs (4 contiguous rows) at a time. Persistent grid.
@@ -1338,25 +1598,21 @@ DEV void moe_mlp1_dec_body(const T& tab, float* xs, const uint8_t* __restrict__ 
                            const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias,
                            const float* __restrict__ xn, const int* __restrict__ ids, float* __restrict__ act, int I,
                            int K, int topk, float limit) {
+  TR_BEGIN
   pdl_wait();
+  TR_WAITED;
   pdl_launch();
-  stage_vec(xn, 0, xs, 0, K, 0.f);
   int lane = threadIdx.x & 31;
   int nb = K >> 5, I2 = (I + 1) >> 1;
   int P = topk * I2, nw = gridDim.x * (blockDim.x >> 5);
-  for (int p = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); p < P; p += nw) {
+  int p0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  int e0 = p0 < P ? ids[p0 / I2] : 0;  // the first item's expert, loaded beside the staging
+  stage_vec(xn, 0, xs, 0, K, 0.f);
+  for (int p = p0; p < P; p += nw) {
     int kk = p / I2, j = 2 * (p - kk * I2);
-    int nr = j + 1 < I ? 4 : 2;
-    size_t r0 = (size_t)ids[kk] * 2 * I + 2 * j;
-    float a[4];
-    mx_rows<4, 3>((const uint4*)(blocks + r0 * nb * 16), scales + r0 * nb, nb, nr, xs, tab, lane, a);
-    if (lane == 0) {
-      const uint16_t* br = bias + r0;
-      float* o = act + (size_t)kk * I + j;
-      o[0] = swiglu(a[0] + bf2f(br[0]), a[1] + bf2f(br[1]), limit);
-      if (nr == 4) o[1] = swiglu(a[2] + bf2f(br[2]), a[3] + bf2f(br[3]), limit);
-    }
+    mlp1_item(tab, xs, blocks, scales, bias, act, I, nb, kk, j, p == p0 ? e0 : ids[kk], limit, lane);
   }
+  TR_END(5);
 }
 
 // mlp2 for the k experts of one token, added into the residual:
@@ -1367,7 +1623,9 @@ DEV void moe_mlp2_dec_body(const T& tab, float* xs, const uint8_t* __restrict__ 
                            const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias,
                            const float* __restrict__ act, const int* __restrict__ ids, const float* __restrict__ wts,
                            float* __restrict__ x, int H, int I, int topk) {
+  TR_BEGIN
   pdl_wait();
+  TR_WAITED;
   pdl_launch();
   int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
   stage_vec(act + (size_t)kk * I, 0, xs, 0, I, 0.f);
@@ -1386,6 +1644,7 @@ DEV void moe_mlp2_dec_body(const T& tab, float* xs, const uint8_t* __restrict__ 
       if (nr == 2) atomicAdd(x + r + 1, wk * (a[1] + bf2f(bias[row + 1])));
     }
   }
+  TR_END(7);
 }
 
 #define MOE_DEC_ARGS1                                                                                       \
@@ -1429,7 +1688,45 @@ DEV int ld_cg(const int* p) {
   return v;
 }
 
+// mlp2's row pair p of expert e (rows 2p, 2p + 1) into q/s8: one round of
+// loads (nb ≤ 96 blocks a row).
+DEV void mlp2_load(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, int H, int nb, int e,
+                   int p, int lane, uint4 (&q)[3][2], uint32_t (&s8)[3][2]) {
+  int r = 2 * p;
+  size_t row = (size_t)e * H + r;
+  mx_load<2, 3>((const uint4*)(blocks + row * nb * 16), scales + row * nb, nb, min(2, H - r), 0, lane, q, s8);
+}
+
+// mlp2's row pairs p0, p0 + nw, … of expert e · the staged act, wk·(· + b2)
+// added into x (v12, v16); with rows of one round (nb ≤ 96) the first
+// pair is already in q/s8 (mlp2_load before the PDL wait).
+template <class T>
+DEV void mlp2_pairs(const T& tab, const float* xs, const uint8_t* __restrict__ blocks,
+                    const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, float* __restrict__ x, int H,
+                    int nb, int H2, bool one, int e, float wk, int p0, int nw, int lane, uint4 (&q)[3][2],
+                    uint32_t (&s8)[3][2]) {
+  for (int p = p0; p < H2; p += nw) {
+    int r = 2 * p, nr = min(2, H - r);
+    size_t row = (size_t)e * H + r;
+    float a[2];
+    if (one) {
+      if (p != p0) mlp2_load(blocks, scales, H, nb, e, p, lane, q, s8);
+      a[0] = a[1] = 0.f;
+      mx_dot<2, 3>(q, s8, nb, 0, lane, xs, tab, a);
+      a[0] = warp_sum(a[0]);
+      a[1] = warp_sum(a[1]);
+    } else {
+      mx_rows<2, 3>((const uint4*)(blocks + row * nb * 16), scales + row * nb, nb, nr, xs, tab, lane, a);
+    }
+    if (lane == 0) {
+      atomicAdd(x + r, wk * (a[0] + bf2f(bias[row])));
+      if (nr == 2) atomicAdd(x + r + 1, wk * (a[1] + bf2f(bias[row + 1])));
+    }
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(256, 2) moe12_mlp2_dec(MOE_DEC_ARGS2) {
+  TR_BEGIN
   __shared__ __align__(16) float xs[FPAD];
   Lut7 tab;
   tab.fill();
@@ -1444,34 +1741,80 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe12_mlp2_dec(MOE_DEC_ARGS
   bool one = nb <= 96;
   uint4 q[3][2];
   uint32_t s8[3][2];
-  auto load = [&](int p) {
-    int r = 2 * p;
-    size_t row = (size_t)e * H + r;
-    mx_load<2, 3>((const uint4*)(blocks + row * nb * 16), scales + row * nb, nb, min(2, H - r), 0, lane, q, s8);
-  };
-  if (p0 < H2 && one) load(p0);  // weights only: before the wait
+  if (p0 < H2 && one) mlp2_load(blocks, scales, H, nb, e, p0, lane, q, s8);  // weights only: before the wait
   pdl_wait();
+  TR_WAITED;
   pdl_launch();
   stage_vec(act + (size_t)kk * I, 0, xs, 0, I, 0.f);
   float wk = wts[kk];
-  for (int p = p0; p < H2; p += nw) {
-    int r = 2 * p, nr = min(2, H - r);
-    size_t row = (size_t)e * H + r;
-    float a[2];
-    if (one) {
-      if (p != p0) load(p);
-      a[0] = a[1] = 0.f;
-      mx_dot<2, 3>(q, s8, nb, 0, lane, xs, tab, a);
-      a[0] = warp_sum(a[0]);
-      a[1] = warp_sum(a[1]);
-    } else {
-      mx_rows<2, 3>((const uint4*)(blocks + row * nb * 16), scales + row * nb, nb, nr, xs, tab, lane, a);
-    }
-    if (lane == 0) {
-      atomicAdd(x + r, wk * (a[0] + bf2f(bias[row])));
-      if (nr == 2) atomicAdd(x + r + 1, wk * (a[1] + bf2f(bias[row + 1])));
-    }
+  mlp2_pairs(tab, xs, blocks, scales, bias, x, H, nb, H2, one, e, wk, p0, nw, lane, q, s8);
+  TR_END(6);
+}
+
+// ---------------------------------------------------------------------------
+// Decode v16 MoE: v7's mlp1 and v12's mlp2 with the router finished in
+// every block (router_final, from outproj_sums' part): mlp1 after its PDL
+// wait, with x's loads for the staging (x·r·scale, the norm folded in) in
+// flight beside part's; mlp2 before its wait, as its first rows (part was
+// written two kernels earlier: see moe12_mlp2_dec), and it zeroes the other
+// part buffer (the layer before's, which the layer after adds into).
+extern "C" __global__ void __launch_bounds__(256, 2) moe16_mlp1_dec(
+    const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias,
+    const float* __restrict__ x, const uint16_t* __restrict__ nscale, const float* __restrict__ part,
+    const uint16_t* __restrict__ gb, float* __restrict__ act, int I, int K, int E, int topk, float limit, float eps) {
+  TR_BEGIN
+  __shared__ __align__(16) float xs[FPAD];
+  __shared__ float lg[OR_STRIDE], swt[8];
+  __shared__ int sid[8];
+  Lut7 tab;
+  tab.fill();
+  pdl_wait();
+  TR_WAITED;
+  pdl_launch();
+  float v[STAGE_NPT], sc[STAGE_NPT];
+  stage_load(x, nscale, K, v, sc);
+  float r = router_final(part, gb, E, topk, K, eps, lg, sid, swt);
+  stage_store(v, sc, r, true, xs, 0, K);
+  int lane = threadIdx.x & 31;
+  int nb = K >> 5, I2 = (I + 1) >> 1;
+  int P = topk * I2, nw = gridDim.x * (blockDim.x >> 5);
+  for (int p = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); p < P; p += nw) {
+    int kk = p / I2, j = 2 * (p - kk * I2);
+    mlp1_item(tab, xs, blocks, scales, bias, act, I, nb, kk, j, sid[kk], limit, lane);
   }
+  TR_END(5);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) moe16_mlp2_dec(
+    const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias,
+    const float* __restrict__ act, const float* __restrict__ part, const uint16_t* __restrict__ gb,
+    float* __restrict__ zero, float* __restrict__ x, int H, int I, int E, int topk, float eps) {
+  TR_BEGIN
+  __shared__ __align__(16) float xs[FPAD];
+  __shared__ float lg[OR_STRIDE], swt[8];
+  __shared__ int sid[8];
+  Lut7 tab;
+  tab.fill();
+  int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
+  int lane = threadIdx.x & 31;
+  int nb = I >> 5, H2 = (H + 1) >> 1;
+  router_final(part, gb, E, topk, H, eps, lg, sid, swt);
+  int e = sid[kk];
+  float wk = swt[kk];
+  int nw = nbs * (blockDim.x >> 5);
+  int p0 = bi * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  bool one = nb <= 96;  // a row pair in one round of loads: the first before the wait
+  uint4 q[3][2];
+  uint32_t s8[3][2];
+  if (p0 < H2 && one) mlp2_load(blocks, scales, H, nb, e, p0, lane, q, s8);  // weights only: before the wait
+  pdl_wait();
+  TR_WAITED;
+  pdl_launch();
+  if (blockIdx.x == 0)
+    for (int i = threadIdx.x; i < OR_COPIES * OR_STRIDE; i += blockDim.x) zero[i] = 0.f;
+  stage_vec(act + (size_t)kk * I, 0, xs, 0, I, 0.f);
+  mlp2_pairs(tab, xs, blocks, scales, bias, x, H, nb, H2, one, e, wk, p0, nw, lane, q, s8);
+  TR_END(6);
 }
 
 // ---------------------------------------------------------------------------
