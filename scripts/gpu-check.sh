@@ -17,13 +17,13 @@
 # The whole script fits in about 6 minutes (about 100 s on an H100).
 # GPTOSS_CHECK_QUICK=1 skips v3's benchmark and the older kernels' tests;
 # GPTOSS_CHECK_120B=0 skips the 120b shapes.
-# Logs go to $OUT (when set) as well as stdout.
+# Output goes to stdout; with $OUT set, also two files there (the device
+# tool brings back only a few): summary.txt, the summary that ends stdout,
+# and logs.tgz, every step's log.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-OUT=${OUT:-$(mktemp -d)}
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd)
+LOGS=$(mktemp -d)
 export GPTOSS_REQUIRE_GPU=1
 fail=0
 step() { # name timeout_s command...
@@ -31,7 +31,7 @@ step() { # name timeout_s command...
 	shift 2
 	echo "=== $name"
 	local t0=$SECONDS
-	timeout --kill-after=5 "$to" "$@" 2>&1 | tee "$OUT/$name.log"
+	timeout --kill-after=5 "$to" "$@" 2>&1 | tee "$LOGS/$name.log"
 	local rc=${PIPESTATUS[0]}
 	echo "=== $name: rc=$rc in $((SECONDS - t0))s"
 	[ "$rc" = 0 ] || fail=1
@@ -128,8 +128,9 @@ export -f cli_check
 step cli 20 bash -c cli_check
 step doctor 10 bin/gptoss doctor 20b
 echo "profilers here: $(command -v ncu nsys 2>/dev/null | tr '\n' ' ') $(ls -d /usr/local/cuda*/bin 2>/dev/null | tr '\n' ' ')"
+summary() {
 echo "=== summary"
-for f in "$OUT"/*.log; do
+for f in "$LOGS"/*.log; do
 	n=${f##*/}
 	case $n in
 	bench-*) echo "$n: $(grep -o -E '"(load_seconds|prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
@@ -137,6 +138,14 @@ for f in "$OUT"/*.log; do
 	*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
 	esac
 done
-grep -h -E '^(STEP|PROFILE|PROBE)' "$OUT"/profile.log "$OUT"/probe.log | head -200
-grep -h -E '^TRACE' "$OUT"/trace.log | head -120
+grep -h -E '^(STEP|PROFILE|PROBE)' "$LOGS"/profile.log "$LOGS"/probe.log 2>/dev/null | head -200
+grep -h -E '^TRACE' "$LOGS"/trace.log 2>/dev/null | head -120
+}
+if [ -n "${OUT:-}" ]; then
+	mkdir -p "$OUT"
+	summary | tee "$OUT/summary.txt"
+	tar -C "$LOGS" -czf "$OUT/logs.tgz" .
+else
+	summary
+fi
 exit $fail
