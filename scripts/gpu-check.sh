@@ -66,11 +66,12 @@ tt long 30 'TestLongSequence|TestEngine'
 bench new 80
 bench v12 45 GPTOSS_CUDA_DEC=v12
 [ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench v3 45 GPTOSS_CUDA_DEC=v3 GPTOSS_CUDA_PDL=0
-(cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$(ls /tmp/gptoss-bench/*20b*.layout | head -1) \
+layout20b=$(ls /tmp/gptoss-bench/*20b*.layout 2>/dev/null | head -1) # bench-engine's synthetic 20b
+(cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$layout20b \
 	step profile 70 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBenchSynthetic' -test.timeout 65s) || fail=1
 # one decode step recorded warp by warp (the trace build of the kernels):
 # per kernel, the wait after the previous one, the streaming time, the tail
-(cd runtime/cuda && GPTOSS_TRACE_LAYOUT=$(ls /tmp/gptoss-bench/*20b*.layout | head -1) GPTOSS_CUDA_KERNELS=$ROOT/bin/kernels-trace.fatbin \
+(cd runtime/cuda && GPTOSS_TRACE_LAYOUT=$layout20b GPTOSS_CUDA_KERNELS=$ROOT/bin/kernels-trace.fatbin \
 	step trace 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestDecodeTrace' -test.timeout 55s) || fail=1
 # what one kernel of a layer's size streams from HBM (and from L2)
 (cd runtime/cuda && GPTOSS_BENCH=20b step probe 40 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBandwidthProbe') || fail=1
@@ -129,17 +130,17 @@ step cli 20 bash -c cli_check
 step doctor 10 bin/gptoss doctor 20b
 echo "profilers here: $(command -v ncu nsys 2>/dev/null | tr '\n' ' ') $(ls -d /usr/local/cuda*/bin 2>/dev/null | tr '\n' ' ')"
 summary() {
-echo "=== summary"
-for f in "$LOGS"/*.log; do
-	n=${f##*/}
-	case $n in
-	bench-*) echo "$n: $(grep -o -E '"(load_seconds|prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
-	profile.log | probe.log | trace.log) ;;
-	*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
-	esac
-done
-grep -h -E '^(STEP|PROFILE|PROBE)' "$LOGS"/profile.log "$LOGS"/probe.log 2>/dev/null | head -200
-grep -h -E '^TRACE' "$LOGS"/trace.log 2>/dev/null | head -120
+	echo "=== summary"
+	for f in "$LOGS"/*.log; do
+		n=${f##*/}
+		case $n in
+		bench-*) echo "$n: $(grep -o -E '"(load_seconds|prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
+		profile.log | probe.log | trace.log) ;;
+		*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
+		esac
+	done
+	grep -h -E '^(STEP|PROFILE|PROBE)' "$LOGS"/profile.log "$LOGS"/probe.log 2>/dev/null | head -200
+	grep -h -E '^TRACE' "$LOGS"/trace.log 2>/dev/null | head -120
 }
 if [ -n "${OUT:-}" ]; then
 	mkdir -p "$OUT"
@@ -147,5 +148,6 @@ if [ -n "${OUT:-}" ]; then
 	tar -C "$LOGS" -czf "$OUT/logs.tgz" .
 else
 	summary
+	echo "logs: $LOGS"
 fi
 exit $fail

@@ -71,16 +71,15 @@ type Model struct {
 	// version: 12 (v7 with mlp2's first rows requested before its PDL
 	// wait: moe12_mlp2_dec), 7 (moe7_*, attn_dec), 6 (moe6_*,
 	// attn_dec; also where the device refuses moe7's shared memory) or 3
-	// (moe3_*, attn_partial + attn_combine), 16 (the default where v16OK:
-	// the router's sums in the out-projection, outproj_sums, finished in
-	// the MoE kernels moe16_*; else v12's), GPTOSS_CUDA_DEC=v3|v6|v7|v12
+	// (moe3_*, attn_partial + attn_combine), 16 (the default: the router's
+	// sums in the out-projection, outproj_sums, finished in the MoE kernels
+	// moe16_*; Load takes 12 where v16OK fails), GPTOSS_CUDA_DEC=v3|v6|v7|v12
 	// (v8–v11, v13–v15 and v16's variants were measured and removed, PERF.md);
 	// pdl: programmatic dependent launch for the fused step's kernels where
 	// the GPU and driver have it (default; GPTOSS_CUDA_PDL=0 off).
 	moeTC, gemmTC bool
 	fused, pdl    bool
 	dec           int
-
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -163,6 +162,9 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg),
 		dec:    decVersion(os.Getenv("GPTOSS_CUDA_DEC")),
 		pdl:    os.Getenv("GPTOSS_CUDA_PDL") != "0"}
+	if m.dec == 16 && !m.v16OK() {
+		m.dec = 12
+	}
 	type tensor struct {
 		name string
 		dst  *devPtr

@@ -715,23 +715,31 @@ func testMoEDec(t *testing.T, d *device, s *stream, r *rand.Rand, v, H, I, E, K 
 		must(t, s.moeDecMLP2(v, devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, dids, dwts, dx, H, I, K))
 		got := readF32(t, s, dx, H)
 		want := append([]float32(nil), x0...)
-		wantAct := make([]float32, K*I)
-		h := make([]float32, 2*I)
-		o := make([]float32, H)
-		for k, e32 := range ids {
-			e := int(e32)
-			r1, r2 := 2*I, H
-			a := wantAct[k*I : (k+1)*I]
-			cpu.MatVecMXFP4(h, w1b[e*r1*H/2:(e+1)*r1*H/2], w1s[e*r1*H/32:(e+1)*r1*H/32], b1[e*r1*2:(e+1)*r1*2], xn, r1, H)
-			cpu.SwiGLU(a, h, 7)
-			cpu.MatVecMXFP4(o, w2b[e*r2*I/2:(e+1)*r2*I/2], w2s[e*r2*I/32:(e+1)*r2*I/32], b2[e*r2*2:(e+1)*r2*2], a, r2, I)
-			for j := range o {
-				want[j] += wts[k] * o[j]
-			}
-		}
+		wantAct := cpuMoE(want, xn, perm, wts, w1b, w1s, b1, w2b, w2s, b2, H, I)
 		relErr(t, name+" mlp1 (SwiGLU)", gotAct, wantAct, 1e-5)
 		relErr(t, name+" mlp2 into the residual", got, want, 1e-5)
 	})
+}
+
+// cpuMoE is runtime/cpu's MoE for one token (the reference of the decode
+// MoE tests): for each chosen expert e with weight wts[k], act[k] =
+// SwiGLU(W1_e·xn + b1, limit 7) and x += wts[k]·(W2_e·act[k] + b2); it
+// returns act (k·I values).
+func cpuMoE(x, xn []float32, experts []int, wts []float32, w1b, w1s, b1, w2b, w2s, b2 []byte, H, I int) []float32 {
+	act := make([]float32, len(experts)*I)
+	h := make([]float32, 2*I)
+	o := make([]float32, H)
+	r1, r2 := 2*I, H
+	for k, e := range experts {
+		a := act[k*I : (k+1)*I]
+		cpu.MatVecMXFP4(h, w1b[e*r1*H/2:(e+1)*r1*H/2], w1s[e*r1*H/32:(e+1)*r1*H/32], b1[e*r1*2:(e+1)*r1*2], xn, r1, H)
+		cpu.SwiGLU(a, h, 7)
+		cpu.MatVecMXFP4(o, w2b[e*r2*I/2:(e+1)*r2*I/2], w2s[e*r2*I/32:(e+1)*r2*I/32], b2[e*r2*2:(e+1)*r2*2], a, r2, I)
+		for j := range o {
+			x[j] += wts[k] * o[j]
+		}
+	}
+	return act
 }
 
 // testQKVRope: RMSNorm + QKV GEMV + RoPE + KV-cache write in one kernel
@@ -960,19 +968,7 @@ func TestKernelV16(t *testing.T) {
 				wt := make([]float32, c.k)
 				cpu.RouterTopK(logits, c.k, idx, wt)
 				want := append([]float32(nil), wantX1...)
-				wantAct := make([]float32, c.k*c.I)
-				h := make([]float32, 2*c.I)
-				o := make([]float32, c.H)
-				for kk, e := range idx {
-					r1, r2 := 2*c.I, c.H
-					a := wantAct[kk*c.I : (kk+1)*c.I]
-					cpu.MatVecMXFP4(h, w1b[e*r1*c.H/2:(e+1)*r1*c.H/2], w1s[e*r1*c.H/32:(e+1)*r1*c.H/32], b1[e*r1*2:(e+1)*r1*2], xn, r1, c.H)
-					cpu.SwiGLU(a, h, 7)
-					cpu.MatVecMXFP4(o, w2b[e*r2*c.I/2:(e+1)*r2*c.I/2], w2s[e*r2*c.I/32:(e+1)*r2*c.I/32], b2[e*r2*2:(e+1)*r2*2], a, r2, c.I)
-					for j := range o {
-						want[j] += wt[kk] * o[j]
-					}
-				}
+				wantAct := cpuMoE(want, xn, idx, wt, w1b, w1s, b1, w2b, w2s, b2, c.H, c.I)
 				relErr(t, fmt.Sprintf("moe16 mlp1 (round %d)", round), readF32(t, s, act, c.k*c.I), wantAct, 1e-4)
 				relErr(t, fmt.Sprintf("moe16 mlp2 into the residual (round %d)", round), readF32(t, s, x, c.H), want, 1e-4)
 				if z := readF32(t, s, other, partFloats); slices.ContainsFunc(z, func(v float32) bool { return v != 0 }) {

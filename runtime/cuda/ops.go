@@ -331,14 +331,13 @@ var moeDecKernels = map[int]struct {
 	6:  {"moe6_mlp1_dec", "moe6_mlp2_dec", 2},
 	7:  {"moe7_mlp1_dec", "moe7_mlp2_dec", 2}, // 64 KB of dynamic shared memory
 	12: {"moe7_mlp1_dec", "moe12_mlp2_dec", 2},
-	16: {"moe7_mlp1_dec", "moe12_mlp2_dec", 2}, // where v16OK fails: v12's
 }
 
 // moe7OK says whether the device took the 64 KB of dynamic shared memory of
-// moe7's and moe12's tables.
+// the E2M1 table (moe7's, moe12's and moe16's kernels: all of
+// dynamicShared).
 func (d *device) moe7OK() bool {
-	return d.dynSmem["moe7_mlp1_dec"] > 0 && d.dynSmem["moe7_mlp2_dec"] > 0 && d.dynSmem["moe12_mlp2_dec"] > 0 &&
-		d.dynSmem["moe16_mlp1_dec"] > 0 && d.dynSmem["moe16_mlp2_dec"] > 0
+	return len(d.dynSmem) == len(dynamicShared)
 }
 
 // moeDecKernel returns version v's kernels (v6's where the device refused

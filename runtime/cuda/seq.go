@@ -309,7 +309,7 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			} else {
 				errs = append(errs, s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window))
 			}
-			if m.dec >= 16 && m.v16OK() {
+			if m.dec >= 16 {
 				// v16: the router's sums in the out-projection, finished in
 				// the MoE kernels; the sums buffers alternate by layer
 				part, other := q.sums, q.sums+partFloats*4

@@ -17,20 +17,20 @@ import (
 )
 
 // traceRec is one warp's record from the trace build of the kernels
-// (trace_end in kernels/gptoss.cu): global-timer nanoseconds at the
-// kernel's start, after its PDL wait and at the warp's end, and the SM
-// clocks from the wait to the end.
+// (trace_end in kernels/gptoss.cu): its kernel, global-timer nanoseconds
+// at the kernel's start, after its PDL wait and at the warp's end, and the
+// SM clocks from the wait to the end.
 type traceRec struct {
-	kid, warp, sm, block int
-	t0, t1, t2, cycles   uint64
+	kid                int
+	t0, t1, t2, cycles uint64
 }
 
 // traceLaunch is one kernel launch of the step, its warps' records merged.
 type traceLaunch struct {
-	kid                      int
-	warps                    int
-	t0, t1, t1max, t2p50, t2 uint64 // earliest start, first and last wait release, median and last end
-	cycles                   float64
+	kid               int
+	warps             int
+	t0, t1, t2p50, t2 uint64 // earliest start, first wait release, median and last end
+	cycles            float64
 }
 
 var traceKernel = map[int]string{1: "qkv_rope", 2: "attention", 3: "out_proj", 4: "norm_router",
@@ -55,7 +55,7 @@ func traceLaunches(recs []traceRec) []traceLaunch {
 			if len(g) == 0 {
 				return
 			}
-			l := traceLaunch{kid: kid, warps: len(g), t0: g[0].t0, t1: g[0].t1, t1max: g[len(g)-1].t1}
+			l := traceLaunch{kid: kid, warps: len(g), t0: g[0].t0, t1: g[0].t1}
 			ends := make([]uint64, len(g))
 			for i, r := range g {
 				l.t0 = min(l.t0, r.t0)
@@ -159,7 +159,6 @@ func TestDecodeTrace(t *testing.T) {
 		pdl bool
 	}{{dec0, pdl0}, {12, pdl0}, {dec0, false}} {
 		q.s.pdl, m.dec = v.pdl, v.dec
-		pdl := v.pdl
 		if err := recapture(q); err != nil {
 			t.Fatal(err)
 		}
@@ -169,8 +168,8 @@ func TestDecodeTrace(t *testing.T) {
 			must(t, q.decodeGraph())
 		}
 		var zero uint32
-		v := uint64(buf)
-		must(t, check("trace pointer", drv.MemcpyHtoDAsync(gTrace, unsafe.Pointer(&v), 8, q.s.s)))
+		on := uint64(buf)
+		must(t, check("trace pointer", drv.MemcpyHtoDAsync(gTrace, unsafe.Pointer(&on), 8, q.s.s)))
 		must(t, check("trace count", drv.MemcpyHtoDAsync(gN, unsafe.Pointer(&zero), 4, q.s.s)))
 		must(t, q.s.sync())
 		must(t, q.decodeGraph())
@@ -188,11 +187,9 @@ func TestDecodeTrace(t *testing.T) {
 		recs := make([]traceRec, n)
 		for i := range recs {
 			w := func(j int) uint64 { return binary.LittleEndian.Uint64(raw[40*i+8*j:]) }
-			h := w(0)
-			recs[i] = traceRec{kid: int(h & 255), warp: int(h >> 8 & 255), sm: int(h >> 16 & 0xffff), block: int(h >> 32),
-				t0: w(1), t1: w(2), t2: w(3), cycles: w(4)}
+			recs[i] = traceRec{kid: int(w(0)), t0: w(1), t1: w(2), t2: w(3), cycles: w(4)}
 		}
-		printTrace(t, fmt.Sprintf("decode step, context ~%d, dec=v%d pdl=%v", q.n, m.dec, pdl), traceLaunches(recs), bytes)
+		printTrace(t, fmt.Sprintf("decode step, context ~%d, dec=v%d pdl=%v", q.n, m.dec, v.pdl), traceLaunches(recs), bytes)
 	}
 }
 
@@ -207,9 +204,8 @@ func printTrace(t *testing.T, what string, ls []traceLaunch, bytes map[int]float
 	fmt.Printf("TRACE %s: %d launches, %.1f µs from the first start to the last end\n", what, len(ls), us(ls[len(ls)-1].t2, base))
 	fmt.Printf("TRACE   %-14s %6s %8s %8s %8s %8s %8s %8s %7s\n", "kernel", "warps", "start", "release", "end50", "end", "release", "busy", "GB/s")
 	type agg struct {
-		n                             int
-		start, release, busy, tail, b float64
-		cycles                        float64
+		n                                  int
+		start, release, busy, tail, cycles float64
 	}
 	sum := map[int]*agg{}
 	for i, l := range ls {

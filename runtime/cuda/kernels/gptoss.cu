@@ -67,7 +67,7 @@ DEV void pdl_launch() {
 
 // Step tracing (a build with -DGPTOSS_TRACE only; `make cuda-trace`, the
 // trace test): lane 0 of every warp of the decode step's kernels appends a
-// record when it ends — kernel id, block, warp, SM, the global timer at
+// record when it ends — kernel id, the global timer at
 // the kernel's start, after its PDL wait and at its end, and the SM clocks
 // from the wait to the end — to g_trace (set by the host through
 // cuModuleGetGlobal; null: nothing recorded). The ordinary build compiles
@@ -86,13 +86,10 @@ DEV void trace_end(int kid, unsigned long long t0, unsigned long long t1, long l
   if ((threadIdx.x & 31) != 0 || tr == 0) return;
   unsigned long long t2 = gtimer();
   long long c2 = clock64();
-  unsigned smid;
-  asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
   unsigned i = atomicAdd(&g_trace_n, 1u);
   if (i >= TRACE_CAP) return;
   unsigned long long* r = tr + 5 * (size_t)i;
-  r[0] = (unsigned long long)(kid & 255) | ((unsigned long long)((threadIdx.x >> 5) & 255) << 8) |
-         ((unsigned long long)(smid & 0xffff) << 16) | ((unsigned long long)blockIdx.x << 32);
+  r[0] = (unsigned long long)kid;
   r[1] = t0;
   r[2] = t1;
   r[3] = t2;
@@ -1083,7 +1080,7 @@ OS_INST(8)
 DEV float router_final(const float* __restrict__ part, const uint16_t* __restrict__ gb, int E, int k, int H,
                        float eps, float* lg, int* sid, float* swt) {
   int t = threadIdx.x;
-  float sum = 0.f, sq = 0.f, b = 0.f;
+  float sum = 0.f, b = 0.f;
   if (t <= E) {
     int c = t == E ? OR_EMAX : t;
     float v[OR_COPIES];
@@ -1095,8 +1092,7 @@ DEV float router_final(const float* __restrict__ part, const uint16_t* __restric
   }
   if (t == E) lg[OR_EMAX] = sum;
   __syncthreads();
-  sq = lg[OR_EMAX];
-  float r = rsqrtf(sq / (float)H + eps);
+  float r = rsqrtf(lg[OR_EMAX] / (float)H + eps);
   if (t < E) lg[t] = sum * r + b;
   __syncthreads();
   if (t < 32) topk_warp(lg, E, k, sid, swt);
@@ -1272,7 +1268,7 @@ DEV void vacc(float* acc, uint2 v, float p) {
 
 // One warp's online softmax over keys [begin, end) of KV head g for the
 // query in qs (D values, scaled): m, l and its lane's E = D/32 dimensions
-// of the weighted V sum (attn_dec's and attn_cl's splits).
+// of the weighted V sum (one split of attn_dec).
 template <int D>
 DEV void attn_chunk(const float* qs, const __half* __restrict__ kc, const __half* __restrict__ vc, int g, int kvw,
                     int begin, int end, int lane, float& m_out, float& l_out, float* acc_out) {
@@ -1333,7 +1329,6 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
                        int* __restrict__ cnt, float* __restrict__ out, int Hq, int Hkv, int window, int S,
                        float scale) {
   constexpr int E = D >= 32 ? D / 32 : 1;  // dimensions per lane (lanes ≥ D idle when D < 32)
-  using VT = typename VElem<E>::T;
   __shared__ __align__(16) float qs[8][D];
   __shared__ int last;
   TR_BEGIN
@@ -1697,14 +1692,23 @@ DEV void mlp2_load(const uint8_t* __restrict__ blocks, const uint8_t* __restrict
   mx_load<2, 3>((const uint4*)(blocks + row * nb * 16), scales + row * nb, nb, min(2, H - r), 0, lane, q, s8);
 }
 
+// A warp's first row pair p0 into q/s8 (before the PDL wait) when a pair is
+// one round of loads (nb ≤ 96 blocks a row, I ≤ 3072); else mlp2_pairs
+// multiplies through mx_rows as v7 does.
+DEV void mlp2_first(const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, int H, int nb, int e,
+                    int p0, int lane, uint4 (&q)[3][2], uint32_t (&s8)[3][2]) {
+  if (p0 < ((H + 1) >> 1) && nb <= 96) mlp2_load(blocks, scales, H, nb, e, p0, lane, q, s8);
+}
+
 // mlp2's row pairs p0, p0 + nw, … of expert e · the staged act, wk·(· + b2)
 // added into x (v12, v16); with rows of one round (nb ≤ 96) the first
-// pair is already in q/s8 (mlp2_load before the PDL wait).
+// pair is already in q/s8 (mlp2_first).
 template <class T>
 DEV void mlp2_pairs(const T& tab, const float* xs, const uint8_t* __restrict__ blocks,
                     const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias, float* __restrict__ x, int H,
-                    int nb, int H2, bool one, int e, float wk, int p0, int nw, int lane, uint4 (&q)[3][2],
-                    uint32_t (&s8)[3][2]) {
+                    int nb, int e, float wk, int p0, int nw, int lane, uint4 (&q)[3][2], uint32_t (&s8)[3][2]) {
+  int H2 = (H + 1) >> 1;
+  bool one = nb <= 96;
   for (int p = p0; p < H2; p += nw) {
     int r = 2 * p, nr = min(2, H - r);
     size_t row = (size_t)e * H + r;
@@ -1732,22 +1736,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe12_mlp2_dec(MOE_DEC_ARGS
   tab.fill();
   int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
   int lane = threadIdx.x & 31;
-  int nb = I >> 5, H2 = (H + 1) >> 1;
+  int nb = I >> 5;
   int e = ld_cg(ids + kk);
   int nw = nbs * (blockDim.x >> 5);
   int p0 = bi * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  // a row pair is one round of loads when I ≤ 3072 (nb ≤ 96): then the
-  // warp's first is requested before the wait; else mx_rows as in v7
-  bool one = nb <= 96;
   uint4 q[3][2];
   uint32_t s8[3][2];
-  if (p0 < H2 && one) mlp2_load(blocks, scales, H, nb, e, p0, lane, q, s8);  // weights only: before the wait
+  mlp2_first(blocks, scales, H, nb, e, p0, lane, q, s8);  // weights only: before the wait
   pdl_wait();
   TR_WAITED;
   pdl_launch();
   stage_vec(act + (size_t)kk * I, 0, xs, 0, I, 0.f);
   float wk = wts[kk];
-  mlp2_pairs(tab, xs, blocks, scales, bias, x, H, nb, H2, one, e, wk, p0, nw, lane, q, s8);
+  mlp2_pairs(tab, xs, blocks, scales, bias, x, H, nb, e, wk, p0, nw, lane, q, s8);
   TR_END(6);
 }
 
@@ -1797,23 +1798,22 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe16_mlp2_dec(
   tab.fill();
   int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
   int lane = threadIdx.x & 31;
-  int nb = I >> 5, H2 = (H + 1) >> 1;
+  int nb = I >> 5;
   router_final(part, gb, E, topk, H, eps, lg, sid, swt);
   int e = sid[kk];
   float wk = swt[kk];
   int nw = nbs * (blockDim.x >> 5);
   int p0 = bi * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  bool one = nb <= 96;  // a row pair in one round of loads: the first before the wait
   uint4 q[3][2];
   uint32_t s8[3][2];
-  if (p0 < H2 && one) mlp2_load(blocks, scales, H, nb, e, p0, lane, q, s8);  // weights only: before the wait
+  mlp2_first(blocks, scales, H, nb, e, p0, lane, q, s8);  // weights only: before the wait
   pdl_wait();
   TR_WAITED;
   pdl_launch();
   if (blockIdx.x == 0)
     for (int i = threadIdx.x; i < OR_COPIES * OR_STRIDE; i += blockDim.x) zero[i] = 0.f;
   stage_vec(act + (size_t)kk * I, 0, xs, 0, I, 0.f);
-  mlp2_pairs(tab, xs, blocks, scales, bias, x, H, nb, H2, one, e, wk, p0, nw, lane, q, s8);
+  mlp2_pairs(tab, xs, blocks, scales, bias, x, H, nb, e, wk, p0, nw, lane, q, s8);
   TR_END(6);
 }
 
