@@ -8,13 +8,14 @@
 #      reference, greedy tokens) with them, and the long-sequence test,
 #   2. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
 #      load, prefill, decode at context 0 and 8k, peak VRAM, for the
-#      default decode step (v16) and v12 and v3 (GPTOSS_CUDA_DEC), each in
+#      default decode step (v16), v17 (v16 with cp.async rings and half2
+#      in the MoE), v12 and v3 (GPTOSS_CUDA_DEC), each in
 #      its own process; then per-kernel
 #      profiles and graph/direct step times (the cuda test binary), and
 #      gpt-oss-120b's layer shapes with 8 and 18 of its layers,
 #   3. the older kernels' tests and the binary on the GPU: golden greedy
 #      tokens with --engine cuda, doctor.
-# The whole script fits in about 6 minutes (about 100 s on an H100).
+# The whole script fits in about 6 minutes (about 140 s on an H100).
 # GPTOSS_CHECK_QUICK=1 skips v3's benchmark and the older kernels' tests;
 # GPTOSS_CHECK_120B=0 skips the 120b shapes.
 # Output goes to stdout; with $OUT set, also two files there (the device
@@ -59,11 +60,12 @@ bench() { # name timeout env...: bench-engine on the synthetic 20b with that env
 # the newest decode step first (v16: the router's sums in the
 # out-projection, finished in the MoE kernels; programmatic dependent launch)
 tt kernels-new 60 'TestKernel(Fused|MoE3|Attention|V16)$'
-tt golden-new 50 'TestGolden$/^(hf-v16|original-v16|hf-v16-nopdl|hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
+tt golden-new 50 'TestGolden$/^(hf-v17|original-v17|hf-v16|original-v16|hf-v16-nopdl|hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
 tt long 30 'TestLongSequence|TestEngine'
 # each decode version in its own process, the same binary and synthetic
-# model: the default (v16), v12, v3
+# model: the default (v16), v17, v12, v3
 bench new 80
+bench v17 45 GPTOSS_CUDA_DEC=v17
 bench v12 45 GPTOSS_CUDA_DEC=v12
 [ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench v3 45 GPTOSS_CUDA_DEC=v3 GPTOSS_CUDA_PDL=0
 layout20b=$(ls /tmp/gptoss-bench/*20b*.layout 2>/dev/null | head -1) # bench-engine's synthetic 20b
@@ -88,8 +90,8 @@ b120() { # layers dec...: decode at context 0 on the 120b shapes, each decode ve
 	rm -f /tmp/gptoss-bench/*120b-L"$L"-*
 }
 if [ "${GPTOSS_CHECK_120B:-1}" = 1 ]; then
-	b120 8 v16 v12
-	b120 18 v16 v12
+	b120 8 v16 v17 v12
+	b120 18 v16 v17 v12
 fi
 if [ "${GPTOSS_CHECK_QUICK:-0}" != 1 ]; then # the older kernels
 tt kernels-attn 20 'TestKernelAttention$'

@@ -44,12 +44,19 @@ var kernelNames = []string{
 	"attn_dec_d16", "attn_dec_d32", "attn_dec_d64", "attn_dec_d128",
 	"bw_read", "moe6_mlp1_dec", "moe6_mlp2_dec", "moe7_mlp1_dec", "moe7_mlp2_dec", "moe12_mlp2_dec",
 	"outproj_sums_1", "outproj_sums_4", "outproj_sums_8", "moe16_mlp1_dec", "moe16_mlp2_dec",
+	"moe17_mlp1_dec", "moe17_mlp2_dec",
 }
 
 // dynamicShared is the dynamic shared memory of the kernels that use it
 // (bytes; set as their attribute when the module loads, passed at launch).
 var dynamicShared = map[string]int{"moe7_mlp1_dec": 65536, "moe7_mlp2_dec": 65536, "moe12_mlp2_dec": 65536,
-	"moe16_mlp1_dec": 65536, "moe16_mlp2_dec": 65536}
+	"moe16_mlp1_dec": 65536, "moe16_mlp2_dec": 65536, "moe17_mlp1_dec": v17Shared, "moe17_mlp2_dec": v17Shared}
+
+// v17Shared is moe17's dynamic shared memory (kernels/gptoss.cu): the
+// half2 table (LUTH_BYTES) and each of the 8 warps' ring of V17_S stages of
+// V17_STAGE bytes (3 blocks × 2 rows × 32 lanes × 16 bytes + 208 for the
+// scales).
+const v17Shared = 32768 + warpsPerBlock*2*(3*2*512+208)
 
 // device is one GPU with its primary context and the loaded kernels.
 type device struct {

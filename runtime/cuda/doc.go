@@ -54,7 +54,16 @@
 //     block (router_final: the norm's scalar, logits, top-k) — mlp1 after
 //     its wait, staging rmsnorm(x) itself, mlp2 before its wait beside its
 //     first rows; two sums buffers alternate by layer, each cleared by the
-//     next layer's mlp2 (an even layer count; else v12). v12 is v7 with
+//     next layer's mlp2 (an even layer count; else v12). v17 (opt-in,
+//     compiled and reviewed, not yet run on a GPU) is v16 with other MoE
+//     kernels: each warp keeps its next item (2 rows) in flight through
+//     its own 2-stage cp.async ring in shared memory while it multiplies
+//     the current one (v16's warps load, then multiply, all in step, so
+//     HBM idles while they multiply), and decodes E2M1 through a 32 KB
+//     byte → half2 table with the activations as half2 in registers
+//     (scaled by a power of two below 256) and HFMA2 — half of v16's
+//     shared-memory traffic a value. v9's ring, slower, was one per
+//     block behind block barriers. v12 is v7 with
 //     mlp2's first row pair requested before its PDL wait (the expert ids
 //     come from the router two kernels earlier, final by then); v7 decodes E2M1
 //     through a 256-entry table per lane (a byte → two values, 64 KB of

@@ -73,7 +73,9 @@ type Model struct {
 	// attn_dec; also where the device refuses moe7's shared memory) or 3
 	// (moe3_*, attn_partial + attn_combine), 16 (the default: the router's
 	// sums in the out-projection, outproj_sums, finished in the MoE kernels
-	// moe16_*; Load takes 12 where v16OK fails), GPTOSS_CUDA_DEC=v3|v6|v7|v12
+	// moe16_*; Load takes 12 where v16OK fails), 17 (v16 with the MoE
+	// kernels moe17_*: cp.async rings and a half2 table; not yet measured,
+	// Load takes 16 where v17OK fails), GPTOSS_CUDA_DEC=v3|v6|v7|v12|v17
 	// (v8–v11, v13–v15 and v16's variants were measured and removed, PERF.md);
 	// pdl: programmatic dependent launch for the fused step's kernels where
 	// the GPU and driver have it (default; GPTOSS_CUDA_PDL=0 off).
@@ -162,6 +164,9 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg),
 		dec:    decVersion(os.Getenv("GPTOSS_CUDA_DEC")),
 		pdl:    os.Getenv("GPTOSS_CUDA_PDL") != "0"}
+	if m.dec == 17 && !m.v17OK() {
+		m.dec = 16
+	}
 	if m.dec == 16 && !m.v16OK() {
 		m.dec = 12
 	}
@@ -264,10 +269,21 @@ func (m *Model) v16OK() bool {
 	return c.NumExperts < 256 && c.ExpertsPerToken <= 8 && c.NumHiddenLayers%2 == 0 && m.d.moe7OK()
 }
 
+// v17OK says whether decode v17 (v16 with moe17's MoE kernels) takes the
+// model: v16OK, rows of at most v17Max values, and the device took moe17's
+// dynamic shared memory (v17Shared).
+func (m *Model) v17OK() bool {
+	c := m.cfg
+	return m.v16OK() && c.HiddenSize <= v17Max && c.IntermediateSize <= v17Max &&
+		m.d.dynOK("moe17_mlp1_dec", "moe17_mlp2_dec")
+}
+
 // decVersion is the decode kernels' version GPTOSS_CUDA_DEC names (v3, v6,
-// v7, v12), else the default (v16).
+// v7, v12, v17), else the default (v16).
 func decVersion(v string) int {
 	switch v {
+	case "v17":
+		return 17
 	case "v3":
 		return 3
 	case "v6":

@@ -70,7 +70,9 @@ func TestGolden(t *testing.T) {
 		{"hf", goldenDir, false, false, false, 3}, {"original", filepath.Join(goldenDir, "original"), false, false, false, 3},
 		{"hf-fused", goldenDir, true, false, false, 3}, {"original-fused", filepath.Join(goldenDir, "original"), true, false, false, 3},
 		{"hf-fused-tc", goldenDir, true, true, false, 3}, // + tensor-core GEMM
-		{"hf-v16", goldenDir, true, true, true, 16},      // the router folded into the out-projection
+		{"hf-v17", goldenDir, true, true, true, 17},      // v16 with cp.async rings and half2 in the MoE
+		{"original-v17", filepath.Join(goldenDir, "original"), true, true, true, 17},
+		{"hf-v16", goldenDir, true, true, true, 16}, // the router folded into the out-projection
 		{"original-v16", filepath.Join(goldenDir, "original"), true, true, true, 16},
 		{"hf-v16-nopdl", goldenDir, true, true, false, 16},
 		{"hf-v12", goldenDir, true, true, true, 12}, // the defaults

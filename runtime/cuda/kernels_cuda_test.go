@@ -913,68 +913,97 @@ func TestKernelSample(t *testing.T) {
 }
 
 // TestKernelV16: decode v16's out-projection with the router's sums
-// (outproj_sums) and the MoE kernels that finish the router (moe16_*)
-// against runtime/cpu: the residual after the out-projection, rmsnorm,
-// router top-k, mlp1 (SwiGLU) and mlp2 into the residual; twice, with the
-// sums buffers swapped as consecutive layers use them (the first launch's
-// mlp2 clears the second's buffer, which must then sum from zero).
+// (outproj_sums) and the MoE kernels that finish the router (moe16_*, and
+// v17's moe17_*) against runtime/cpu: the residual after the
+// out-projection, rmsnorm, router top-k, mlp1 (SwiGLU) and mlp2 into the
+// residual; twice, with the sums buffers swapped as consecutive layers use
+// them (the first launch's mlp2 clears the second's buffer, which must then
+// sum from zero). v17 multiplies half activations in half2 sums of 16
+// products, ~1e-3 of a dot product: its tolerance is 3e-3 (a wrong index
+// or scale is off by O(1)). The shapes cover rows of an odd block count
+// (scales not 4-byte aligned), rows shorter than a warp's 32 blocks, 20b's
+// and 120b's, and a norm scale of ~3000 (staged activations far beyond
+// half's range unless scaled).
 func TestKernelV16(t *testing.T) {
 	d, s := gpu(t)
-	if !d.moe7OK() {
-		t.Skipf("the device refused moe7's dynamic shared memory: %v", d.dynErr)
-	}
 	r := rand.New(rand.NewPCG(23, 24))
-	for _, c := range []struct{ H, K, I, E, k int }{{tH, tHq * tD, tI, tE, tK}, {tH, tHq * tD, tI, 128, tK}, {128, 128, 64, 8, 4}, {160, 96, 32, 5, 1}} {
-		t.Run(fmt.Sprintf("H=%d K=%d I=%d E=%d k=%d", c.H, c.K, c.I, c.E, c.k), func(t *testing.T) {
-			sums, err := d.alloc(2 * partFloats * 4)
-			must(t, err)
-			defer d.free(sums)
-			// buffer 0 starts zero; buffer 1 holds garbage the first
-			// launch's mlp2 must clear
-			must(t, check("memset", drv.MemsetD8Async(sums, 0, partFloats*4, s.s)))
-			must(t, check("memset", drv.MemsetD8Async(sums+partFloats*4, 0x3f, partFloats*4, s.s)))
-			for round := range 2 {
-				part, other := sums, sums+partFloats*4
-				if round == 1 {
-					part, other = other, part
-				}
-				w := randBF16(r, c.H*c.K, 0.05)
-				bias := randBF16(r, c.H, 0.5)
-				attn := randF32(r, c.K, 1)
-				x0 := randF32(r, c.H, 3)
-				scale := randBF16(r, c.H, 2)
-				g := randBF16(r, c.E*c.H, 0.05)
-				gb := randBF16(r, c.E, 0.5)
-				w1b, w1s := randMXFP4(r, c.E*2*c.I, c.H)
-				w2b, w2s := randMXFP4(r, c.E*c.H, c.I)
-				b1, b2 := randBF16(r, c.E*2*c.I, 0.5), randBF16(r, c.E*c.H, 0.5)
-				x := devF32(t, d, s, x0)
-				dgb, dscale := devBytes(t, d, s, gb), devBytes(t, d, s, scale)
-				act := devPoison(t, d, s, c.k*c.I)
-				must(t, s.outSums(devBytes(t, d, s, w), devBytes(t, d, s, bias), devF32(t, d, s, attn), x, devBytes(t, d, s, g), dscale, part, c.H, c.K, c.E))
-				wantX1 := make([]float32, c.H)
-				cpu.MatVecBF16(wantX1, w, bias, attn, c.H, c.K)
-				for i := range wantX1 {
-					wantX1[i] += x0[i]
-				}
-				relErr(t, fmt.Sprintf("outproj_sums x (round %d)", round), readF32(t, s, x, c.H), wantX1, 1e-5)
-				must(t, s.moe16MLP1(devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), x, dscale, part, dgb, act, c.I, c.H, c.E, c.k, 7, 1e-5))
-				must(t, s.moe16MLP2(devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, part, dgb, other, x, c.H, c.I, c.E, c.k, 1e-5))
-				xn := make([]float32, c.H)
-				cpu.RMSNorm(xn, wantX1, scale, 1e-5)
-				logits := make([]float32, c.E)
-				cpu.MatVecBF16(logits, g, gb, xn, c.E, c.H)
-				idx := make([]int, c.k)
-				wt := make([]float32, c.k)
-				cpu.RouterTopK(logits, c.k, idx, wt)
-				want := append([]float32(nil), wantX1...)
-				wantAct := cpuMoE(want, xn, idx, wt, w1b, w1s, b1, w2b, w2s, b2, c.H, c.I)
-				relErr(t, fmt.Sprintf("moe16 mlp1 (round %d)", round), readF32(t, s, act, c.k*c.I), wantAct, 1e-4)
-				relErr(t, fmt.Sprintf("moe16 mlp2 into the residual (round %d)", round), readF32(t, s, x, c.H), want, 1e-4)
-				if z := readF32(t, s, other, partFloats); slices.ContainsFunc(z, func(v float32) bool { return v != 0 }) {
-					t.Fatalf("round %d: mlp2 left the other sums buffer non-zero", round)
-				}
-			}
-		})
+	for _, v := range []int{16, 17} {
+		switch {
+		case v == 16 && !d.moe7OK():
+			t.Logf("v16: the device refused moe7's dynamic shared memory: %v", d.dynErr)
+			continue
+		case v == 17 && !d.dynOK("moe17_mlp1_dec", "moe17_mlp2_dec"):
+			t.Logf("v17: the device refused moe17's dynamic shared memory: %v", d.dynErr)
+			continue
+		}
+		tol := 1e-4
+		if v == 17 {
+			tol = 3e-3
+		}
+		for _, c := range []v16Case{{tH, tHq * tD, tI, tE, tK, 2}, {tH, tHq * tD, tI, 128, tK, 2}, {128, 128, 64, 8, 4, 2},
+			{160, 96, 32, 5, 1, 2}, {224, 64, 96, 6, 2, 2}, {128, 128, 64, 8, 4, 3000}} {
+			t.Run(fmt.Sprintf("v%d H=%d K=%d I=%d E=%d k=%d gamma=%g", v, c.H, c.K, c.I, c.E, c.k, c.gamma), func(t *testing.T) {
+				testV16Case(t, d, s, r, v, c, tol)
+			})
+		}
+	}
+}
+
+// v16Case is one shape of TestKernelV16: hidden H, attention width K,
+// intermediate I, E experts, top k, and the norm scale's magnitude.
+type v16Case struct {
+	H, K, I, E, k int
+	gamma         float32
+}
+
+func testV16Case(t *testing.T, d *device, s *stream, r *rand.Rand, v int, c v16Case, tol float64) {
+	sums, err := d.alloc(2 * partFloats * 4)
+	must(t, err)
+	defer d.free(sums)
+	// buffer 0 starts zero; buffer 1 holds garbage the first
+	// launch's mlp2 must clear
+	must(t, check("memset", drv.MemsetD8Async(sums, 0, partFloats*4, s.s)))
+	must(t, check("memset", drv.MemsetD8Async(sums+partFloats*4, 0x3f, partFloats*4, s.s)))
+	for round := range 2 {
+		part, other := sums, sums+partFloats*4
+		if round == 1 {
+			part, other = other, part
+		}
+		w := randBF16(r, c.H*c.K, 0.05)
+		bias := randBF16(r, c.H, 0.5)
+		attn := randF32(r, c.K, 1)
+		x0 := randF32(r, c.H, 3)
+		scale := randBF16(r, c.H, c.gamma)
+		g := randBF16(r, c.E*c.H, 0.05)
+		gb := randBF16(r, c.E, 0.5)
+		w1b, w1s := randMXFP4(r, c.E*2*c.I, c.H)
+		w2b, w2s := randMXFP4(r, c.E*c.H, c.I)
+		b1, b2 := randBF16(r, c.E*2*c.I, 0.5), randBF16(r, c.E*c.H, 0.5)
+		x := devF32(t, d, s, x0)
+		dgb, dscale := devBytes(t, d, s, gb), devBytes(t, d, s, scale)
+		act := devPoison(t, d, s, c.k*c.I)
+		must(t, s.outSums(devBytes(t, d, s, w), devBytes(t, d, s, bias), devF32(t, d, s, attn), x, devBytes(t, d, s, g), dscale, part, c.H, c.K, c.E))
+		wantX1 := make([]float32, c.H)
+		cpu.MatVecBF16(wantX1, w, bias, attn, c.H, c.K)
+		for i := range wantX1 {
+			wantX1[i] += x0[i]
+		}
+		relErr(t, fmt.Sprintf("outproj_sums x (round %d)", round), readF32(t, s, x, c.H), wantX1, 1e-5)
+		must(t, s.moeSumsMLP1(v, devBytes(t, d, s, w1b), devBytes(t, d, s, w1s), devBytes(t, d, s, b1), x, dscale, part, dgb, act, c.I, c.H, c.E, c.k, 7, 1e-5))
+		must(t, s.moeSumsMLP2(v, devBytes(t, d, s, w2b), devBytes(t, d, s, w2s), devBytes(t, d, s, b2), act, part, dgb, other, x, c.H, c.I, c.E, c.k, 1e-5))
+		xn := make([]float32, c.H)
+		cpu.RMSNorm(xn, wantX1, scale, 1e-5)
+		logits := make([]float32, c.E)
+		cpu.MatVecBF16(logits, g, gb, xn, c.E, c.H)
+		idx := make([]int, c.k)
+		wt := make([]float32, c.k)
+		cpu.RouterTopK(logits, c.k, idx, wt)
+		want := append([]float32(nil), wantX1...)
+		wantAct := cpuMoE(want, xn, idx, wt, w1b, w1s, b1, w2b, w2s, b2, c.H, c.I)
+		relErr(t, fmt.Sprintf("moe%d mlp1 (round %d)", v, round), readF32(t, s, act, c.k*c.I), wantAct, tol)
+		relErr(t, fmt.Sprintf("moe%d mlp2 into the residual (round %d)", v, round), readF32(t, s, x, c.H), want, tol)
+		if z := readF32(t, s, other, partFloats); slices.ContainsFunc(z, func(v float32) bool { return v != 0 }) {
+			t.Fatalf("round %d: mlp2 left the other sums buffer non-zero", round)
+		}
 	}
 }

@@ -207,25 +207,44 @@ func (s *stream) outSums(W, bias, attn, x, G, scale, part devPtr, H, K, E int) e
 // of OR_EMAX + 1 sums).
 const partFloats = 16 * 257
 
-// moe16MLP1 (decode v16): the router finished from part (norm scale
-// nscale, gate bias gb), then act[k', :] = SwiGLU(W1_e · xn + b1) for the
-// k experts, xn = rmsnorm(x)·nscale staged on the way. K ≤ fusedMax.
-func (s *stream) moe16MLP1(blocks, scales, bias, x, nscale, part, gb, act devPtr, I, K, E, topk int, limit, eps float32) error {
-	if K > fusedMax || K%32 != 0 || E > 255 || topk > 8 {
-		return fmt.Errorf("moe16_mlp1_dec: K=%d E=%d k=%d", K, E, topk)
+// v17Max is the longest row (K of mlp1, I of mlp2) decode v17's MoE
+// kernels take: 3 blocks of 32 values a lane (V17_U).
+const v17Max = 3 * 32 * 32
+
+// moeRouterMax is the longest row of decode version v's MoE kernels (16,
+// 17).
+func moeRouterMax(v int) int {
+	if v == 17 {
+		return v17Max
 	}
-	return s.launchPDL("moe16_mlp1_dec", grid(s.persistentGrid("moe16_mlp1_dec", topk*ceilDiv(I, 2)), 1, 1),
+	return fusedMax
+}
+
+// moeSumsMLP1 (decode v16, v17: moe16_* or moe17_*): the router finished
+// from part (norm scale nscale, gate bias gb), then act[k', :] = SwiGLU(W1_e
+// · xn + b1) for the k experts, xn = rmsnorm(x)·nscale staged on the way.
+// K ≤ moeRouterMax(v).
+func (s *stream) moeSumsMLP1(v int, blocks, scales, bias, x, nscale, part, gb, act devPtr, I, K, E, topk int, limit, eps float32) error {
+	name := fmt.Sprintf("moe%d_mlp1_dec", v)
+	if (v != 16 && v != 17) || K > moeRouterMax(v) || K%32 != 0 || E > 255 || topk > 8 {
+		return fmt.Errorf("%s: K=%d E=%d k=%d", name, K, E, topk)
+	}
+	items := topk * ceilDiv(I, 2) // v16: two outputs a warp at a time, v17: one
+	if v == 17 {
+		items = topk * I
+	}
+	return s.launchPDL(name, grid(s.persistentGrid(name, items), 1, 1),
 		grid(32*warpsPerBlock, 1, 1), blocks, scales, bias, x, nscale, part, gb, act, I, K, E, topk, limit, eps)
 }
 
-// moe16MLP2 (decode v16): the router finished from part again, then x +=
-// Σ_k' w_k'·(W2_e · act[k'] + b2); zero (the other sums buffer) is cleared.
-// I ≤ fusedMax.
-func (s *stream) moe16MLP2(blocks, scales, bias, act, part, gb, zero, x devPtr, H, I, E, topk int, eps float32) error {
-	if I > fusedMax || I%32 != 0 || E > 255 || topk > 8 {
-		return fmt.Errorf("moe16_mlp2_dec: I=%d E=%d k=%d", I, E, topk)
+// moeSumsMLP2 (decode v16, v17): the router finished from part again, then
+// x += Σ_k' w_k'·(W2_e · act[k'] + b2); zero (the other sums buffer) is
+// cleared. I ≤ moeRouterMax(v).
+func (s *stream) moeSumsMLP2(v int, blocks, scales, bias, act, part, gb, zero, x devPtr, H, I, E, topk int, eps float32) error {
+	name := fmt.Sprintf("moe%d_mlp2_dec", v)
+	if (v != 16 && v != 17) || I > moeRouterMax(v) || I%32 != 0 || E > 255 || topk > 8 {
+		return fmt.Errorf("%s: I=%d E=%d k=%d", name, I, E, topk)
 	}
-	const name = "moe16_mlp2_dec"
 	items := ceilDiv(H, 2) // per expert slot
 	perSlot := min(max(1, s.persistentGrid(name, topk*items)/topk), ceilDiv(items, warpsPerBlock))
 	return s.launchPDL(name, grid(perSlot*topk, 1, 1), grid(32*warpsPerBlock, 1, 1),
@@ -334,10 +353,20 @@ var moeDecKernels = map[int]struct {
 }
 
 // moe7OK says whether the device took the 64 KB of dynamic shared memory of
-// the E2M1 table (moe7's, moe12's and moe16's kernels: all of
-// dynamicShared).
+// the E2M1 table (moe7's, moe12's and moe16's kernels).
 func (d *device) moe7OK() bool {
-	return len(d.dynSmem) == len(dynamicShared)
+	return d.dynOK("moe7_mlp1_dec", "moe7_mlp2_dec", "moe12_mlp2_dec", "moe16_mlp1_dec", "moe16_mlp2_dec")
+}
+
+// dynOK says whether the device took the dynamic shared memory of every
+// one of these kernels.
+func (d *device) dynOK(names ...string) bool {
+	for _, n := range names {
+		if _, ok := d.dynSmem[n]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // moeDecKernel returns version v's kernels (v6's where the device refused

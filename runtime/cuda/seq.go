@@ -310,7 +310,7 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 				errs = append(errs, s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window))
 			}
 			if m.dec >= 16 {
-				// v16: the router's sums in the out-projection, finished in
+				// v16, v17: the router's sums in the out-projection, finished in
 				// the MoE kernels; the sums buffers alternate by layer
 				part, other := q.sums, q.sums+partFloats*4
 				if l%2 == 1 {
@@ -318,8 +318,8 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 				}
 				errs = append(errs,
 					s.outSums(w.outW, w.outB, q.attn, q.x, w.gateW, w.mlpNorm, part, H, Hq*D, E),
-					s.moe16MLP1(w.w1Blocks, w.w1Scales, w.b1, q.x, w.mlpNorm, part, w.gateB, q.act, I, H, E, k, limit, eps),
-					s.moe16MLP2(w.w2Blocks, w.w2Scales, w.b2, q.act, part, w.gateB, other, q.x, H, I, E, k, eps))
+					s.moeSumsMLP1(m.dec, w.w1Blocks, w.w1Scales, w.b1, q.x, w.mlpNorm, part, w.gateB, q.act, I, H, E, k, limit, eps),
+					s.moeSumsMLP2(m.dec, w.w2Blocks, w.w2Scales, w.b2, q.act, part, w.gateB, other, q.x, H, I, E, k, eps))
 				continue
 			}
 			errs = append(errs,

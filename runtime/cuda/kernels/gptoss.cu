@@ -1818,6 +1818,323 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe16_mlp2_dec(
 }
 
 // ---------------------------------------------------------------------------
+// Decode v17 MoE (GPTOSS_CUDA_DEC=v17; compiled and reviewed, not yet run on
+// a GPU): v16's kernels (the router finished in every block) with the two
+// costs session 5's trace left in them attacked.
+//   - Phases in lockstep. A v16 warp requests an item's weights, waits for
+//     all of them, multiplies, then requests the next: every warp of the
+//     grid does the same at the same time (2.7 items a warp for mlp1), so
+//     the loads come in ~4.5 µs bursts with the multiplies (~2.8 µs) in
+//     between and HBM idle: 3 × 7.3 µs ≈ mlp1's 23.9 µs. Here each warp
+//     keeps S - 1 items in flight with cp.async (into its own ring of S
+//     stages in shared memory, no registers held) while it multiplies the
+//     current one: the loads stream back to back.
+//   - Shared-memory traffic. v7's table costs an 8-byte LDS per two values
+//     plus a float4 of x per four: 5 bytes of the shared pipe a value, 25.6
+//     values a clock per SM, ~11 µs of mlp1. Here the table is a byte → half2
+//     of its two E2M1 values (4 bytes, lane-replicated: 32 KB) and x sits in
+//     registers as half2 (each lane always takes the same blocks of the
+//     vector: lane + 32u, u < 3), so a byte costs a shift, a LOP3, a 4-byte
+//     LDS and one HFMA2: ~42 values a clock per SM on the shared pipe.
+// Arithmetic: x is staged as half, scaled by a power of two 2^k so that
+// max |x·2^k| < 256 (exact; the result is scaled back by 2^-k); a lane's
+// 16 pairs of one 32-value block accumulate in a half2 (|sum| ≤ 16·6·256 <
+// 65504), then in float with the block's E8M0 scale. Relative error ~1e-3
+// of a row's dot product (half's 11 bits), below the bf16 activations of
+// OpenAI's reference. Rows ≤ 96 blocks (K, I ≤ 3072: v17OK).
+#define LUTH_BYTES 32768
+#define V17_U 3                  // blocks a lane takes of a row (nb ≤ 96)
+#define V17_R 2                  // rows an item
+#define V17_S 2                  // stages of a warp's ring
+#define V17_SC 208               // bytes for an item's scales (R·96 + 2 words of slack, 16-aligned)
+#define V17_STAGE (V17_U * V17_R * 512 + V17_SC)
+#define V17_XH 40                // halves a staged block takes (32 + 8: conflict-free 16-byte loads)
+extern __shared__ __align__(16) uint32_t dyn17[];  // [LUTH_BYTES table][8 warps][S stages]
+
+DEV void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
+}
+DEV void cp_async4(uint32_t dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(dst), "l"(src) : "memory");
+}
+DEV void cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+DEV void cp_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// byte b → half2(E2M1 of its low nibble, of its high nibble), entry b of
+// lane l at dyn17[32b + l]
+struct LutH {
+  uint32_t l4;  // 4·lane
+  DEV void fill() {
+    for (int i = threadIdx.x; i < 256 * 32; i += blockDim.x) {
+      uint32_t b = (uint32_t)i >> 5;
+      __half2 h = __halves2half2(__float2half_rn(fp4(b & 15u)), __float2half_rn(fp4(b >> 4)));
+      dyn17[i] = *(const uint32_t*)&h;
+    }
+    l4 = 4u * (threadIdx.x & 31);
+  }
+  // the two values of byte K of w
+  template <int K>
+  DEV __half2 at(uint32_t w) const {
+    uint32_t t;
+    if constexpr (K == 0) t = w << 7; else t = w >> (8 * K - 7);
+    uint32_t v = *(const uint32_t*)((const char*)dyn17 + ((t & 0x7f80u) | l4));
+    return *(const __half2*)&v;
+  }
+};
+
+// stage_load's values ·r·sc (scaled) as half into xh (block g at xh +
+// V17_XH·g), times 2^k with max |·2^k| < 256; returns 2^-k. red: ≥ 8
+// floats of shared memory. Ends with a barrier.
+DEV float stage_store_h(const float (&v)[STAGE_NPT], const float (&sc)[STAGE_NPT], float r, bool scaled,
+                        __half* xh, int K, float* red) {
+  float y[STAGE_NPT], m = 0.f;
+#pragma unroll
+  for (int u = 0; u < STAGE_NPT; u++) {
+    int i = threadIdx.x + u * blockDim.x;
+    y[u] = i < K ? (scaled ? v[u] * r * sc[u] : v[u]) : 0.f;
+    m = fmaxf(m, fabsf(y[u]));
+  }
+  m = warp_max(m);
+  int nwb = blockDim.x >> 5;
+  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
+  __syncthreads();
+  for (int w = 0; w < nwb; w++) m = fmaxf(m, red[w]);
+  // m < 2^(e-126) for its biased exponent e: 2^(134-e) takes it below 2^8
+  int f = min(max(261 - (int)((__float_as_uint(m) >> 23) & 0xffu), 27), 227);
+  float s = __uint_as_float((uint32_t)f << 23);
+#pragma unroll
+  for (int u = 0; u < STAGE_NPT; u++) {
+    int i = threadIdx.x + u * blockDim.x;
+    if (i < K) xh[V17_XH * (i >> 5) + (i & 31)] = __float2half_rn(y[u] * s);
+  }
+  __syncthreads();
+  return __uint_as_float((uint32_t)(254 - f) << 23);
+}
+
+// A warp's ring of V17_S stages (dynamic shared memory after the table):
+// stage s holds an item's weights, [u][r][lane] 16 bytes each (what lane
+// takes: block lane + 32u of row r), and the 4-byte words covering its
+// scales. Each lane copies its own blocks and reads only those; the scale
+// words are shared by the warp (a __syncwarp after the wait).
+struct Ring17 {
+  uint32_t base;  // shared address of the warp's stage 0
+  const char* gen;  // the same, generic
+  DEV void init() {
+    int warp = threadIdx.x >> 5;
+    gen = (const char*)dyn17 + LUTH_BYTES + warp * (V17_S * V17_STAGE);
+    base = (uint32_t)__cvta_generic_to_shared(gen);
+  }
+  // the item of nr ≤ R rows of nb blocks (row i at w + i·nb, scales sc +
+  // i·nb) into stage s: lane's blocks, and the scale words lane, lane + 32
+  DEV void issue(int s, const uint4* __restrict__ w, const uint8_t* __restrict__ sc, int nb, int nr, int lane) const {
+    uint32_t st = base + s * V17_STAGE;
+#pragma unroll
+    for (int u = 0; u < V17_U; u++) {
+      int g = lane + 32 * u;
+#pragma unroll
+      for (int r = 0; r < V17_R; r++)
+        if (g < nb && r < nr) cp_async16(st + ((u * V17_R + r) * 32 + lane) * 16, w + (size_t)r * nb + g);
+    }
+    uintptr_t a = (uintptr_t)sc;
+    const uint32_t* a0 = (const uint32_t*)(a & ~(uintptr_t)3);
+    int words = ((int)(a & 3) + nr * nb + 3) >> 2;
+#pragma unroll
+    for (int k = 0; k < 2; k++) {  // words ≤ 49 (V17_SC)
+      int i = lane + 32 * k;
+      if (i < words) cp_async4(st + V17_U * V17_R * 512 + 4 * i, a0 + i);
+    }
+  }
+  // stage s's rows · x (the lane's blocks as half2, xr[u][c]: values 8c …
+  // 8c + 7 of block lane + 32u) into a[r], not yet warp-reduced; off: the
+  // item's scales' offset in their first word (sc & 3)
+  DEV void dot(const LutH& tab, int s, int off, int nb, int lane, const uint4 (&xr)[V17_U][4], float* a) const {
+    const char* st = gen + s * V17_STAGE;
+    const uint8_t* scs = (const uint8_t*)st + V17_U * V17_R * 512 + off;
+#pragma unroll
+    for (int r = 0; r < V17_R; r++) a[r] = 0.f;
+#pragma unroll
+    for (int u = 0; u < V17_U; u++) {
+      int g = lane + 32 * u;
+#pragma unroll
+      for (int r = 0; r < V17_R; r++) {
+        uint4 q = *(const uint4*)(st + ((u * V17_R + r) * 32 + lane) * 16);
+        // past the row's end: any weights (the table holds only finite
+        // values), x = 0 and scale 0
+        uint32_t s8 = g < nb ? scs[r * nb + g] : 0u;
+        __half2 h = __float2half2_rn(0.f);
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+          uint32_t w = c == 0 ? q.x : c == 1 ? q.y : c == 2 ? q.z : q.w;
+          uint4 xq = xr[u][c];
+          h = __hfma2(tab.at<0>(w), *(const __half2*)&xq.x, h);
+          h = __hfma2(tab.at<1>(w), *(const __half2*)&xq.y, h);
+          h = __hfma2(tab.at<2>(w), *(const __half2*)&xq.z, h);
+          h = __hfma2(tab.at<3>(w), *(const __half2*)&xq.w, h);
+        }
+        float2 f = __half22float2(h);
+        a[r] += (f.x + f.y) * __uint_as_float(s8 << 23);
+      }
+    }
+  }
+};
+
+// the lane's blocks of the staged half vector into registers (zeros past nb)
+DEV void load_xr(const __half* xh, int nb, int lane, uint4 (&xr)[V17_U][4]) {
+#pragma unroll
+  for (int u = 0; u < V17_U; u++) {
+    int g = lane + 32 * u;
+#pragma unroll
+    for (int c = 0; c < 4; c++) xr[u][c] = g < nb ? *(const uint4*)(xh + V17_XH * g + 8 * c) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// The items p0, p0 + nw, … < P of a warp through its ring: src(p, w, sc,
+// nr) names item p's rows, out(p, a) takes its warp-reduced dots (times
+// xinv). The first S - 1 items are requested by pipe_first (which mlp2
+// calls before its PDL wait), the rest one an item ahead of the multiply.
+template <class Src>
+DEV void pipe_first(const Ring17& ring, int p0, int P, int nw, int nb, int lane, const Src& src) {
+#pragma unroll
+  for (int i = 0; i < V17_S - 1; i++) {
+    int p = p0 + i * nw;
+    if (p < P) {
+      const uint4* w;
+      const uint8_t* sc;
+      int nr;
+      src(p, w, sc, nr);
+      ring.issue(i, w, sc, nb, nr, lane);
+    }
+    cp_commit();
+  }
+}
+template <class Src, class Out>
+DEV void pipe_rest(const LutH& tab, const Ring17& ring, int p0, int P, int nw, int nb, int lane,
+                   const uint4 (&xr)[V17_U][4], float xinv, const Src& src, const Out& out) {
+  int s = 0;
+  for (int p = p0; p < P; p += nw) {
+    int pn = p + (V17_S - 1) * nw, sn = s + V17_S - 1;
+    if (sn >= V17_S) sn -= V17_S;
+    __syncwarp();  // the warp is done with stage sn (the item before p)
+    if (pn < P) {
+      const uint4* w;
+      const uint8_t* sc;
+      int nr;
+      src(pn, w, sc, nr);
+      ring.issue(sn, w, sc, nb, nr, lane);
+    }
+    cp_commit();
+    cp_wait<V17_S - 1>();  // item p's copies, this lane's
+    __syncwarp();          // and the other lanes' scale words
+    const uint4* w;
+    const uint8_t* sc;
+    int nr;
+    src(p, w, sc, nr);
+    float a[V17_R];
+    ring.dot(tab, s, (int)((uintptr_t)sc & 3), nb, lane, xr, a);
+#pragma unroll
+    for (int r = 0; r < V17_R; r++) a[r] = warp_sum(a[r]) * xinv;
+    out(p, nr, a[0], a[1]);
+    if (++s == V17_S) s = 0;
+  }
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp1_dec(
+    const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias,
+    const float* __restrict__ x, const uint16_t* __restrict__ nscale, const float* __restrict__ part,
+    const uint16_t* __restrict__ gb, float* __restrict__ act, int I, int K, int E, int topk, float limit, float eps) {
+  TR_BEGIN
+  __shared__ __align__(16) __half xh[V17_XH * 32 * V17_U];
+  __shared__ float lg[OR_STRIDE], swt[8], red[8];
+  __shared__ int sid[8];
+  LutH tab;
+  tab.fill();
+  Ring17 ring;
+  ring.init();
+  pdl_wait();
+  TR_WAITED;
+  pdl_launch();
+  float v[STAGE_NPT], sc[STAGE_NPT];
+  stage_load(x, nscale, K, v, sc);
+  float r = router_final(part, gb, E, topk, K, eps, lg, sid, swt);
+  float xinv = stage_store_h(v, sc, r, true, xh, K, red);
+  int lane = threadIdx.x & 31, nb = K >> 5;
+  // item p: output j of expert slot kk, rows 2j (gate) and 2j + 1 (linear)
+  int P = topk * I, nw = gridDim.x * (blockDim.x >> 5);
+  int p0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  const int* ids = sid;
+  // p / I as a multiply-high: exact while p·I < 2^32 (p < 8·I, I ≤ 3072)
+  uint32_t mI = 0xffffffffu / (uint32_t)I + 1u;
+  auto src = [=](int p, const uint4*& w, const uint8_t*& s, int& nr) {
+    int kk = (int)__umulhi((uint32_t)p, mI), j = p - kk * I;
+    size_t row = (size_t)ids[kk] * 2 * I + 2 * j;
+    w = (const uint4*)(blocks + row * nb * 16);
+    s = scales + row * nb;
+    nr = 2;
+  };
+  pipe_first(ring, p0, P, nw, nb, lane, src);  // in flight while x goes to registers
+  uint4 xr[V17_U][4];
+  load_xr(xh, nb, lane, xr);
+  pipe_rest(tab, ring, p0, P, nw, nb, lane, xr, xinv, src, [=](int p, int, float a0, float a1) {
+    if (lane == 0) {
+      int kk = (int)__umulhi((uint32_t)p, mI), j = p - kk * I;
+      const uint16_t* br = bias + (size_t)ids[kk] * 2 * I + 2 * j;
+      act[(size_t)kk * I + j] = swiglu(a0 + bf2f(br[0]), a1 + bf2f(br[1]), limit);
+    }
+  });
+  TR_END(5);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp2_dec(
+    const uint8_t* __restrict__ blocks, const uint8_t* __restrict__ scales, const uint16_t* __restrict__ bias,
+    const float* __restrict__ act, const float* __restrict__ part, const uint16_t* __restrict__ gb,
+    float* __restrict__ zero, float* __restrict__ x, int H, int I, int E, int topk, float eps) {
+  TR_BEGIN
+  __shared__ __align__(16) __half xh[V17_XH * 32 * V17_U];
+  __shared__ float lg[OR_STRIDE], swt[8], red[8];
+  __shared__ int sid[8];
+  LutH tab;
+  tab.fill();
+  Ring17 ring;
+  ring.init();
+  int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
+  int lane = threadIdx.x & 31, nb = I >> 5;
+  router_final(part, gb, E, topk, H, eps, lg, sid, swt);
+  int e = sid[kk];
+  float wk = swt[kk];
+  // item p: rows 2p, 2p + 1 of expert e
+  int P = (H + 1) >> 1, nw = nbs * (blockDim.x >> 5);
+  int p0 = bi * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  auto src = [=](int p, const uint4*& w, const uint8_t*& s, int& nr) {
+    size_t row = (size_t)e * H + 2 * p;
+    w = (const uint4*)(blocks + row * nb * 16);
+    s = scales + row * nb;
+    nr = min(2, H - 2 * p);
+  };
+  pipe_first(ring, p0, P, nw, nb, lane, src);  // weights only: before the wait
+  pdl_wait();
+  TR_WAITED;
+  pdl_launch();
+  if (blockIdx.x == 0)
+    for (int i = threadIdx.x; i < OR_COPIES * OR_STRIDE; i += blockDim.x) zero[i] = 0.f;
+  float v[STAGE_NPT], sc[STAGE_NPT];
+  stage_load(act + (size_t)kk * I, 0, I, v, sc);
+  float xinv = stage_store_h(v, sc, 1.f, false, xh, I, red);
+  uint4 xr[V17_U][4];
+  load_xr(xh, nb, lane, xr);
+  pipe_rest(tab, ring, p0, P, nw, nb, lane, xr, xinv, src, [=](int p, int nr, float a0, float a1) {
+    if (lane == 0) {
+      size_t row = (size_t)e * H + 2 * p;
+      atomicAdd(x + 2 * p, wk * (a0 + bf2f(bias[row])));
+      if (nr == 2) atomicAdd(x + 2 * p + 1, wk * (a1 + bf2f(bias[row + 1])));
+    }
+  });
+  TR_END(6);
+}
+
+// ---------------------------------------------------------------------------
 // Sampling on the device: temperature, top-k and top-p (nucleus) with a
 // uniform draw u ∈ [0, 1) from the caller's seeded generator, the same rules
 // as runtime/sample: probabilities p = exp((l − max)/T); with top-k or
