@@ -226,8 +226,8 @@ func moeRouterMax(v int) int {
 // K ≤ moeRouterMax(v).
 func (s *stream) moeSumsMLP1(v int, blocks, scales, bias, x, nscale, part, gb, act devPtr, I, K, E, topk int, limit, eps float32) error {
 	name := fmt.Sprintf("moe%d_mlp1_dec", v)
-	if (v != 16 && v != 17) || K > moeRouterMax(v) || K%32 != 0 || E > 255 || topk > 8 {
-		return fmt.Errorf("%s: K=%d E=%d k=%d", name, K, E, topk)
+	if (v != 16 && v != 17) || K > moeRouterMax(v) || K%32 != 0 || (v == 17 && (I > v17Max || I%32 != 0)) || E > 255 || topk > 8 {
+		return fmt.Errorf("%s: K=%d I=%d E=%d k=%d", name, K, I, E, topk)
 	}
 	items := topk * ceilDiv(I, 2) // v16: two outputs a warp at a time, v17: one
 	if v == 17 {

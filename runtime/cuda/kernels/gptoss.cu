@@ -2059,13 +2059,13 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp1_dec(
   float v[STAGE_NPT], sc[STAGE_NPT];
   stage_load(x, nscale, K, v, sc);
   float r = router_final(part, gb, E, topk, K, eps, lg, sid, swt);
-  float xinv = stage_store_h(v, sc, r, true, xh, K, red);
   int lane = threadIdx.x & 31, nb = K >> 5;
   // item p: output j of expert slot kk, rows 2j (gate) and 2j + 1 (linear)
   int P = topk * I, nw = gridDim.x * (blockDim.x >> 5);
   int p0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   const int* ids = sid;
-  // p / I as a multiply-high: exact while p·I < 2^32 (p < 8·I, I ≤ 3072)
+  // p / I as a multiply-high: exact while p·I < 2^32 (p < 8·I, I ≤ 3072:
+  // v17OK)
   uint32_t mI = 0xffffffffu / (uint32_t)I + 1u;
   auto src = [=](int p, const uint4*& w, const uint8_t*& s, int& nr) {
     int kk = (int)__umulhi((uint32_t)p, mI), j = p - kk * I;
@@ -2074,7 +2074,8 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp1_dec(
     s = scales + row * nb;
     nr = 2;
   };
-  pipe_first(ring, p0, P, nw, nb, lane, src);  // in flight while x goes to registers
+  pipe_first(ring, p0, P, nw, nb, lane, src);  // in flight while x is staged
+  float xinv = stage_store_h(v, sc, r, true, xh, K, red);
   uint4 xr[V17_U][4];
   load_xr(xh, nb, lane, xr);
   pipe_rest(tab, ring, p0, P, nw, nb, lane, xr, xinv, src, [=](int p, int, float a0, float a1) {
