@@ -55,7 +55,7 @@ var dynamicShared = map[string]int{"moe7_mlp1_dec": 65536, "moe7_mlp2_dec": 6553
 // v17Shared is moe17's dynamic shared memory (kernels/gptoss.cu): the
 // half2 table (LUTH_BYTES) and each of the 8 warps' ring of V17_S stages of
 // V17_STAGE bytes (3 blocks × 2 rows × 32 lanes × 16 bytes + 208 for the
-// scales).
+// scales); kernels/gptoss.cu static_asserts the same sum.
 const v17Shared = 32768 + warpsPerBlock*2*(3*2*512+208)
 
 // device is one GPU with its primary context and the loaded kernels.

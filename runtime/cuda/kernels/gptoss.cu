@@ -1849,7 +1849,10 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe16_mlp2_dec(
 #define V17_SC 208               // bytes for an item's scales (R·96 + 2 words of slack, 16-aligned)
 #define V17_STAGE (V17_U * V17_R * 512 + V17_SC)
 #define V17_XH 40                // halves a staged block takes (32 + 8: conflict-free 16-byte loads)
+#define V17_WARPS 8              // warps a block (the launch's 256 threads; the rings are sized for them)
 extern __shared__ __align__(16) uint32_t dyn17[];  // [LUTH_BYTES table][8 warps][S stages]
+// v17Shared in device.go is this sum
+static_assert(LUTH_BYTES + V17_WARPS * V17_S * V17_STAGE == 85248, "device.go's v17Shared");
 
 DEV void cp_async16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
@@ -1886,7 +1889,8 @@ struct LutH {
 };
 
 // stage_load's values ·r·sc (scaled) as half into xh (block g at xh +
-// V17_XH·g), times 2^k with max |·2^k| < 256; returns 2^-k. red: ≥ 8
+// V17_XH·g), times 2^k with max |·2^k| < 256 in float (≤ 256 once rounded
+// to half); returns 2^-k. red: ≥ 8
 // floats of shared memory. Ends with a barrier.
 DEV float stage_store_h(const float (&v)[STAGE_NPT], const float (&sc)[STAGE_NPT], float r, bool scaled,
                         __half* xh, int K, float* red) {
@@ -1950,7 +1954,8 @@ struct Ring17 {
   // stage s's rows · x (the lane's blocks as half2, xr[u][c]: values 8c …
   // 8c + 7 of block lane + 32u) into a[r], not yet warp-reduced; off: the
   // item's scales' offset in their first word (sc & 3)
-  DEV void dot(const LutH& tab, int s, int off, int nb, int lane, const uint4 (&xr)[V17_U][4], float* a) const {
+  DEV void dot(const LutH& tab, int s, int off, int nb, int nr, int lane, const uint4 (&xr)[V17_U][4],
+              float* a) const {
     const char* st = gen + s * V17_STAGE;
     const uint8_t* scs = (const uint8_t*)st + V17_U * V17_R * 512 + off;
 #pragma unroll
@@ -1961,9 +1966,9 @@ struct Ring17 {
 #pragma unroll
       for (int r = 0; r < V17_R; r++) {
         uint4 q = *(const uint4*)(st + ((u * V17_R + r) * 32 + lane) * 16);
-        // past the row's end: any weights (the table holds only finite
-        // values), x = 0 and scale 0
-        uint32_t s8 = g < nb ? scs[r * nb + g] : 0u;
+        // past the row's end and rows ≥ nr: any weights (the table holds
+        // only finite values), scale 0 (and x = 0 past the end)
+        uint32_t s8 = g < nb && r < nr ? scs[r * nb + g] : 0u;
         __half2 h = __float2half2_rn(0.f);
 #pragma unroll
         for (int c = 0; c < 4; c++) {
@@ -2033,7 +2038,7 @@ DEV void pipe_rest(const LutH& tab, const Ring17& ring, int p0, int P, int nw, i
     int nr;
     src(p, w, sc, nr);
     float a[V17_R];
-    ring.dot(tab, s, (int)((uintptr_t)sc & 3), nb, lane, xr, a);
+    ring.dot(tab, s, (int)((uintptr_t)sc & 3), nb, nr, lane, xr, a);
 #pragma unroll
     for (int r = 0; r < V17_R; r++) a[r] = warp_sum(a[r]) * xinv;
     out(p, nr, a[0], a[1]);
@@ -2046,6 +2051,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp1_dec(
     const float* __restrict__ x, const uint16_t* __restrict__ nscale, const float* __restrict__ part,
     const uint16_t* __restrict__ gb, float* __restrict__ act, int I, int K, int E, int topk, float limit, float eps) {
   TR_BEGIN
+  if (blockDim.x != 32 * V17_WARPS) __trap();  // the rings hold 8 warps
   __shared__ __align__(16) __half xh[V17_XH * 32 * V17_U];
   __shared__ float lg[OR_STRIDE], swt[8], red[8];
   __shared__ int sid[8];
@@ -2093,6 +2099,7 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp2_dec(
     const float* __restrict__ act, const float* __restrict__ part, const uint16_t* __restrict__ gb,
     float* __restrict__ zero, float* __restrict__ x, int H, int I, int E, int topk, float eps) {
   TR_BEGIN
+  if (blockDim.x != 32 * V17_WARPS) __trap();  // the rings hold 8 warps
   __shared__ __align__(16) __half xh[V17_XH * 32 * V17_U];
   __shared__ float lg[OR_STRIDE], swt[8], red[8];
   __shared__ int sid[8];
