@@ -141,7 +141,7 @@ summary() {
 		*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
 		esac
 	done
-	grep -h -E '^(STEP|PROFILE|PROBE)' "$LOGS"/profile.log "$LOGS"/probe.log 2>/dev/null | head -200
+	grep -h -E '^(STEP|PROFILE|PROBE)' "$LOGS"/profile.log "$LOGS"/probe.log 2>/dev/null | head -320
 	grep -h -E '^TRACE' "$LOGS"/trace.log 2>/dev/null | head -120
 }
 if [ -n "${OUT:-}" ]; then

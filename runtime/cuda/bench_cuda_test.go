@@ -158,6 +158,22 @@ func TestBenchSynthetic(t *testing.T) {
 			profileStep(t, s0, 1, "decode step, context ~140, "+what)
 		}
 	}
+	// v17's attention split size (fewest keys a split; a KV head whose
+	// keys make one split skips the merge): the step with each, and the
+	// attention kernel's time (profile, no PDL)
+	if m.v17OK() {
+		a0 := m.attnMin17
+		for _, a := range []int{attnMinKeys, 64, 128, 256} {
+			m.dec, m.attnMin17, s0.s.pdl = 17, a, pdl0
+			if err := recapture(s0); err != nil {
+				t.Fatal(err)
+			}
+			what := fmt.Sprintf("dec=v17 attn-min=%d", a)
+			stepTimes(t, s0, "context ~140, "+what)
+			profileStep(t, s0, 1, "decode step, context ~140, "+what)
+		}
+		m.attnMin17 = a0
+	}
 	m.dec, s0.s.pdl = dec0, pdl0
 	m.fused = false
 	if err := recapture(s0); err != nil {

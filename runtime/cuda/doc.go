@@ -63,7 +63,10 @@
 //     byte → half2 table with the activations as half2 in registers
 //     (scaled by a power of two below 256) and HFMA2 — half of v16's
 //     shared-memory traffic a value. v9's ring, slower, was one per
-//     block behind block barriers. v12 is v7 with
+//     block behind block barriers. v17's attention splits take at least
+//     128 keys (GPTOSS_CUDA_ATTN_MIN; v16: 32), and a KV head whose keys
+//     make one split (every sliding layer's 128) writes its output
+//     without the merge's partials, fence and counter. v12 is v7 with
 //     mlp2's first row pair requested before its PDL wait (the expert ids
 //     come from the router two kernels earlier, final by then); v7 decodes E2M1
 //     through a 256-entry table per lane (a byte → two values, 64 KB of

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -74,7 +75,8 @@ type Model struct {
 	// (moe3_*, attn_partial + attn_combine), 16 (the default: the router's
 	// sums in the out-projection, outproj_sums, finished in the MoE kernels
 	// moe16_*; Load takes 12 where v16OK fails), 17 (v16 with the MoE
-	// kernels moe17_*: cp.async rings and a half2 table; not yet measured,
+	// kernels moe17_*: cp.async rings and a half2 table, and attention
+	// splits of at least attnMin17 keys written directly when one; not yet measured,
 	// Load takes 16 where v17OK fails), GPTOSS_CUDA_DEC=v3|v6|v7|v12|v17
 	// (v8–v11, v13–v15 and v16's variants were measured and removed, PERF.md);
 	// pdl: programmatic dependent launch for the fused step's kernels where
@@ -82,6 +84,10 @@ type Model struct {
 	moeTC, gemmTC bool
 	fused, pdl    bool
 	dec           int
+	// attnMin17: the fewest keys of an attention split in v17's step
+	// (attnMin17Default; GPTOSS_CUDA_ATTN_MIN); v16 and older use
+	// attnMinKeys and always merge.
+	attnMin17 int
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -164,6 +170,10 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 		fused:  os.Getenv("GPTOSS_CUDA_FUSED") != "0" && fusedOK(cfg),
 		dec:    decVersion(os.Getenv("GPTOSS_CUDA_DEC")),
 		pdl:    os.Getenv("GPTOSS_CUDA_PDL") != "0"}
+	m.attnMin17 = attnMin17Default
+	if v, err := strconv.Atoi(os.Getenv("GPTOSS_CUDA_ATTN_MIN")); err == nil && v > 0 {
+		m.attnMin17 = v
+	}
 	if m.dec == 17 && !m.v17OK() {
 		m.dec = 16
 	}

@@ -445,17 +445,24 @@ func TestKernelAttention(t *testing.T) {
 			if c.T != 1 || !attnDecOK(c.Hq, c.Hkv, c.D) {
 				return
 			}
-			// the v6/v7 decode attention (one launch, splits merged by the
-			// last block); twice, as its counters must be left at zero
+			// the v6+ decode attention (one launch, splits merged by the
+			// last block); twice, as its counters must be left at zero; with
+			// v16's split size and v17's (one split written directly where
+			// the keys fit, e.g. a sliding layer's 128), and 1 key a split
 			dpart := devPoison(t, d, s, c.Hq*attnDecSplits*(c.D+2))
 			cnt := devBytes(t, d, s, make([]byte, 4*c.Hkv))
-			for i := range 2 {
-				dout := devPoison(t, d, s, c.Hq*c.D)
-				must(t, s.attnDec(devF32(t, d, s, qkv), devBytes(t, d, s, kb), devBytes(t, d, s, vb), devI32(t, d, s, []int32{int32(c.pos)}),
-					devBytes(t, d, s, sinkb), dpart, cnt, dout, c.Hq, c.Hkv, c.D, c.win))
-				relErr(t, fmt.Sprintf("attn_dec (launch %d)", i+1), readF32(t, s, dout, c.Hq*c.D), want, 1e-5)
-				if left := readI32(t, s, cnt, c.Hkv); slices.ContainsFunc(left, func(v int32) bool { return v != 0 }) {
-					t.Fatalf("attn_dec left its split counters at %v, want zeros", left)
+			for _, a := range []struct {
+				minKeys int
+				direct  bool
+			}{{attnMinKeys, false}, {attnMin17Default, true}, {1, true}, {4096, true}} {
+				for i := range 2 {
+					dout := devPoison(t, d, s, c.Hq*c.D)
+					must(t, s.attnDec(devF32(t, d, s, qkv), devBytes(t, d, s, kb), devBytes(t, d, s, vb), devI32(t, d, s, []int32{int32(c.pos)}),
+						devBytes(t, d, s, sinkb), dpart, cnt, dout, c.Hq, c.Hkv, c.D, c.win, a.minKeys, a.direct))
+					relErr(t, fmt.Sprintf("attn_dec min %d direct %v (launch %d)", a.minKeys, a.direct, i+1), readF32(t, s, dout, c.Hq*c.D), want, 1e-5)
+					if left := readI32(t, s, cnt, c.Hkv); slices.ContainsFunc(left, func(v int32) bool { return v != 0 }) {
+						t.Fatalf("attn_dec left its split counters at %v, want zeros", left)
+					}
 				}
 			}
 		})

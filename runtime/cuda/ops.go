@@ -311,8 +311,26 @@ func (s *stream) gemmTC(W, bias, x, y devPtr, N, K, T int, accumulate bool) erro
 }
 
 // attnDecSplits is the key splits of the decode attention (attn_dec): at
-// least ATT4_MIN (64) keys each, so short contexts use few of them.
+// least attnMinKeys (32; v17: Model.attnMin17) keys each, so short contexts
+// use few of them.
 const attnDecSplits = 64
+
+// b2i is a kernel's int flag.
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// attnMinKeys is the fewest keys of an attn_dec split up to v16
+// (ATT4_MIN in kernels/gptoss.cu).
+const attnMinKeys = 32
+
+// attnMin17Default is v17's: a sliding layer's 128 keys are one split,
+// written out directly (not yet measured against others: the benchmark
+// test sweeps it, GPTOSS_CUDA_ATTN_MIN sets it).
+const attnMin17Default = 128
 
 // attnDecOK says whether attn_dec handles the model's heads (at most 8
 // query heads per KV head: one warp each).
@@ -329,14 +347,15 @@ func attnDecOK(Hq, Hkv, D int) bool {
 // 0..pos (window > 0: the last window of them), one launch (splits merged
 // by the last block of each KV head). part holds Hq*attnDecSplits*(D+2)
 // floats; cnt Hkv ints, zero before the first launch (each launch leaves
-// them zero).
-func (s *stream) attnDec(qkv, kc, vc, pos, sinks, part, cnt, out devPtr, Hq, Hkv, D, window int) error {
+// them zero). A split takes at least minKeys keys; with direct, a KV head
+// whose keys make one split writes out without the merge.
+func (s *stream) attnDec(qkv, kc, vc, pos, sinks, part, cnt, out devPtr, Hq, Hkv, D, window, minKeys int, direct bool) error {
 	if !attnDecOK(Hq, Hkv, D) {
 		return fmt.Errorf("attn_dec: %d query heads, %d KV heads of %d outside the kernel's limits", Hq, Hkv, D)
 	}
 	scale := float32(1 / math.Sqrt(float64(D)))
 	return s.launchPDL(fmt.Sprintf("attn_dec_d%d", D), grid(Hkv, attnDecSplits, 1), grid(32*(Hq/Hkv), 1, 1),
-		qkv, kc, vc, pos, sinks, part, cnt, out, Hq, Hkv, window, attnDecSplits, scale)
+		qkv, kc, vc, pos, sinks, part, cnt, out, Hq, Hkv, window, attnDecSplits, scale, max(minKeys, 1), b2i(direct))
 }
 
 // moeDecKernels are the fused step's one-token MoE kernels of each decode

@@ -305,7 +305,11 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			errs = append(errs,
 				s.qkvRope(w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], H, Hq, Hkv, D, m.conc, eps))
 			if m.dec >= 6 && attnDecOK(Hq, Hkv, D) {
-				errs = append(errs, s.attnDec(q.qkv, q.kc[l], q.vc[l], q.pos, w.sinks, q.part, q.attnCnt, q.attn, Hq, Hkv, D, window))
+				minKeys, direct := attnMinKeys, false
+				if m.dec >= 17 {
+					minKeys, direct = m.attnMin17, true
+				}
+				errs = append(errs, s.attnDec(q.qkv, q.kc[l], q.vc[l], q.pos, w.sinks, q.part, q.attnCnt, q.attn, Hq, Hkv, D, window, minKeys, direct))
 			} else {
 				errs = append(errs, s.attention(q.qkv, q.kc[l], q.vc[l], q.pos, q.part, w.sinks, q.attn, T, Hq, Hkv, D, window))
 			}

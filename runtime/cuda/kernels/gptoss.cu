@@ -1245,7 +1245,12 @@ extern "C" __global__ void __launch_bounds__(256) moe3_mlp2_dec(const uint8_t* _
 // coalesced, all 32 loads in flight at once). The K/V rows are read by the G warps of one block: once from
 // HBM, then from L1. Splits write {m, l, acc[D]} to part[(h·S + s)(D + 2)];
 // the last active split of a KV head to finish (cnt[g], reset to 0 after)
-// merges them with the sink and writes out[h·D + d].
+// merges them with the sink and writes out[h·D + d]. minc is the fewest
+// keys a split takes (ATT4_MIN up to v16; v17 passes more: fewer splits to
+// merge at short contexts, and none in a sliding layer, whose 128 keys then
+// make one split). With direct set, a KV head whose keys make one split
+// writes out itself: the same arithmetic as the merge over one split, with
+// no partials, fence or counter.
 #define ATT4_MIN 32
 // the V-cache element a lane reads for its E = D/32 dimensions of a key
 template <int E> struct VElem;
@@ -1327,7 +1332,7 @@ template <int D>
 DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__ kc, const __half* __restrict__ vc,
                        const int* __restrict__ pos0, const uint16_t* __restrict__ sinks, float* __restrict__ part,
                        int* __restrict__ cnt, float* __restrict__ out, int Hq, int Hkv, int window, int S,
-                       float scale) {
+                       float scale, int minc, int direct) {
   constexpr int E = D >= 32 ? D / 32 : 1;  // dimensions per lane (lanes ≥ D idle when D < 32)
   __shared__ __align__(16) float qs[8][D];
   __shared__ int last;
@@ -1343,7 +1348,7 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
   int p = *pos0;
   int lo = window > 0 ? max(0, p - window + 1) : 0;
   int n = p - lo + 1;
-  int chunk = max((n + S - 1) / S, ATT4_MIN);
+  int chunk = max((n + S - 1) / S, max(minc, 1));
   int active = (n + chunk - 1) / chunk;  // splits with keys (≤ S)
   if (s >= active) {
     TR_END(2);
@@ -1356,6 +1361,20 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
   bool own = d0 < D;
   float m, l, acc[E];
   attn_chunk<D>(qs[warp], kc, vc, g, kvw, begin, end, lane, m, l, acc);
+  if (direct && active == 1) {
+    // the merge below over this one split: M = max(sink, m), L = l·e^(m−M)
+    // + e^(sink−M), out = acc·e^(m−M) / L
+    float sink = bf2f(sinks[h]);
+    float M = fmaxf(sink, m);
+    float f = __expf(m - M);
+    float L = l * f + __expf(sink - M);
+    if (own) {
+#pragma unroll
+      for (int i = 0; i < E; i++) out[(size_t)h * D + d0 + i] = acc[i] * f / L;
+    }
+    TR_END(2);
+    return;
+  }
   float* o = part + ((size_t)h * S + s) * (D + 2);
   if (lane == 0) { o[0] = m; o[1] = l; }
   if (own) {
@@ -1421,8 +1440,8 @@ DEV void attn_dec_body(const float* __restrict__ qkv, const __half* __restrict__
 #define ATT4_INST(D)                                                                                             \
   extern "C" __global__ void __launch_bounds__(256) attn_dec_d##D(                                              \
       const float* qkv, const __half* kc, const __half* vc, const int* pos0, const uint16_t* sinks, float* part, \
-      int* cnt, float* out, int Hq, int Hkv, int window, int S, float scale) {                                   \
-    attn_dec_body<D>(qkv, kc, vc, pos0, sinks, part, cnt, out, Hq, Hkv, window, S, scale);                      \
+      int* cnt, float* out, int Hq, int Hkv, int window, int S, float scale, int minc, int direct) {             \
+    attn_dec_body<D>(qkv, kc, vc, pos0, sinks, part, cnt, out, Hq, Hkv, window, S, scale, minc, direct);        \
   }
 ATT4_INST(16)
 ATT4_INST(32)
