@@ -59,7 +59,7 @@ bench() { # name timeout env...: bench-engine on the synthetic 20b with that env
 }
 # the newest decode step first (v16: the router's sums in the
 # out-projection, finished in the MoE kernels; programmatic dependent launch)
-tt kernels-new 60 'TestKernel(Fused|MoE3|Attention|V16)$'
+tt kernels-new 90 'TestKernel(Fused|MoE3|Attention|V16)$'
 tt golden-new 50 'TestGolden$/^(hf-v17|original-v17|hf-v16|original-v16|hf-v16-nopdl|hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
 tt long 30 'TestLongSequence|TestEngine'
 # each decode version in its own process, the same binary and synthetic
