@@ -131,3 +131,13 @@ func TestLaunchShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestDecVersion: GPTOSS_CUDA_DEC's names, and the default for anything
+// else (v17 is opt-in until a GPU run measures it).
+func TestDecVersion(t *testing.T) {
+	for in, want := range map[string]int{"v3": 3, "v6": 6, "v7": 7, "v12": 12, "v17": 17, "": 16, "v16": 16, "v99": 16} {
+		if got := decVersion(in); got != want {
+			t.Errorf("decVersion(%q) = %d, want %d", in, got, want)
+		}
+	}
+}
