@@ -44,6 +44,16 @@ type BenchResult struct {
 	CPUDecodeTokPerS  float64 `json:"cpu_decode_tok_s,omitempty"`
 }
 
+// randTokens returns n random token ids below V - 16 (a vocabulary of V
+// with its last 16 ids left out).
+func randTokens(r *rand.Rand, n, V int) []int32 {
+	v := make([]int32, n)
+	for i := range v {
+		v[i] = int32(r.IntN(V - 16))
+	}
+	return v
+}
+
 // TestBenchSynthetic times the engine on a synthetic full-size model
 // (random weights of gpt-oss-20b's or -120b's shapes): GPTOSS_BENCH=20b or
 // 120b, GPTOSS_BENCH_DIR a scratch folder (the checkpoint and its layout),
@@ -87,13 +97,7 @@ func TestBenchSynthetic(t *testing.T) {
 	ctx := context.Background()
 	V := l.Config.VocabSize
 	r := rand.New(rand.NewPCG(1, 1))
-	tokens := func(n int) []int32 {
-		v := make([]int32, n)
-		for i := range v {
-			v[i] = int32(r.IntN(V - 16))
-		}
-		return v
-	}
+	tokens := func(n int) []int32 { return randTokens(r, n, V) }
 
 	// load → first token (page cache warm: the layout was just written or
 	// read before)

@@ -285,7 +285,7 @@ func (m *Model) v16OK() bool {
 func (m *Model) v17OK() bool {
 	c := m.cfg
 	return m.v16OK() && c.HiddenSize <= v17Max && c.IntermediateSize <= v17Max &&
-		m.d.dynOK("moe17_mlp1_dec", "moe17_mlp2_dec")
+		m.d.moe17OK()
 }
 
 // decVersion is the decode kernels' version GPTOSS_CUDA_DEC names (v3, v6,

@@ -944,7 +944,7 @@ func TestKernelV16(t *testing.T) {
 		case v == 16 && !d.moe7OK():
 			t.Logf("v16: the device refused moe7's dynamic shared memory: %v", d.dynErr)
 			continue
-		case v == 17 && !d.dynOK("moe17_mlp1_dec", "moe17_mlp2_dec"):
+		case v == 17 && !d.moe17OK():
 			t.Logf("v17: the device refused moe17's dynamic shared memory: %v", d.dynErr)
 			continue
 		}

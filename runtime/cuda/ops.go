@@ -323,8 +323,8 @@ func b2i(b bool) int {
 	return 0
 }
 
-// attnMinKeys is the fewest keys of an attn_dec split up to v16
-// (ATT4_MIN in kernels/gptoss.cu).
+// attnMinKeys is the fewest keys of an attn_dec split up to v16 (the
+// kernel's minc).
 const attnMinKeys = 32
 
 // attnMin17Default is v17's: a sliding layer's 128 keys are one split,
@@ -375,6 +375,12 @@ var moeDecKernels = map[int]struct {
 // the E2M1 table (moe7's, moe12's and moe16's kernels).
 func (d *device) moe7OK() bool {
 	return d.dynOK("moe7_mlp1_dec", "moe7_mlp2_dec", "moe12_mlp2_dec", "moe16_mlp1_dec", "moe16_mlp2_dec")
+}
+
+// moe17OK says whether the device took the dynamic shared memory of v17's
+// MoE kernels (v17Shared).
+func (d *device) moe17OK() bool {
+	return d.dynOK("moe17_mlp1_dec", "moe17_mlp2_dec")
 }
 
 // dynOK says whether the device took the dynamic shared memory of every

@@ -113,10 +113,7 @@ func TestDecodeTrace(t *testing.T) {
 	}
 	c := m.cfg
 	r := rand.New(rand.NewPCG(3, 3))
-	prompt := make([]int32, 128)
-	for i := range prompt {
-		prompt[i] = int32(r.IntN(c.VocabSize - 16))
-	}
+	prompt := randTokens(r, 128, c.VocabSize)
 	q, err := m.newSequence(1024)
 	if err != nil {
 		t.Fatal(err)

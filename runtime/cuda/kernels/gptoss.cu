@@ -44,6 +44,29 @@ DEV float warp_max(float v) {
   return v;
 }
 
+// The sum (max) of v over the block, in every thread; red: a float a warp
+// of shared memory, reusable right after (the barrier before its writes).
+DEV float block_sum(float v, float* red) {
+  v = warp_sum(v);
+  int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  float s = 0.f;
+  for (int i = 0; i < (int)(blockDim.x >> 5); i++) s += red[i];
+  return s;
+}
+DEV float block_max(float v, float* red) {
+  v = warp_max(v);
+  int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  __syncthreads();
+  if (lane == 0) red[w] = v;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int i = 0; i < (int)(blockDim.x >> 5); i++) m = fmaxf(m, red[i]);
+  return m;
+}
+
 // Programmatic dependent launch (sm_90 and newer; no-ops on older GPUs and
 // when the launch did not ask for it, GPTOSS_CUDA_PDL): a kernel launched
 // with it may start while the previous kernel in the stream still runs.
@@ -1239,19 +1262,18 @@ extern "C" __global__ void __launch_bounds__(256) moe3_mlp2_dec(const uint8_t* _
 // Decode attention (one query at position *pos0) with sinks and an optional
 // sliding window. grid (Hkv, S), 32·G threads (G = Hq/Hkv ≤ 8 query heads
 // share a KV head: warp w is head g·G + w). Split s takes a chunk of at
-// least ATT4_MIN keys; a warp walks its chunk 32 keys at a time: lane l
+// least minc keys; a warp walks its chunk 32 keys at a time: lane l
 // dots key l with q, the warp's online softmax rescales, then each lane
 // accumulates its E = D/32 dimensions over the 32 keys (V rows read
 // coalesced, all 32 loads in flight at once). The K/V rows are read by the G warps of one block: once from
 // HBM, then from L1. Splits write {m, l, acc[D]} to part[(h·S + s)(D + 2)];
 // the last active split of a KV head to finish (cnt[g], reset to 0 after)
 // merges them with the sink and writes out[h·D + d]. minc is the fewest
-// keys a split takes (ATT4_MIN up to v16; v17 passes more: fewer splits to
+// keys a split takes (32 up to v16; v17 passes more: fewer splits to
 // merge at short contexts, and none in a sliding layer, whose 128 keys then
 // make one split). With direct set, a KV head whose keys make one split
 // writes out itself: the same arithmetic as the merge over one split, with
 // no partials, fence or counter.
-#define ATT4_MIN 32
 // the V-cache element a lane reads for its E = D/32 dimensions of a key
 template <int E> struct VElem;
 template <> struct VElem<1> { using T = unsigned short; };
@@ -1909,10 +1931,10 @@ struct LutH {
 
 // stage_load's values ·r·sc (scaled) as half into xh (block g at xh +
 // V17_XH·g), times 2^k with max |·2^k| < 256 in float (≤ 256 once rounded
-// to half); returns 2^-k. red: ≥ 8
-// floats of shared memory. Ends with a barrier.
-DEV float stage_store_h(const float (&v)[STAGE_NPT], const float (&sc)[STAGE_NPT], float r, bool scaled,
-                        __half* xh, int K, float* red) {
+// to half), then the lane's blocks lane + 32u of it into xr (zeros past
+// the end); returns 2^-k. red: a float a warp of shared memory.
+DEV float stage_half(const float (&v)[STAGE_NPT], const float (&sc)[STAGE_NPT], float r, bool scaled, __half* xh,
+                     int K, float* red, uint4 (&xr)[V17_U][4]) {
   float y[STAGE_NPT], m = 0.f;
 #pragma unroll
   for (int u = 0; u < STAGE_NPT; u++) {
@@ -1920,11 +1942,7 @@ DEV float stage_store_h(const float (&v)[STAGE_NPT], const float (&sc)[STAGE_NPT
     y[u] = i < K ? (scaled ? v[u] * r * sc[u] : v[u]) : 0.f;
     m = fmaxf(m, fabsf(y[u]));
   }
-  m = warp_max(m);
-  int nwb = blockDim.x >> 5;
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
-  __syncthreads();
-  for (int w = 0; w < nwb; w++) m = fmaxf(m, red[w]);
+  m = block_max(m, red);
   // m < 2^(e-126) for its biased exponent e: 2^(134-e) takes it below 2^8
   int f = min(max(261 - (int)((__float_as_uint(m) >> 23) & 0xffu), 27), 227);
   float s = __uint_as_float((uint32_t)f << 23);
@@ -1934,26 +1952,42 @@ DEV float stage_store_h(const float (&v)[STAGE_NPT], const float (&sc)[STAGE_NPT
     if (i < K) xh[V17_XH * (i >> 5) + (i & 31)] = __float2half_rn(y[u] * s);
   }
   __syncthreads();
+  int lane = threadIdx.x & 31, nb = K >> 5;
+#pragma unroll
+  for (int u = 0; u < V17_U; u++) {
+    int g = lane + 32 * u;
+#pragma unroll
+    for (int c = 0; c < 4; c++) xr[u][c] = g < nb ? *(const uint4*)(xh + V17_XH * g + 8 * c) : make_uint4(0, 0, 0, 0);
+  }
   return __uint_as_float((uint32_t)(254 - f) << 23);
 }
 
-// A warp's ring of V17_S stages (dynamic shared memory after the table):
-// stage s holds an item's weights, [u][r][lane] 16 bytes each (what lane
-// takes: block lane + 32u of row r), and the 4-byte words covering its
-// scales. Each lane copies its own blocks and reads only those; the scale
-// words are shared by the warp (a __syncwarp after the wait).
+// A warp's ring of V17_S stages (dynamic shared memory after the table)
+// over one MXFP4 matrix (blocks, scales; rows of nb blocks): stage s holds
+// an item's weights, [u][r][lane] 16 bytes each (what lane takes: block
+// lane + 32u of row r), and the 4-byte words covering its scales. Each lane
+// copies its own blocks and reads only those; the scale words are shared by
+// the warp (a __syncwarp after the wait).
 struct Ring17 {
-  uint32_t base;  // shared address of the warp's stage 0
+  uint32_t base;    // shared address of the warp's stage 0
   const char* gen;  // the same, generic
-  DEV void init() {
+  const uint8_t* blocks;
+  const uint8_t* scales;
+  int nb, lane;
+  DEV void init(const uint8_t* b, const uint8_t* s, int n) {
     int warp = threadIdx.x >> 5;
     gen = (const char*)dyn17 + LUTH_BYTES + warp * (V17_S * V17_STAGE);
     base = (uint32_t)__cvta_generic_to_shared(gen);
+    blocks = b;
+    scales = s;
+    nb = n;
+    lane = threadIdx.x & 31;
   }
-  // the item of nr ≤ R rows of nb blocks (row i at w + i·nb, scales sc +
-  // i·nb) into stage s: lane's blocks, and the scale words lane, lane + 32
-  DEV void issue(int s, const uint4* __restrict__ w, const uint8_t* __restrict__ sc, int nb, int nr, int lane) const {
+  // rows row … row + nr - 1 (nr ≤ R) into stage s: the lane's blocks, and
+  // the scale words lane, lane + 32
+  DEV void issue(int s, size_t row, int nr) const {
     uint32_t st = base + s * V17_STAGE;
+    const uint4* w = (const uint4*)(blocks + row * nb * 16);
 #pragma unroll
     for (int u = 0; u < V17_U; u++) {
       int g = lane + 32 * u;
@@ -1961,7 +1995,7 @@ struct Ring17 {
       for (int r = 0; r < V17_R; r++)
         if (g < nb && r < nr) cp_async16(st + ((u * V17_R + r) * 32 + lane) * 16, w + (size_t)r * nb + g);
     }
-    uintptr_t a = (uintptr_t)sc;
+    uintptr_t a = (uintptr_t)(scales + row * nb);
     const uint32_t* a0 = (const uint32_t*)(a & ~(uintptr_t)3);
     int words = ((int)(a & 3) + nr * nb + 3) >> 2;
 #pragma unroll
@@ -1970,13 +2004,12 @@ struct Ring17 {
       if (i < words) cp_async4(st + V17_U * V17_R * 512 + 4 * i, a0 + i);
     }
   }
-  // stage s's rows · x (the lane's blocks as half2, xr[u][c]: values 8c …
-  // 8c + 7 of block lane + 32u) into a[r], not yet warp-reduced; off: the
-  // item's scales' offset in their first word (sc & 3)
-  DEV void dot(const LutH& tab, int s, int off, int nb, int nr, int lane, const uint4 (&xr)[V17_U][4],
-              float* a) const {
+  // stage s's rows (from row, nr of them) · x (the lane's blocks as half2,
+  // xr[u][c]: values 8c … 8c + 7 of block lane + 32u) into a[r], not yet
+  // warp-reduced
+  DEV void dot(const LutH& tab, int s, size_t row, int nr, const uint4 (&xr)[V17_U][4], float* a) const {
     const char* st = gen + s * V17_STAGE;
-    const uint8_t* scs = (const uint8_t*)st + V17_U * V17_R * 512 + off;
+    const uint8_t* scs = (const uint8_t*)st + V17_U * V17_R * 512 + ((uintptr_t)(scales + row * nb) & 3);
 #pragma unroll
     for (int r = 0; r < V17_R; r++) a[r] = 0.f;
 #pragma unroll
@@ -2005,64 +2038,74 @@ struct Ring17 {
   }
 };
 
-// the lane's blocks of the staged half vector into registers (zeros past nb)
-DEV void load_xr(const __half* xh, int nb, int lane, uint4 (&xr)[V17_U][4]) {
-#pragma unroll
-  for (int u = 0; u < V17_U; u++) {
-    int g = lane + 32 * u;
-#pragma unroll
-    for (int c = 0; c < 4; c++) xr[u][c] = g < nb ? *(const uint4*)(xh + V17_XH * g + 8 * c) : make_uint4(0, 0, 0, 0);
-  }
-}
-
-// The items p0, p0 + nw, … < P of a warp through its ring: src(p, w, sc,
-// nr) names item p's rows, out(p, a) takes its warp-reduced dots (times
-// xinv). The first S - 1 items are requested by pipe_first (which mlp2
-// calls before its PDL wait), the rest one an item ahead of the multiply.
-template <class Src>
-DEV void pipe_first(const Ring17& ring, int p0, int P, int nw, int nb, int lane, const Src& src) {
-#pragma unroll
-  for (int i = 0; i < V17_S - 1; i++) {
-    int p = p0 + i * nw;
+// A warp's items p0, p0 + nw, … < P through its ring: item(p, nr) returns
+// item p's first row and sets its row count. first() requests the first
+// S - 1 items (mlp2 calls it before its PDL wait), run() the rest one item
+// ahead of the multiply; the rows of the items in flight ride along in
+// registers (oldest first).
+template <class Item>
+struct Pipe17 {
+  Ring17 ring;
+  Item item;
+  int p0, P, nw;
+  size_t qrow[V17_S - 1];
+  int qnr[V17_S - 1];
+  // item p into stage s, as slot i of the queue
+  DEV void request(int s, int p, int i) {
+    qrow[i] = 0;
+    qnr[i] = 0;
     if (p < P) {
-      const uint4* w;
-      const uint8_t* sc;
-      int nr;
-      src(p, w, sc, nr);
-      ring.issue(i, w, sc, nb, nr, lane);
+      qrow[i] = item(p, qnr[i]);
+      ring.issue(s, qrow[i], qnr[i]);
     }
     cp_commit();
   }
-}
-template <class Src, class Out>
-DEV void pipe_rest(const LutH& tab, const Ring17& ring, int p0, int P, int nw, int nb, int lane,
-                   const uint4 (&xr)[V17_U][4], float xinv, const Src& src, const Out& out) {
-  int s = 0;
-  for (int p = p0; p < P; p += nw) {
-    int pn = p + (V17_S - 1) * nw, sn = s + V17_S - 1;
-    if (sn >= V17_S) sn -= V17_S;
-    __syncwarp();  // the warp is done with stage sn (the item before p)
-    if (pn < P) {
-      const uint4* w;
-      const uint8_t* sc;
-      int nr;
-      src(pn, w, sc, nr);
-      ring.issue(sn, w, sc, nb, nr, lane);
-    }
-    cp_commit();
-    cp_wait<V17_S - 1>();  // item p's copies, this lane's
-    __syncwarp();          // and the other lanes' scale words
-    const uint4* w;
-    const uint8_t* sc;
-    int nr;
-    src(p, w, sc, nr);
-    float a[V17_R];
-    ring.dot(tab, s, (int)((uintptr_t)sc & 3), nb, nr, lane, xr, a);
+  DEV void first() {
 #pragma unroll
-    for (int r = 0; r < V17_R; r++) a[r] = warp_sum(a[r]) * xinv;
-    out(p, nr, a[0], a[1]);
-    if (++s == V17_S) s = 0;
+    for (int i = 0; i < V17_S - 1; i++) request(i, p0 + i * nw, i);
   }
+  // out(p, row, nr, a0, a1) takes item p's warp-reduced dots (times xinv)
+  template <class Out>
+  DEV void run(const LutH& tab, const uint4 (&xr)[V17_U][4], float xinv, const Out& out) {
+    int s = 0;
+    for (int p = p0; p < P; p += nw) {
+      size_t row = qrow[0];
+      int nr = qnr[0];
+#pragma unroll
+      for (int i = 0; i + 1 < V17_S - 1; i++) {
+        qrow[i] = qrow[i + 1];
+        qnr[i] = qnr[i + 1];
+      }
+      int sn = s + V17_S - 1;
+      if (sn >= V17_S) sn -= V17_S;
+      __syncwarp();  // the warp is done with stage sn (the item before p)
+      request(sn, p + (V17_S - 1) * nw, V17_S - 2);
+      cp_wait<V17_S - 1>();  // item p's copies, this lane's
+      __syncwarp();          // and the other lanes' scale words
+      float a[V17_R];
+      ring.dot(tab, s, row, nr, xr, a);
+#pragma unroll
+      for (int r = 0; r < V17_R; r++) a[r] = warp_sum(a[r]) * xinv;
+      out(p, row, nr, a[0], a[1]);
+      if (++s == V17_S) s = 0;
+    }
+  }
+};
+
+// the shared memory both v17 kernels declare besides the dynamic table and
+// rings: the staged half vector and router_final's
+struct __align__(16) V17Smem {
+  __half xh[V17_XH * 32 * V17_U];
+  float lg[OR_STRIDE], swt[8], red[V17_WARPS];
+  int sid[8];
+};
+
+// a v17 kernel's start, before its PDL wait: the table, and the warp's ring
+// over the matrix (blocks, scales; rows of nb blocks)
+DEV void v17_begin(LutH& tab, Ring17& ring, const uint8_t* blocks, const uint8_t* scales, int nb) {
+  if (blockDim.x != 32 * V17_WARPS) __trap();  // the rings hold 8 warps
+  tab.fill();
+  ring.init(blocks, scales, nb);
 }
 
 extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp1_dec(
@@ -2070,45 +2113,34 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp1_dec(
     const float* __restrict__ x, const uint16_t* __restrict__ nscale, const float* __restrict__ part,
     const uint16_t* __restrict__ gb, float* __restrict__ act, int I, int K, int E, int topk, float limit, float eps) {
   TR_BEGIN
-  if (blockDim.x != 32 * V17_WARPS) __trap();  // the rings hold 8 warps
-  __shared__ __align__(16) __half xh[V17_XH * 32 * V17_U];
-  __shared__ float lg[OR_STRIDE], swt[8], red[8];
-  __shared__ int sid[8];
+  __shared__ V17Smem sm;
   LutH tab;
-  tab.fill();
   Ring17 ring;
-  ring.init();
+  v17_begin(tab, ring, blocks, scales, K >> 5);
   pdl_wait();
   TR_WAITED;
   pdl_launch();
   float v[STAGE_NPT], sc[STAGE_NPT];
   stage_load(x, nscale, K, v, sc);
-  float r = router_final(part, gb, E, topk, K, eps, lg, sid, swt);
-  int lane = threadIdx.x & 31, nb = K >> 5;
-  // item p: output j of expert slot kk, rows 2j (gate) and 2j + 1 (linear)
-  int P = topk * I, nw = gridDim.x * (blockDim.x >> 5);
-  int p0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  const int* ids = sid;
-  // p / I as a multiply-high: exact while p·I < 2^32 (p < 8·I, I ≤ 3072:
-  // v17OK)
+  float r = router_final(part, gb, E, topk, K, eps, sm.lg, sm.sid, sm.swt);
+  // item p = kk·I + j: output j of expert slot kk, rows 2j (gate) and 2j + 1
+  // (linear) of expert sid[kk]; p / I as a multiply-high, exact while p·I <
+  // 2^32 (p < 8·I, I ≤ 3072: v17OK)
+  const int* ids = sm.sid;
   uint32_t mI = 0xffffffffu / (uint32_t)I + 1u;
-  auto src = [=](int p, const uint4*& w, const uint8_t*& s, int& nr) {
+  auto item = [=](int p, int& nr) -> size_t {
     int kk = (int)__umulhi((uint32_t)p, mI), j = p - kk * I;
-    size_t row = (size_t)ids[kk] * 2 * I + 2 * j;
-    w = (const uint4*)(blocks + row * nb * 16);
-    s = scales + row * nb;
     nr = 2;
+    return (size_t)ids[kk] * 2 * I + 2 * j;
   };
-  pipe_first(ring, p0, P, nw, nb, lane, src);  // in flight while x is staged
-  float xinv = stage_store_h(v, sc, r, true, xh, K, red);
+  Pipe17<decltype(item)> pipe{ring, item, (int)blockIdx.x * V17_WARPS + (int)(threadIdx.x >> 5), topk * I,
+                              (int)gridDim.x * V17_WARPS};
+  pipe.first();  // in flight while x is staged
   uint4 xr[V17_U][4];
-  load_xr(xh, nb, lane, xr);
-  pipe_rest(tab, ring, p0, P, nw, nb, lane, xr, xinv, src, [=](int p, int, float a0, float a1) {
-    if (lane == 0) {
-      int kk = (int)__umulhi((uint32_t)p, mI), j = p - kk * I;
-      const uint16_t* br = bias + (size_t)ids[kk] * 2 * I + 2 * j;
-      act[(size_t)kk * I + j] = swiglu(a0 + bf2f(br[0]), a1 + bf2f(br[1]), limit);
-    }
+  float xinv = stage_half(v, sc, r, true, sm.xh, K, sm.red, xr);
+  int lane = threadIdx.x & 31;
+  pipe.run(tab, xr, xinv, [=](int p, size_t row, int, float a0, float a1) {
+    if (lane == 0) act[p] = swiglu(a0 + bf2f(bias[row]), a1 + bf2f(bias[row + 1]), limit);
   });
   TR_END(5);
 }
@@ -2118,29 +2150,21 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp2_dec(
     const float* __restrict__ act, const float* __restrict__ part, const uint16_t* __restrict__ gb,
     float* __restrict__ zero, float* __restrict__ x, int H, int I, int E, int topk, float eps) {
   TR_BEGIN
-  if (blockDim.x != 32 * V17_WARPS) __trap();  // the rings hold 8 warps
-  __shared__ __align__(16) __half xh[V17_XH * 32 * V17_U];
-  __shared__ float lg[OR_STRIDE], swt[8], red[8];
-  __shared__ int sid[8];
+  __shared__ V17Smem sm;
   LutH tab;
-  tab.fill();
   Ring17 ring;
-  ring.init();
+  v17_begin(tab, ring, blocks, scales, I >> 5);
   int kk = blockIdx.x % topk, bi = blockIdx.x / topk, nbs = gridDim.x / topk;
-  int lane = threadIdx.x & 31, nb = I >> 5;
-  router_final(part, gb, E, topk, H, eps, lg, sid, swt);
-  int e = sid[kk];
-  float wk = swt[kk];
+  router_final(part, gb, E, topk, H, eps, sm.lg, sm.sid, sm.swt);
+  int e = sm.sid[kk];
+  float wk = sm.swt[kk];
   // item p: rows 2p, 2p + 1 of expert e
-  int P = (H + 1) >> 1, nw = nbs * (blockDim.x >> 5);
-  int p0 = bi * (blockDim.x >> 5) + (threadIdx.x >> 5);
-  auto src = [=](int p, const uint4*& w, const uint8_t*& s, int& nr) {
-    size_t row = (size_t)e * H + 2 * p;
-    w = (const uint4*)(blocks + row * nb * 16);
-    s = scales + row * nb;
+  auto item = [=](int p, int& nr) -> size_t {
     nr = min(2, H - 2 * p);
+    return (size_t)e * H + 2 * p;
   };
-  pipe_first(ring, p0, P, nw, nb, lane, src);  // weights only: before the wait
+  Pipe17<decltype(item)> pipe{ring, item, bi * V17_WARPS + (int)(threadIdx.x >> 5), (H + 1) >> 1, nbs * V17_WARPS};
+  pipe.first();  // weights only: before the wait
   pdl_wait();
   TR_WAITED;
   pdl_launch();
@@ -2148,12 +2172,11 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp2_dec(
     for (int i = threadIdx.x; i < OR_COPIES * OR_STRIDE; i += blockDim.x) zero[i] = 0.f;
   float v[STAGE_NPT], sc[STAGE_NPT];
   stage_load(act + (size_t)kk * I, 0, I, v, sc);
-  float xinv = stage_store_h(v, sc, 1.f, false, xh, I, red);
   uint4 xr[V17_U][4];
-  load_xr(xh, nb, lane, xr);
-  pipe_rest(tab, ring, p0, P, nw, nb, lane, xr, xinv, src, [=](int p, int nr, float a0, float a1) {
+  float xinv = stage_half(v, sc, 1.f, false, sm.xh, I, sm.red, xr);
+  int lane = threadIdx.x & 31;
+  pipe.run(tab, xr, xinv, [=](int p, size_t row, int nr, float a0, float a1) {
     if (lane == 0) {
-      size_t row = (size_t)e * H + 2 * p;
       atomicAdd(x + 2 * p, wk * (a0 + bf2f(bias[row])));
       if (nr == 2) atomicAdd(x + 2 * p + 1, wk * (a1 + bf2f(bias[row + 1])));
     }
@@ -2175,17 +2198,6 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe17_mlp2_dec(
 // shared memory; more than SAMPLE_CAP candidates → out[1] = 1 and the
 // caller samples on the host. probs is V floats of scratch.
 #define SAMPLE_CAP 4096
-DEV float block_sum(float v, float* red) {
-  v = warp_sum(v);
-  int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0) red[w] = v;
-  __syncthreads();
-  float s = 0.f;
-  for (int i = 0; i < (int)(blockDim.x >> 5); i++) s += red[i];
-  return s;
-}
-
 extern "C" __global__ void __launch_bounds__(1024) sample_topkp(const float* __restrict__ logits, int V, float invT,
                                                                 int topk, float topp, float u,
                                                                 float* __restrict__ probs, int* __restrict__ out) {
@@ -2196,12 +2208,7 @@ extern "C" __global__ void __launch_bounds__(1024) sample_topkp(const float* __r
   int tid = threadIdx.x, nt = blockDim.x;
   float m = -INFINITY;
   for (int i = tid; i < V; i += nt) m = fmaxf(m, logits[i]);
-  m = warp_max(m);
-  __syncthreads();
-  if ((tid & 31) == 0) red[tid >> 5] = m;
-  __syncthreads();
-  float M = -INFINITY;
-  for (int i = 0; i < nt / 32; i++) M = fmaxf(M, red[i]);
+  float M = block_max(m, red);
   float s = 0.f;
   for (int i = tid; i < V; i += nt) {
     float l = logits[i];
