@@ -32,6 +32,10 @@ type Options struct {
 	// MaxContext bounds a sequence's length (0: the engine's default,
 	// at most the model's context).
 	MaxContext int
+	// TuneDir is where an engine may keep what it measured on this machine
+	// (the CUDA engine's kernel choices under GPTOSS_CUDA_DEC=auto); empty:
+	// it measures at every load and keeps nothing.
+	TuneDir string
 }
 
 // Engine loads models. Engines register themselves with Register.

@@ -1,7 +1,9 @@
 package cuda
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -64,6 +66,7 @@ type device struct {
 	dev      cuDevice
 	ctx      cuContext
 	name     string
+	imageSum string // the kernel image's SHA-256 (16 hex digits): part of the tuning key
 	ccMajor  int
 	ccMinor  int
 	sms      int
@@ -130,6 +133,8 @@ func openDevice(ordinal int) (*device, error) {
 		return nil, err
 	}
 	d := &device{ordinal: ordinal, name: name, fn: map[string]cuFunction{}, resident: map[string]int{}, allocs: map[devPtr]uint64{}}
+	sum := sha256.Sum256(img)
+	d.imageSum = hex.EncodeToString(sum[:8])
 	if err := check("cuDeviceGet", drv.DeviceGet(&d.dev, int32(ordinal))); err != nil {
 		return nil, err
 	}

@@ -54,7 +54,9 @@
 //     block (router_final: the norm's scalar, logits, top-k) — mlp1 after
 //     its wait, staging rmsnorm(x) itself, mlp2 before its wait beside its
 //     first rows; two sums buffers alternate by layer, each cleared by the
-//     next layer's mlp2 (an even layer count; else v12). v17 (opt-in,
+//     next layer's mlp2 (an even layer count; else v12). GPTOSS_CUDA_DEC=auto
+//     measures v16, v17 and v12 at load on the GPU at hand and keeps the
+//     fastest that agrees with v16 (tune.go; kept in Options.TuneDir). v17 (opt-in,
 //     compiled and reviewed, not yet run on a GPU) is v16 with other MoE
 //     kernels: each warp keeps its next item (2 rows) in flight through
 //     its own 2-stage cp.async ring in shared memory while it multiplies

@@ -77,7 +77,8 @@ type Model struct {
 	// moe16_*; Load takes 12 where v16OK fails), 17 (v16 with the MoE
 	// kernels moe17_*: cp.async rings and a half2 table, and attention
 	// splits of at least attnMin17 keys written directly when one; not yet measured,
-	// Load takes 16 where v17OK fails), GPTOSS_CUDA_DEC=v3|v6|v7|v12|v17
+	// Load takes 16 where v17OK fails), GPTOSS_CUDA_DEC=v3|v6|v7|v12|v17,
+	// or auto: the fastest of v16, v17, v12 on this GPU that agrees with v16 (tune.go)
 	// (v8–v11, v13–v15 and v16's variants were measured and removed, PERF.md);
 	// pdl: programmatic dependent launch for the fused step's kernels where
 	// the GPU and driver have it (default; GPTOSS_CUDA_PDL=0 off).
@@ -88,6 +89,9 @@ type Model struct {
 	// (attnMin17Default; GPTOSS_CUDA_ATTN_MIN); v16 and older use
 	// attnMinKeys and always merge.
 	attnMin17 int
+	// Tune is what tuning chose (GPTOSS_CUDA_DEC=auto, tune.go); nil when
+	// the version was named or defaulted.
+	Tune *TuneResult
 	// LoadTime is how long Load took; LoadBytes the weight bytes it copied.
 	LoadTime  time.Duration
 	LoadBytes int64
@@ -242,8 +246,26 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 		return nil, fmt.Errorf("cuda: loading weights: %w", err)
 	}
 	m.LoadBytes = int64(total)
+	if os.Getenv("GPTOSS_CUDA_DEC") == "auto" && m.fused {
+		if m.Tune, err = m.autotune(ctx, o.TuneDir); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("cuda: tuning the decode step: %w", err)
+		}
+	}
 	m.LoadTime = time.Since(start)
 	return m, nil
+}
+
+// Kernels says which decode step the model runs ("decode v16", or what
+// tuning measured).
+func (m *Model) Kernels() string {
+	if m.Tune != nil {
+		return m.Tune.String()
+	}
+	if !m.fused {
+		return "decode unfused"
+	}
+	return fmt.Sprintf("decode v%d", m.dec)
 }
 
 func (m *Model) Config() convert.ModelConfig { return m.cfg }
@@ -289,7 +311,7 @@ func (m *Model) v17OK() bool {
 }
 
 // decVersion is the decode kernels' version GPTOSS_CUDA_DEC names (v3, v6,
-// v7, v12, v17), else the default (v16).
+// v7, v12, v17), else the default (v16; also where auto then tunes).
 func decVersion(v string) int {
 	switch v {
 	case "v17":

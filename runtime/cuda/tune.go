@@ -1,0 +1,444 @@
+package cuda
+
+// Tuning the decode step on the GPU it runs on (GPTOSS_CUDA_DEC=auto).
+//
+// The decode kernels come in versions (v12, v16, v17; engine.go) whose
+// speed depends on the GPU, not only on the model: v17's MoE kernels take
+// 94 KB of shared memory a block, two blocks an SM on an H100 (228 KB) but
+// one on an A100 (164 KB) or an RTX 4090 or L40S (100 KB), where v16 may
+// win. With
+// GPTOSS_CUDA_DEC=auto, Load measures every version that the model and the
+// device take, on the weights it just loaded, and keeps the fastest one
+// that agrees with the reference (v16, else v12):
+//
+//   - a scratch sequence is filled with tuneContext tokens (the prefill
+//     kernels, the same for every version), then each version's one-token
+//     step is captured as a CUDA graph and run once at the next position;
+//     a version whose logits are not finite or differ from the
+//     reference's by more than tuneTolerance (relative to the largest) is
+//     rejected;
+//   - the versions left run tuneRounds rounds of tuneSteps steps each, in
+//     turn (so a clock change hits all of them), every step launched and
+//     synchronised as Forward does; a version's time is its best round;
+//   - the fastest wins, but a version replaces the reference only when it
+//     is at least tuneMargin faster (noise must not flip the choice).
+//
+// The result is kept in Options.TuneDir (gptoss passes <cache>/tune), one
+// JSON file per GPU, driver, kernel image and model shape, so only the
+// first load on a machine pays (a graph capture and ~40 steps a version:
+// ~0.3 s for 20b on an H100); a new binary, driver or GPU measures again.
+// Before a version other than the reference first runs, the file records
+// it as pending: a load that finds a pending version (the process faulted
+// or hung while it ran) rejects it and measures the others, so a kernel
+// that breaks on some GPU costs one failed load, not every load. Where the
+// folder cannot be written, only the reference runs (no mark, no risk);
+// where only the final result cannot be kept, the choice holds for this
+// load (Kernels says so). With no folder (TuneDir "") every load measures.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gptoss/gptoss/convert"
+)
+
+const (
+	tuneContext   = 128  // tokens in the cache when the step is measured
+	tuneSteps     = 8    // steps a round
+	tuneRounds    = 4    // rounds (the first is also the warm-up)
+	tuneMargin    = 0.01 // a version replaces the reference when ≥ 1% faster
+	notRun        = "not run: the tuning folder: "
+	tuneTolerance = 0.05 // |logit − reference| ≤ 0.05·max(1, max |reference|): a wrong kernel is off by O(max)
+)
+
+// TuneStep is one decode version's result.
+type TuneStep struct {
+	Version int `json:"version"`
+	// StepMS is one decode step's time in its best round (0 when rejected).
+	StepMS float64 `json:"step_ms,omitempty"`
+	// MaxDiff is its largest |logit − the reference's| at the test position.
+	MaxDiff float64 `json:"max_diff"`
+	// Rejected says why it was not measured (empty: it was).
+	Rejected string `json:"rejected,omitempty"`
+}
+
+// TuneResult is what tuning chose and why, as kept in the tuning file.
+type TuneResult struct {
+	Key string `json:"key"`
+	// Dec is the chosen version (0: tuning did not finish).
+	Dec int `json:"dec"`
+	// Pending is the version running when the file was written (0: none).
+	Pending int        `json:"pending,omitempty"`
+	Steps   []TuneStep `json:"steps"`
+	// Seconds is how long the measurement took.
+	Seconds float64   `json:"seconds"`
+	When    time.Time `json:"when"`
+	// Cached says the result was read from the tuning file, not measured.
+	Cached bool `json:"-"`
+	// Unkept says why the result could not be kept (nil: it was, or there
+	// is no tuning folder).
+	Unkept error `json:"-"`
+}
+
+// String is the one-line summary the CLI prints.
+func (r *TuneResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "decode v%d (tuned", r.Dec)
+	if r.Cached {
+		b.WriteString(", cached")
+	}
+	b.WriteString(":")
+	for _, s := range r.Steps {
+		if s.Rejected != "" {
+			fmt.Fprintf(&b, " v%d rejected (%s);", s.Version, s.Rejected)
+		} else {
+			fmt.Fprintf(&b, " v%d %.3f ms;", s.Version, s.StepMS)
+		}
+	}
+	out := strings.TrimSuffix(b.String(), ";") + ")"
+	if r.Unkept != nil {
+		out += "; not kept: " + r.Unkept.Error()
+	}
+	return out
+}
+
+// tuneKey names what the choice depends on: the GPU, the driver, the
+// kernel image, the model's shape and v17's attention split.
+func tuneKey(gpu string, ccMajor, ccMinor, sms, driver int, image string, c convert.ModelConfig, attnMin int) string {
+	return fmt.Sprintf("gpu=%q cc=%d.%d sms=%d driver=%d kernels=%s layers=%d hidden=%d inter=%d experts=%d topk=%d heads=%d/%d headdim=%d vocab=%d window=%d attnmin=%d",
+		gpu, ccMajor, ccMinor, sms, driver, image, c.NumHiddenLayers, c.HiddenSize, c.IntermediateSize, c.NumExperts,
+		c.ExpertsPerToken, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, c.VocabSize, c.SlidingWindow, attnMin)
+}
+
+// tunePath is the key's file in dir.
+func tunePath(dir, key string) string {
+	h := sha256.Sum256([]byte(key))
+	return filepath.Join(dir, "cuda-"+hex.EncodeToString(h[:8])+".json")
+}
+
+// readTune returns the key's result in dir; nil when there is none or the
+// file is not one (unreadable, another key): it is measured again and
+// the file replaced.
+func readTune(dir, key string) *TuneResult {
+	if dir == "" {
+		return nil
+	}
+	b, err := os.ReadFile(tunePath(dir, key))
+	if err != nil {
+		return nil
+	}
+	var r TuneResult
+	if json.Unmarshal(b, &r) != nil || r.Key != key {
+		return nil
+	}
+	return &r
+}
+
+// writeTune replaces the key's file atomically (a temporary file renamed
+// over it): a reader sees the old result or the new one, never a part.
+func writeTune(dir string, r *TuneResult) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// temporary files a killed writer left (an hour old: none is in use)
+	if old, _ := filepath.Glob(filepath.Join(dir, ".tune-*")); len(old) > 0 {
+		for _, p := range old {
+			if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+				os.Remove(p)
+			}
+		}
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tune-*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), tunePath(dir, r.Key))
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// checkLogits compares a version's logits with the reference's: the
+// largest difference, and why it is rejected ("" when it is not).
+func checkLogits(ref, got []float32) (float64, string) {
+	if len(ref) != len(got) || len(ref) == 0 {
+		return 0, fmt.Sprintf("%d logits against the reference's %d", len(got), len(ref))
+	}
+	var diff, scale float64
+	for i, r := range ref {
+		g := float64(got[i])
+		if math.IsNaN(g) || math.IsInf(g, 0) {
+			return math.Inf(1), fmt.Sprintf("logit %d is %v", i, g)
+		}
+		diff = math.Max(diff, math.Abs(g-float64(r)))
+		scale = math.Max(scale, math.Abs(float64(r)))
+	}
+	// (within tol everywhere, the greedy token can change only where the
+	// reference's top two are within 2·tol of each other)
+	if tol := tuneTolerance * math.Max(1, scale); diff > tol {
+		return diff, fmt.Sprintf("logits differ from the reference's by %.3g (limit %.3g)", diff, tol)
+	}
+	return diff, ""
+}
+
+// pickDec is the chosen version: the fastest measured one, the reference
+// (steps[0]) unless another is at least tuneMargin faster.
+func pickDec(steps []TuneStep) int {
+	if len(steps) == 0 {
+		return 0
+	}
+	best := -1
+	for i, s := range steps {
+		if s.Rejected != "" || s.StepMS <= 0 {
+			continue
+		}
+		if best < 0 || s.StepMS < steps[best].StepMS {
+			best = i
+		}
+	}
+	if best < 0 {
+		return 0
+	}
+	ref := steps[0]
+	if best != 0 && ref.Rejected == "" && ref.StepMS > 0 && steps[best].StepMS > ref.StepMS*(1-tuneMargin) {
+		return ref.Version
+	}
+	return steps[best].Version
+}
+
+// tuneVersions are the decode versions the model and device take, the
+// reference first: v16, v17, v12 (v12 alone where v16OK fails).
+func (m *Model) tuneVersions() []int {
+	if !m.v16OK() {
+		return []int{12}
+	}
+	v := []int{16}
+	if m.v17OK() {
+		v = append(v, 17)
+	}
+	return append(v, 12)
+}
+
+// tuneKey is the model's key on its device.
+func (m *Model) tuneKey() string {
+	var drvVer int32
+	if drv.DriverGetVersion != nil {
+		drv.DriverGetVersion(&drvVer)
+	}
+	return tuneKey(m.d.name, m.d.ccMajor, m.d.ccMinor, m.d.sms, int(drvVer), m.d.imageSum, m.cfg, m.attnMin17)
+}
+
+// autotune sets m.dec from dir's result for this GPU and model, else
+// from a measurement it then keeps there (see the top of this file).
+func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
+	key := m.tuneKey()
+	versions := m.tuneVersions()
+	prev := readTune(dir, key)
+	dec, rejected := fromEarlier(prev, versions)
+	if dec != 0 {
+		m.dec = dec
+		prev.Cached = true
+		return prev, nil
+	}
+	start := time.Now()
+	res := &TuneResult{Key: key, When: start.UTC()}
+	ref := versions[0]
+	m.dec = ref
+	q, err := m.newSequence(tuneContext + 1)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
+	if q.graph == 0 {
+		// no graph (a driver that cannot capture, GPTOSS_CUDA_GRAPH=0):
+		// the reference, unmeasured
+		res.Dec, res.Steps = ref, []TuneStep{{Version: ref, Rejected: "no CUDA graph"}}
+		return res, nil
+	}
+	V, P := m.cfg.VocabSize, min(tuneContext, q.maxLen-1)
+	toks := make([]int32, P+1)
+	for i := range toks {
+		toks[i] = int32((i*7919 + 13) % V)
+	}
+	if _, err := q.Forward(ctx, toks[:P], false); err != nil {
+		return nil, err
+	}
+	graphs := map[int]cuGraphExec{}
+	defer func() {
+		unlock := m.d.enter()
+		for _, g := range graphs {
+			drv.GraphExecDestroy(g)
+		}
+		unlock()
+	}()
+	step := func(g cuGraphExec) error {
+		q.hTok[0], q.hPos[0] = toks[P], int32(P)
+		if err := check("cuGraphLaunch", drv.GraphLaunch(g, q.s.s)); err != nil {
+			return err
+		}
+		return q.s.sync()
+	}
+	var refLogits []float32
+	for _, v := range versions {
+		if why, ok := rejected[v]; ok {
+			res.Steps = append(res.Steps, TuneStep{Version: v, Rejected: why})
+			continue
+		}
+		if v != ref {
+			res.Pending = v
+			if err := writeTune(dir, res); err != nil {
+				// without the mark a fault here would recur at every load
+				res.Pending = 0
+				res.Steps = append(res.Steps, TuneStep{Version: v, Rejected: notRun + err.Error()})
+				continue
+			}
+		}
+		err := func() error {
+			unlock := m.d.enter()
+			defer unlock()
+			m.dec = v
+			if q.graph != 0 {
+				drv.GraphExecDestroy(q.graph)
+				q.graph = 0
+			}
+			if err := q.capture(); err != nil {
+				return err
+			}
+			graphs[v], q.graph = q.graph, 0
+			return step(graphs[v])
+		}()
+		if err != nil {
+			if v == ref {
+				return nil, fmt.Errorf("v%d: %w", v, err)
+			}
+			res.Steps = append(res.Steps, TuneStep{Version: v, Rejected: err.Error()})
+			res.Pending = 0
+			writeTune(dir, res) // (else the pending mark rejects it next time)
+			// an error that poisoned the context fails the reference's step too
+			unlock := m.d.enter()
+			herr := step(graphs[ref])
+			unlock()
+			if herr != nil {
+				return nil, fmt.Errorf("v%d: %w (the next load leaves it out; GPTOSS_CUDA_DEC=v%d does not tune)", v, err, ref)
+			}
+			continue
+		}
+		s := TuneStep{Version: v}
+		if v == ref {
+			refLogits = append([]float32(nil), q.hLogits...)
+		} else {
+			s.MaxDiff, s.Rejected = checkLogits(refLogits, q.hLogits)
+		}
+		res.Steps = append(res.Steps, s)
+	}
+	best := make([]float64, len(res.Steps))
+	for round := 0; round < tuneRounds; round++ {
+		for i, s := range res.Steps {
+			if s.Rejected != "" {
+				continue
+			}
+			err := func() error {
+				unlock := m.d.enter()
+				defer unlock()
+				t0 := time.Now()
+				for k := 0; k < tuneSteps; k++ {
+					if err := step(graphs[s.Version]); err != nil {
+						return err
+					}
+				}
+				if ms := float64(time.Since(t0).Microseconds()) / 1e3 / tuneSteps; round > 0 && (best[i] == 0 || ms < best[i]) {
+					best[i] = ms
+				}
+				return nil
+			}()
+			if err != nil {
+				return nil, fmt.Errorf("v%d: %w", s.Version, err)
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i := range res.Steps {
+		res.Steps[i].StepMS = best[i]
+	}
+	res.Pending = 0
+	res.Dec = pickDec(res.Steps)
+	if res.Dec == 0 {
+		return nil, errors.New("no decode version passed")
+	}
+	res.Seconds = time.Since(start).Seconds()
+	m.dec = res.Dec
+	for _, s := range res.Steps {
+		if strings.HasPrefix(s.Rejected, notRun) {
+			// a version left out only because the folder failed: the next
+			// load measures again rather than leave it out for good
+			res.Unkept = errors.New("a version did not run")
+			return res, nil
+		}
+	}
+	if err := writeTune(dir, res); err != nil {
+		res.Unkept = err // the choice holds for this load; the next measures again
+	}
+	return res, nil
+}
+
+// fromEarlier reads what an earlier load left for this key: the version
+// to run when its measurement finished with one of versions (0: measure
+// again), else what it rejected, the version it was running when it ended
+// among them (that process faulted or hung, or was killed).
+func fromEarlier(prev *TuneResult, versions []int) (int, map[int]string) {
+	rejected := map[int]string{}
+	if prev == nil {
+		return 0, rejected
+	}
+	if prev.Dec != 0 && prev.Pending == 0 && contains(versions, prev.Dec) {
+		return prev.Dec, nil
+	}
+	if prev.Dec == 0 {
+		for _, s := range prev.Steps {
+			if s.Rejected != "" {
+				rejected[s.Version] = s.Rejected
+			}
+		}
+		if prev.Pending != 0 {
+			rejected[prev.Pending] = "an earlier load ended while it ran (a fault, a hang or a kill)"
+		}
+	}
+	return 0, rejected
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,197 @@
+package cuda
+
+// The host side of tuning (tune.go), everywhere: the file it keeps, the
+// key, what an earlier load's file means, the logits check and the choice.
+// The measurement itself runs on a GPU (TestTune, cuda tag).
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gptoss/gptoss/convert"
+)
+
+func TestTuneFile(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tune")
+	key := tuneKey("NVIDIA H100 80GB HBM3", 9, 0, 132, 13000, "0123456789abcdef", convert.ModelConfig{NumHiddenLayers: 24}, 128)
+	if r := readTune(dir, key); r != nil {
+		t.Fatalf("read before any write: %+v", r)
+	}
+	want := &TuneResult{Key: key, Dec: 17, Steps: []TuneStep{{Version: 16, StepMS: 2.2}, {Version: 17, StepMS: 1.9, MaxDiff: 0.01}, {Version: 12, Rejected: "x"}}, Seconds: 0.3}
+	if err := writeTune(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	got := readTune(dir, key)
+	if got == nil || got.Dec != 17 || len(got.Steps) != 3 || got.Steps[1].StepMS != 1.9 || got.Steps[2].Rejected != "x" || got.Cached {
+		t.Fatalf("read back %+v", got)
+	}
+	// rewriting replaces the file and leaves no temporary one
+	want.Dec = 16
+	if err := writeTune(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	if got := readTune(dir, key); got == nil || got.Dec != 16 {
+		t.Fatalf("after a rewrite: %+v", got)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "cuda-") {
+		t.Fatalf("the tuning folder holds %v, want one cuda-*.json", ents)
+	}
+	// another key has its own file; a file that is not this key's result
+	// (another key's content, garbage, a truncated write) reads as none
+	other := strings.Replace(key, "driver=13000", "driver=13010", 1)
+	if tunePath(dir, other) == tunePath(dir, key) || readTune(dir, other) != nil {
+		t.Fatal("another driver version reads this key's result")
+	}
+	b, _ := os.ReadFile(tunePath(dir, key))
+	for name, content := range map[string][]byte{"other key": b, "garbage": []byte("not json"), "truncated": b[:len(b)/2]} {
+		if err := os.WriteFile(tunePath(dir, other), content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r := readTune(dir, other); r != nil {
+			t.Errorf("%s: read as %+v", name, r)
+		}
+	}
+	// a killed writer's temporary file goes once it is an hour old
+	stale, fresh := filepath.Join(dir, ".tune-stale"), filepath.Join(dir, ".tune-fresh")
+	os.WriteFile(stale, []byte("{"), 0o644)
+	os.WriteFile(fresh, []byte("{"), 0o644)
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(stale, old, old)
+	if err := writeTune(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("a two-hour-old temporary file is still there: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh temporary file (another writer's) was removed: %v", err)
+	}
+	// no folder: nothing kept, nothing read
+	if err := writeTune("", want); err != nil || readTune("", key) != nil {
+		t.Fatalf("empty TuneDir: %v", err)
+	}
+	// a folder that cannot be made is an error, not a silent loss
+	blocker := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(blocker, nil, 0o644)
+	if err := writeTune(filepath.Join(blocker, "tune"), want); err == nil {
+		t.Fatal("writing under a regular file succeeded")
+	}
+}
+
+func TestTuneKey(t *testing.T) {
+	cfg := convert.ModelConfig{NumHiddenLayers: 24, HiddenSize: 2880, IntermediateSize: 2880, NumExperts: 32, ExpertsPerToken: 4,
+		NumAttentionHeads: 64, NumKeyValueHeads: 8, HeadDim: 64, VocabSize: 201088, SlidingWindow: 128}
+	base := tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128)
+	if base != tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128) {
+		t.Fatal("the key is not stable")
+	}
+	c120 := cfg
+	c120.NumHiddenLayers, c120.NumExperts = 36, 128
+	for name, k := range map[string]string{
+		"gpu":     tuneKey("RTX 4090", 9, 0, 132, 13000, "aa", cfg, 128),
+		"cc":      tuneKey("H100", 8, 9, 132, 13000, "aa", cfg, 128),
+		"sms":     tuneKey("H100", 9, 0, 114, 13000, "aa", cfg, 128),
+		"driver":  tuneKey("H100", 9, 0, 132, 12080, "aa", cfg, 128),
+		"kernels": tuneKey("H100", 9, 0, 132, 13000, "bb", cfg, 128),
+		"model":   tuneKey("H100", 9, 0, 132, 13000, "aa", c120, 128),
+		"attnmin": tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 64),
+	} {
+		if k == base {
+			t.Errorf("a different %s gives the same key", name)
+		}
+	}
+}
+
+func TestTuneFromEarlier(t *testing.T) {
+	all := []int{16, 17, 12}
+	if dec, rej := fromEarlier(nil, all); dec != 0 || len(rej) != 0 {
+		t.Fatalf("no file: %d %v", dec, rej)
+	}
+	done := &TuneResult{Dec: 17, Steps: []TuneStep{{Version: 16, StepMS: 2}, {Version: 17, StepMS: 1.5}}}
+	if dec, _ := fromEarlier(done, all); dec != 17 {
+		t.Fatalf("a finished result: dec %d", dec)
+	}
+	// the version it chose is not one this device takes now: measure again
+	if dec, rej := fromEarlier(done, []int{16, 12}); dec != 0 || len(rej) != 0 {
+		t.Fatalf("a choice outside the versions: %d %v", dec, rej)
+	}
+	// the process ended while v17 ran, after v12 had been rejected
+	crashed := &TuneResult{Pending: 17, Steps: []TuneStep{{Version: 16}, {Version: 12, Rejected: "logits differ"}}}
+	dec, rej := fromEarlier(crashed, all)
+	if dec != 0 || len(rej) != 2 || !strings.Contains(rej[17], "ended while it ran") || rej[12] != "logits differ" || rej[16] != "" {
+		t.Fatalf("an unfinished measurement: %d %v", dec, rej)
+	}
+}
+
+func TestCheckLogits(t *testing.T) {
+	ref := []float32{1, -3, 20, 19.9, 0.5}
+	if d, why := checkLogits(ref, ref); d != 0 || why != "" {
+		t.Fatalf("identical: %v %q", d, why)
+	}
+	near := []float32{1.1, -3.2, 19.8, 20.1, 0.6} // within 0.05·20 = 1; the top two swap, which is allowed that close
+	if d, why := checkLogits(ref, near); why != "" || math.Abs(d-0.2) > 1e-5 {
+		t.Fatalf("within the tolerance: %v %q", d, why)
+	}
+	far := append([]float32(nil), ref...)
+	far[4] = 2 // 1.5 > 1
+	if _, why := checkLogits(ref, far); !strings.Contains(why, "differ") {
+		t.Fatalf("beyond the tolerance: %q", why)
+	}
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1))} {
+		b := append([]float32(nil), ref...)
+		b[1] = bad
+		if _, why := checkLogits(ref, b); !strings.Contains(why, "logit 1 is") {
+			t.Fatalf("%v: %q", bad, why)
+		}
+	}
+	// small logits: the tolerance does not shrink below 0.05
+	small := []float32{0.1, -0.1}
+	if _, why := checkLogits(small, []float32{0.14, -0.1}); why != "" {
+		t.Fatalf("small logits within 0.05: %q", why)
+	}
+	if _, why := checkLogits(small, []float32{0.16, -0.1}); why == "" {
+		t.Fatal("small logits 0.06 apart passed")
+	}
+	if _, why := checkLogits(small, []float32{0.1}); why == "" {
+		t.Fatal("a short row passed")
+	}
+}
+
+func TestPickDec(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		steps []TuneStep
+		want  int
+	}{
+		{"faster by 20%", []TuneStep{{Version: 16, StepMS: 2.2}, {Version: 17, StepMS: 1.8}, {Version: 12, StepMS: 2.3}}, 17},
+		{"within the margin", []TuneStep{{Version: 16, StepMS: 2.2}, {Version: 17, StepMS: 2.19}}, 16},
+		{"reference fastest", []TuneStep{{Version: 16, StepMS: 2.2}, {Version: 17, StepMS: 2.5}, {Version: 12, StepMS: 2.3}}, 16},
+		{"fastest rejected", []TuneStep{{Version: 16, StepMS: 2.2}, {Version: 17, Rejected: "differ"}, {Version: 12, StepMS: 2.1}}, 12},
+		{"only the reference", []TuneStep{{Version: 12, StepMS: 3}}, 12},
+		{"none", []TuneStep{{Version: 16, Rejected: "no CUDA graph"}}, 0},
+		{"empty", nil, 0},
+	} {
+		if got := pickDec(c.steps); got != c.want {
+			t.Errorf("%s: v%d, want v%d", c.name, got, c.want)
+		}
+	}
+}
+
+func TestTuneResultString(t *testing.T) {
+	r := &TuneResult{Dec: 17, Cached: true, Steps: []TuneStep{{Version: 16, StepMS: 2.2414}, {Version: 17, StepMS: 1.9}, {Version: 12, Rejected: "logits differ"}}}
+	want := "decode v17 (tuned, cached: v16 2.241 ms; v17 1.900 ms; v12 rejected (logits differ))"
+	if got := r.String(); got != want {
+		t.Fatalf("%q\nwant %q", got, want)
+	}
+	r.Cached, r.Unkept = false, errors.New("read-only file system")
+	want = "decode v17 (tuned: v16 2.241 ms; v17 1.900 ms; v12 rejected (logits differ)); not kept: read-only file system"
+	if got := r.String(); got != want {
+		t.Fatalf("%q\nwant %q", got, want)
+	}
+}
