@@ -34,6 +34,7 @@ type benchEngineOpts struct {
 	dir            string
 	threads        int
 	seed           uint64
+	tuneDir        string // the engines' tuning results (<cache>/tune)
 }
 
 // benchDecode is one decode measurement.
@@ -46,7 +47,10 @@ type benchDecode struct {
 }
 
 type benchEngineReport struct {
-	Engine         string              `json:"engine"`
+	Engine string `json:"engine"`
+	// Kernels is the engine's account of its kernels (the CUDA engine's
+	// decode version, and what tuning measured).
+	Kernels        string              `json:"kernels,omitempty"`
 	Synthetic      string              `json:"synthetic"`
 	Config         convert.ModelConfig `json:"config"`
 	Layout         string              `json:"layout"`
@@ -113,6 +117,9 @@ device memory for engines that report it).`,
 			}
 			if o.vocab > 0 {
 				cfg.VocabSize = o.vocab
+			}
+			if root, err := g.cacheRoot(); err == nil {
+				o.tuneDir = filepath.Join(root, "tune")
 			}
 			rep, err := benchEngine(cmd.Context(), cmd.ErrOrStderr(), g.quiet || g.json, o, cfg, ctxs)
 			if err != nil {
@@ -214,7 +221,7 @@ func benchEngine(ctx context.Context, log io.Writer, quiet bool, o *benchEngineO
 		return nil, err
 	}
 	defer l.Close()
-	m, err := eng.Load(ctx, l, runtime.Options{Threads: o.threads, MaxContext: seqLen})
+	m, err := eng.Load(ctx, l, runtime.Options{Threads: o.threads, MaxContext: seqLen, TuneDir: o.tuneDir})
 	if err != nil {
 		return nil, err
 	}
@@ -228,7 +235,11 @@ func benchEngine(ctx context.Context, log io.Writer, quiet bool, o *benchEngineO
 	}
 	rep.LoadSeconds = time.Since(start).Seconds()
 	seq.Close()
+	rep.Kernels = kernelsOf(m)
 	say("loaded on %s in %.2fs", eng.Name(), rep.LoadSeconds)
+	if rep.Kernels != "" {
+		say("kernels: %s", rep.Kernels)
+	}
 	rep.Threads = o.threads
 
 	// The first prefill after load also faults in the weights it had not

@@ -153,6 +153,9 @@ func loadModel(ctx context.Context, g *globalOptions, arg string, f engineFlags)
 		return nil, usageError{fmt.Errorf("--context %d: %s holds at most %d tokens", f.context, lm.name, limit)}
 	}
 	opts := runtime.Options{Threads: f.threads, MaxContext: lm.context}
+	if root, err := g.cacheRoot(); err == nil {
+		opts.TuneDir = filepath.Join(root, "tune")
+	}
 	preferred := ""
 	if f.engine == "" || f.engine == "auto" || f.engine == hw.EngineCUDA {
 		var weights int64
@@ -202,4 +205,14 @@ func parseTokens(s string, vocab int) ([]int32, error) {
 		return nil, usageError{errors.New("--tokens: no token ids")}
 	}
 	return out, nil
+}
+
+// kernelsOf is the engine's account of the kernels it runs ("" for an
+// engine without one): the CUDA engine's decode version and, when it was
+// tuned, what each version measured.
+func kernelsOf(m runtime.Model) string {
+	if k, ok := m.(interface{ Kernels() string }); ok {
+		return k.Kernels()
+	}
+	return ""
 }

@@ -253,8 +253,12 @@ func runTokens(cmd *cobra.Command, g *globalOptions, lm *loadedModel, sess *chat
 		return err
 	}
 	if g.json {
-		return json.NewEncoder(out).Encode(map[string]any{"model": lm.name, "engine": lm.model.Engine(),
-			"prompt": prompt, "generated": res.Tokens, "finish_reason": res.Finish})
+		rep := map[string]any{"model": lm.name, "engine": lm.model.Engine(),
+			"prompt": prompt, "generated": res.Tokens, "finish_reason": res.Finish}
+		if k := kernelsOf(lm.model); k != "" {
+			rep["kernels"] = k
+		}
+		return json.NewEncoder(out).Encode(rep)
 	}
 	return nil
 }
