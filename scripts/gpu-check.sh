@@ -9,12 +9,13 @@
 #   2. the benchmark on a synthetic full-size 20b (gptoss bench-engine):
 #      load, prefill, decode at context 0 and 8k, peak VRAM, for the
 #      default decode step (v16), v17 (v16 with cp.async rings and half2
-#      in the MoE), v12 and v3 (GPTOSS_CUDA_DEC), each in
+#      in the MoE), v12, auto (the fastest of them, measured at load) and
+#      v3 (GPTOSS_CUDA_DEC), each in
 #      its own process; then per-kernel
 #      profiles and graph/direct step times (the cuda test binary), and
 #      gpt-oss-120b's layer shapes with 8 and 18 of its layers,
 #   3. the older kernels' tests and the binary on the GPU: golden greedy
-#      tokens with --engine cuda, doctor.
+#      tokens with --engine cuda (also tuned: GPTOSS_CUDA_DEC=auto), doctor.
 # The whole script fits in about 6 minutes (about 3 minutes on an H100 with GPTOSS_CHECK_QUICK=1).
 # GPTOSS_CHECK_QUICK=1 skips v3's benchmark and the older kernels' tests;
 # GPTOSS_CHECK_120B=0 skips the 120b shapes.
@@ -62,11 +63,19 @@ bench() { # name timeout env...: bench-engine on the synthetic 20b with that env
 tt kernels-new 90 'TestKernel(Fused|MoE3|Attention|V16)$'
 tt golden-new 50 'TestGolden$/^(hf-v17|original-v17|hf-v16|original-v16|hf-v16-nopdl|hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
 tt long 30 'TestLongSequence|TestEngine'
+# GPTOSS_CUDA_DEC=auto: every version measured on the golden model, kept,
+# read back; a load that ended inside v17 makes the next one reject it
+tt tune 40 'TestTune$'
 # each decode version in its own process, the same binary and synthetic
 # model: the default (v16), v17, v12, v3
 bench new 80
 bench v17 45 GPTOSS_CUDA_DEC=v17
 bench v12 45 GPTOSS_CUDA_DEC=v12
+# auto: tuning at load on the 20b's weights (its kernels line has each
+# version's step time), then the same load reading the kept result
+rm -rf /tmp/gptoss-tune-home
+bench auto 60 GPTOSS_CUDA_DEC=auto GPTOSS_HOME=/tmp/gptoss-tune-home
+[ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench auto-cached 45 GPTOSS_CUDA_DEC=auto GPTOSS_HOME=/tmp/gptoss-tune-home
 [ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench v3 45 GPTOSS_CUDA_DEC=v3 GPTOSS_CUDA_PDL=0
 layout20b=$(ls /tmp/gptoss-bench/*20b*.layout 2>/dev/null | head -1) # bench-engine's synthetic 20b
 (cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$layout20b \
@@ -117,6 +126,20 @@ cli_check() {
 	*'"engine":"cuda"'*"\"generated\":[$want]"*) echo "cli: cuda greedy tokens = reference [$want]" ;;
 	*) echo "cli: FAIL: want engine cuda and generated [$want]"; return 1 ;;
 	esac
+	# GPTOSS_CUDA_DEC=auto through the binary: tuned at the first load (kept
+	# under $GPTOSS_HOME/tune), read back at the second; the same tokens
+	local i
+	rm -rf "$GPTOSS_HOME/tune" # (a rerun on the same machine measures again)
+	for i in 1 2; do
+		out=$(GPTOSS_CUDA_DEC=auto bin/gptoss run local/tiny --tokens "$prompt" --max-tokens 8 --temperature 0 --json --engine cuda) || return 1
+		echo "$out"
+		case "$i:$out" in
+		1:*"\"generated\":[$want]"*'"kernels":"decode v'*' (tuned:'* | 2:*"\"generated\":[$want]"*'"kernels":"decode v'*' (tuned, cached:'*)
+			echo "cli: auto load $i: tuned$([ $i = 2 ] && echo ', cached'), greedy tokens = reference" ;;
+		*) echo "cli: FAIL: auto load $i: want the tuned kernels line and generated [$want]"; return 1 ;;
+		esac
+	done
+	ls "$GPTOSS_HOME"/tune/cuda-*.json >/dev/null || { echo "cli: FAIL: no tuning file under $GPTOSS_HOME/tune"; return 1; }
 	# sampling on the device (temperature, top-p, seed) against the CPU
 	# engine's host sampling with the same seed: the same tokens unless a
 	# draw lands within rounding of a boundary between two tokens
@@ -128,7 +151,7 @@ cli_check() {
 	if [ "${gc#*generated}" = "${gg#*generated}" ]; then echo "cli: sampled tokens: cuda (device sampling) = cpu"; else echo "cli: sampled tokens differ (cuda device sampling vs cpu)"; fi
 }
 export -f cli_check
-step cli 20 bash -c cli_check
+step cli 30 bash -c cli_check
 step doctor 10 bin/gptoss doctor 20b
 echo "profilers here: $(command -v ncu nsys 2>/dev/null | tr '\n' ' ') $(ls -d /usr/local/cuda*/bin 2>/dev/null | tr '\n' ' ')"
 summary() {
@@ -136,7 +159,7 @@ summary() {
 	for f in "$LOGS"/*.log; do
 		n=${f##*/}
 		case $n in
-		bench-*) echo "$n: $(grep -o -E '"(load_seconds|prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+' "$f" | tr '\n' ' ')" ;;
+		bench-*) echo "$n: $(grep -o -E '"(load_seconds|prefill_tok_s|context|tok_s|peak_device_bytes)":[0-9.e+]+|"kernels":"[^"]*"' "$f" | tr '\n' ' ')" ;;
 		profile.log | probe.log | trace.log) ;;
 		*) echo "$n: $(grep -c -E '^\s*--- PASS' "$f") pass, $(grep -c -E '^\s*--- FAIL' "$f") fail; $(grep -h -E '^\s*--- FAIL|golden .*max|panic:|^cli:' "$f" | head -8 | tr '\n' ';')" ;;
 		esac
