@@ -8,6 +8,7 @@
 //	snapshots/<name>/<rev>/...  plain files (hard links into blobs) for vLLM/transformers
 //	partial/                    in-flight downloads (<key>.part) and resume journals
 //	locks/                      inter-process locks (flock)
+//	tune/                       the CUDA engine's kernel choices (runtime/cuda/tune.go writes them)
 //
 // Invariants: a blob under blobs/ has been verified against its digest
 // before it was renamed there (Publish takes a file the caller has hashed);
