@@ -48,6 +48,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gptoss/gptoss/convert"
 )
 
@@ -112,11 +114,11 @@ func (r *TuneResult) String() string {
 }
 
 // tuneKey names what the choice depends on: the GPU, the driver, the
-// kernel image, the model's shape and v17's attention split.
-func tuneKey(gpu string, ccMajor, ccMinor, sms, driver int, image string, c convert.ModelConfig, attnMin int) string {
-	return fmt.Sprintf("gpu=%q cc=%d.%d sms=%d driver=%d kernels=%s layers=%d hidden=%d inter=%d experts=%d topk=%d heads=%d/%d headdim=%d vocab=%d window=%d attnmin=%d",
+// kernel image, the model's shape, v17's attention split and PDL.
+func tuneKey(gpu string, ccMajor, ccMinor, sms, driver int, image string, c convert.ModelConfig, attnMin int, pdl bool) string {
+	return fmt.Sprintf("gpu=%q cc=%d.%d sms=%d driver=%d kernels=%s layers=%d hidden=%d inter=%d experts=%d topk=%d heads=%d/%d headdim=%d vocab=%d window=%d attnmin=%d pdl=%v",
 		gpu, ccMajor, ccMinor, sms, driver, image, c.NumHiddenLayers, c.HiddenSize, c.IntermediateSize, c.NumExperts,
-		c.ExpertsPerToken, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, c.VocabSize, c.SlidingWindow, attnMin)
+		c.ExpertsPerToken, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, c.VocabSize, c.SlidingWindow, attnMin, pdl)
 }
 
 // tunePath is the key's file in dir.
@@ -145,7 +147,9 @@ func readTune(dir, key string) *TuneResult {
 
 // writeTune replaces the key's file atomically (a temporary file renamed
 // over it): a reader sees the old result or the new one, never a part.
-func writeTune(dir string, r *TuneResult) error {
+// durable also syncs it to the disk first (a result); a pending mark need
+// only outlive its process, which the page cache does.
+func writeTune(dir string, r *TuneResult, durable bool) error {
 	if dir == "" {
 		return nil
 	}
@@ -169,7 +173,7 @@ func writeTune(dir string, r *TuneResult) error {
 		return err
 	}
 	_, err = f.Write(append(b, '\n'))
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -194,14 +198,14 @@ func checkLogits(ref, got []float32) (float64, string) {
 	for i, r := range ref {
 		g := float64(got[i])
 		if math.IsNaN(g) || math.IsInf(g, 0) {
-			return math.Inf(1), fmt.Sprintf("logit %d is %v", i, g)
+			return math.MaxFloat64, fmt.Sprintf("logit %d is %v", i, g) // (JSON has no Inf)
 		}
 		diff = math.Max(diff, math.Abs(g-float64(r)))
 		scale = math.Max(scale, math.Abs(float64(r)))
 	}
 	// (within tol everywhere, the greedy token can change only where the
 	// reference's top two are within 2·tol of each other)
-	if tol := tuneTolerance * math.Max(1, scale); diff > tol {
+	if tol := tuneTolerance * math.Max(1, scale); !(diff <= tol) { // (NaN in ref: rejected)
 		return diff, fmt.Sprintf("logits differ from the reference's by %.3g (limit %.3g)", diff, tol)
 	}
 	return diff, ""
@@ -251,14 +255,53 @@ func (m *Model) tuneKey() string {
 	if drv.DriverGetVersion != nil {
 		drv.DriverGetVersion(&drvVer)
 	}
-	return tuneKey(m.d.name, m.d.ccMajor, m.d.ccMinor, m.d.sms, int(drvVer), m.d.imageSum, m.cfg, m.attnMin17)
+	return tuneKey(m.d.name, m.d.ccMajor, m.d.ccMinor, m.d.sms, int(drvVer), m.d.imageSum, m.cfg, m.attnMin17, m.pdl && m.d.pdlOK())
+}
+
+// lockTune takes the key's lock in dir (flock on a file beside the
+// result), waiting while another process measures: it then reads that
+// process's result instead of measuring beside it (and taking its pending
+// mark for a death). Without a folder, or where the lock file cannot be
+// made, it returns a no-op (the pending write then fails too and only the
+// reference runs).
+func lockTune(ctx context.Context, dir, key string) (func(), error) {
+	nop := func() {}
+	if dir == "" || os.MkdirAll(dir, 0o755) != nil {
+		return nop, nil
+	}
+	f, err := os.OpenFile(strings.TrimSuffix(tunePath(dir, key), ".json")+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nop, nil
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nop, nil
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // autotune sets m.dec from dir's result for this GPU and model, else
-// from a measurement it then keeps there (see the top of this file).
+// from a measurement it then keeps there (see the top of this file). It
+// returns nil where there is nothing to choose from (no CUDA graph).
 func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 	key := m.tuneKey()
 	versions := m.tuneVersions()
+	unlock, err := lockTune(ctx, dir, key)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	prev := readTune(dir, key)
 	dec, rejected := fromEarlier(prev, versions)
 	if dec != 0 {
@@ -276,10 +319,7 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 	}
 	defer q.Close()
 	if q.graph == 0 {
-		// no graph (a driver that cannot capture, GPTOSS_CUDA_GRAPH=0):
-		// the reference, unmeasured
-		res.Dec, res.Steps = ref, []TuneStep{{Version: ref, Rejected: "no CUDA graph"}}
-		return res, nil
+		return nil, nil // (a driver that cannot capture, GPTOSS_CUDA_GRAPH=0): the reference, unmeasured
 	}
 	V, P := m.cfg.VocabSize, min(tuneContext, q.maxLen-1)
 	toks := make([]int32, P+1)
@@ -297,6 +337,31 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 		}
 		unlock()
 	}()
+	// the pending mark names the version other than the reference that
+	// runs now; a return (not a death) clears it: the next load then
+	// measures again, keeping only real rejections
+	mark := func(v int) error {
+		if v == ref {
+			v = 0
+		}
+		if v == res.Pending {
+			return nil
+		}
+		old := res.Pending
+		res.Pending = v
+		if err := writeTune(dir, res, false); err != nil {
+			res.Pending = old
+			return err
+		}
+		return nil
+	}
+	defer func() {
+		if res.Pending != 0 {
+			c := *res
+			c.Pending, c.Dec = 0, 0
+			writeTune(dir, &c, true)
+		}
+	}()
 	step := func(g cuGraphExec) error {
 		q.hTok[0], q.hPos[0] = toks[P], int32(P)
 		if err := check("cuGraphLaunch", drv.GraphLaunch(g, q.s.s)); err != nil {
@@ -304,21 +369,46 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 		}
 		return q.s.sync()
 	}
+	// after another version's steps: the buffers the versions share that
+	// must be zero at a step's start (v16/v17's router sums, attention's
+	// split counters), in case that version left them otherwise
+	reset := func() error {
+		return errors.Join(
+			check("cuMemsetD8", drv.MemsetD8Async(q.sums, 0, 2*partFloats*4, q.s.s)),
+			check("cuMemsetD8", drv.MemsetD8Async(q.attnCnt, 0, uint64(m.cfg.NumKeyValueHeads*4), q.s.s)),
+			q.s.sync())
+	}
+	// a version that failed: rejected (kept, so the next load leaves it
+	// out); the reference's next step says whether the context survived
+	failed := func(i int, err error) error {
+		v := res.Steps[i].Version
+		res.Steps[i].Rejected, res.Steps[i].StepMS = err.Error(), 0
+		if v == ref {
+			return fmt.Errorf("v%d: %w", v, err)
+		}
+		res.Pending = 0
+		writeTune(dir, res, true)
+		unlock := m.d.enter()
+		herr := errors.Join(reset(), step(graphs[ref]))
+		unlock()
+		if herr != nil {
+			return fmt.Errorf("v%d: %w (the next load leaves it out; GPTOSS_CUDA_DEC=v%d does not tune)", v, err, ref)
+		}
+		return nil
+	}
 	var refLogits []float32
 	for _, v := range versions {
 		if why, ok := rejected[v]; ok {
 			res.Steps = append(res.Steps, TuneStep{Version: v, Rejected: why})
 			continue
 		}
-		if v != ref {
-			res.Pending = v
-			if err := writeTune(dir, res); err != nil {
-				// without the mark a fault here would recur at every load
-				res.Pending = 0
-				res.Steps = append(res.Steps, TuneStep{Version: v, Rejected: notRun + err.Error()})
-				continue
-			}
+		if err := mark(v); err != nil {
+			// without the mark a fault here would recur at every load
+			res.Steps = append(res.Steps, TuneStep{Version: v, Rejected: notRun + err.Error()})
+			continue
 		}
+		res.Steps = append(res.Steps, TuneStep{Version: v})
+		i := len(res.Steps) - 1
 		err := func() error {
 			unlock := m.d.enter()
 			defer unlock()
@@ -331,36 +421,38 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 				return err
 			}
 			graphs[v], q.graph = q.graph, 0
-			return step(graphs[v])
+			if err := step(graphs[v]); err != nil {
+				return err
+			}
+			if v != ref {
+				return reset()
+			}
+			return nil
 		}()
 		if err != nil {
-			if v == ref {
-				return nil, fmt.Errorf("v%d: %w", v, err)
-			}
-			res.Steps = append(res.Steps, TuneStep{Version: v, Rejected: err.Error()})
-			res.Pending = 0
-			writeTune(dir, res) // (else the pending mark rejects it next time)
-			// an error that poisoned the context fails the reference's step too
-			unlock := m.d.enter()
-			herr := step(graphs[ref])
-			unlock()
-			if herr != nil {
-				return nil, fmt.Errorf("v%d: %w (the next load leaves it out; GPTOSS_CUDA_DEC=v%d does not tune)", v, err, ref)
+			if err := failed(i, err); err != nil {
+				return nil, err
 			}
 			continue
 		}
-		s := TuneStep{Version: v}
 		if v == ref {
 			refLogits = append([]float32(nil), q.hLogits...)
+			if _, why := checkLogits(refLogits, refLogits); why != "" {
+				return nil, fmt.Errorf("v%d, the reference: %s", v, why)
+			}
 		} else {
-			s.MaxDiff, s.Rejected = checkLogits(refLogits, q.hLogits)
+			res.Steps[i].MaxDiff, res.Steps[i].Rejected = checkLogits(refLogits, q.hLogits)
 		}
-		res.Steps = append(res.Steps, s)
 	}
 	best := make([]float64, len(res.Steps))
 	for round := 0; round < tuneRounds; round++ {
-		for i, s := range res.Steps {
-			if s.Rejected != "" {
+		for i := range res.Steps {
+			v := res.Steps[i].Version
+			if res.Steps[i].Rejected != "" {
+				continue
+			}
+			if err := mark(v); err != nil {
+				res.Steps[i].Rejected, best[i] = notRun+err.Error(), 0
 				continue
 			}
 			err := func() error {
@@ -368,27 +460,35 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 				defer unlock()
 				t0 := time.Now()
 				for k := 0; k < tuneSteps; k++ {
-					if err := step(graphs[s.Version]); err != nil {
+					if err := step(graphs[v]); err != nil {
 						return err
 					}
 				}
 				if ms := float64(time.Since(t0).Microseconds()) / 1e3 / tuneSteps; round > 0 && (best[i] == 0 || ms < best[i]) {
 					best[i] = ms
 				}
+				if v != ref {
+					return reset()
+				}
 				return nil
 			}()
 			if err != nil {
-				return nil, fmt.Errorf("v%d: %w", s.Version, err)
+				best[i] = 0
+				if err := failed(i, err); err != nil {
+					return nil, err
+				}
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
 	}
+	if err := mark(ref); err != nil { // (clears the mark)
+		res.Unkept = err
+	}
 	for i := range res.Steps {
 		res.Steps[i].StepMS = best[i]
 	}
-	res.Pending = 0
 	res.Dec = pickDec(res.Steps)
 	if res.Dec == 0 {
 		return nil, errors.New("no decode version passed")
@@ -403,7 +503,10 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 			return res, nil
 		}
 	}
-	if err := writeTune(dir, res); err != nil {
+	if res.Unkept != nil {
+		return res, nil
+	}
+	if err := writeTune(dir, res, true); err != nil {
 		res.Unkept = err // the choice holds for this load; the next measures again
 	}
 	return res, nil
@@ -423,7 +526,7 @@ func fromEarlier(prev *TuneResult, versions []int) (int, map[int]string) {
 	}
 	if prev.Dec == 0 {
 		for _, s := range prev.Steps {
-			if s.Rejected != "" {
+			if s.Rejected != "" && !strings.HasPrefix(s.Rejected, notRun) {
 				rejected[s.Version] = s.Rejected
 			}
 		}

@@ -85,7 +85,7 @@ func TestTune(t *testing.T) {
 	if !contains(versions, 17) {
 		t.Skipf("the device does not take v17 (versions %v)", versions)
 	}
-	if err := writeTune(dir, &TuneResult{Key: r.Key, Pending: 17, Steps: []TuneStep{{Version: 16}}}); err != nil {
+	if err := writeTune(dir, &TuneResult{Key: r.Key, Pending: 17, Steps: []TuneStep{{Version: 16}}}, false); err != nil {
 		t.Fatal(err)
 	}
 	m3 := load()

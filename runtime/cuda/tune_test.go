@@ -5,6 +5,7 @@ package cuda
 // The measurement itself runs on a GPU (TestTune, cuda tag).
 
 import (
+	"context"
 	"errors"
 	"math"
 	"os"
@@ -18,12 +19,12 @@ import (
 
 func TestTuneFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tune")
-	key := tuneKey("NVIDIA H100 80GB HBM3", 9, 0, 132, 13000, "0123456789abcdef", convert.ModelConfig{NumHiddenLayers: 24}, 128)
+	key := tuneKey("NVIDIA H100 80GB HBM3", 9, 0, 132, 13000, "0123456789abcdef", convert.ModelConfig{NumHiddenLayers: 24}, 128, true)
 	if r := readTune(dir, key); r != nil {
 		t.Fatalf("read before any write: %+v", r)
 	}
 	want := &TuneResult{Key: key, Dec: 17, Steps: []TuneStep{{Version: 16, StepMS: 2.2}, {Version: 17, StepMS: 1.9, MaxDiff: 0.01}, {Version: 12, Rejected: "x"}}, Seconds: 0.3}
-	if err := writeTune(dir, want); err != nil {
+	if err := writeTune(dir, want, true); err != nil {
 		t.Fatal(err)
 	}
 	got := readTune(dir, key)
@@ -32,7 +33,7 @@ func TestTuneFile(t *testing.T) {
 	}
 	// rewriting replaces the file and leaves no temporary one
 	want.Dec = 16
-	if err := writeTune(dir, want); err != nil {
+	if err := writeTune(dir, want, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := readTune(dir, key); got == nil || got.Dec != 16 {
@@ -63,7 +64,7 @@ func TestTuneFile(t *testing.T) {
 	os.WriteFile(fresh, []byte("{"), 0o644)
 	old := time.Now().Add(-2 * time.Hour)
 	os.Chtimes(stale, old, old)
-	if err := writeTune(dir, want); err != nil {
+	if err := writeTune(dir, want, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
@@ -73,13 +74,13 @@ func TestTuneFile(t *testing.T) {
 		t.Errorf("a fresh temporary file (another writer's) was removed: %v", err)
 	}
 	// no folder: nothing kept, nothing read
-	if err := writeTune("", want); err != nil || readTune("", key) != nil {
+	if err := writeTune("", want, true); err != nil || readTune("", key) != nil {
 		t.Fatalf("empty TuneDir: %v", err)
 	}
 	// a folder that cannot be made is an error, not a silent loss
 	blocker := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(blocker, nil, 0o644)
-	if err := writeTune(filepath.Join(blocker, "tune"), want); err == nil {
+	if err := writeTune(filepath.Join(blocker, "tune"), want, false); err == nil {
 		t.Fatal("writing under a regular file succeeded")
 	}
 }
@@ -87,20 +88,21 @@ func TestTuneFile(t *testing.T) {
 func TestTuneKey(t *testing.T) {
 	cfg := convert.ModelConfig{NumHiddenLayers: 24, HiddenSize: 2880, IntermediateSize: 2880, NumExperts: 32, ExpertsPerToken: 4,
 		NumAttentionHeads: 64, NumKeyValueHeads: 8, HeadDim: 64, VocabSize: 201088, SlidingWindow: 128}
-	base := tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128)
-	if base != tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128) {
+	base := tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, true)
+	if base != tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, true) {
 		t.Fatal("the key is not stable")
 	}
 	c120 := cfg
 	c120.NumHiddenLayers, c120.NumExperts = 36, 128
 	for name, k := range map[string]string{
-		"gpu":     tuneKey("RTX 4090", 9, 0, 132, 13000, "aa", cfg, 128),
-		"cc":      tuneKey("H100", 8, 9, 132, 13000, "aa", cfg, 128),
-		"sms":     tuneKey("H100", 9, 0, 114, 13000, "aa", cfg, 128),
-		"driver":  tuneKey("H100", 9, 0, 132, 12080, "aa", cfg, 128),
-		"kernels": tuneKey("H100", 9, 0, 132, 13000, "bb", cfg, 128),
-		"model":   tuneKey("H100", 9, 0, 132, 13000, "aa", c120, 128),
-		"attnmin": tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 64),
+		"gpu":     tuneKey("RTX 4090", 9, 0, 132, 13000, "aa", cfg, 128, true),
+		"cc":      tuneKey("H100", 8, 9, 132, 13000, "aa", cfg, 128, true),
+		"sms":     tuneKey("H100", 9, 0, 114, 13000, "aa", cfg, 128, true),
+		"driver":  tuneKey("H100", 9, 0, 132, 12080, "aa", cfg, 128, true),
+		"kernels": tuneKey("H100", 9, 0, 132, 13000, "bb", cfg, 128, true),
+		"model":   tuneKey("H100", 9, 0, 132, 13000, "aa", c120, 128, true),
+		"attnmin": tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 64, true),
+		"pdl":     tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, false),
 	} {
 		if k == base {
 			t.Errorf("a different %s gives the same key", name)
@@ -127,6 +129,12 @@ func TestTuneFromEarlier(t *testing.T) {
 	if dec != 0 || len(rej) != 2 || !strings.Contains(rej[17], "ended while it ran") || rej[12] != "logits differ" || rej[16] != "" {
 		t.Fatalf("an unfinished measurement: %d %v", dec, rej)
 	}
+	// a version left out because the folder could not be written is
+	// measured again, not left out for good
+	folder := &TuneResult{Steps: []TuneStep{{Version: 16}, {Version: 17, Rejected: notRun + "read-only file system"}}}
+	if dec, rej := fromEarlier(folder, all); dec != 0 || len(rej) != 0 {
+		t.Fatalf("an unwritable folder's result: %d %v", dec, rej)
+	}
 }
 
 func TestCheckLogits(t *testing.T) {
@@ -149,6 +157,27 @@ func TestCheckLogits(t *testing.T) {
 		if _, why := checkLogits(ref, b); !strings.Contains(why, "logit 1 is") {
 			t.Fatalf("%v: %q", bad, why)
 		}
+	}
+	// a reference that is not finite passes nothing
+	nanRef := append([]float32(nil), ref...)
+	nanRef[2] = float32(math.NaN())
+	if _, why := checkLogits(nanRef, ref); why == "" {
+		t.Fatal("logits against a NaN reference passed")
+	}
+	if _, why := checkLogits(nanRef, nanRef); !strings.Contains(why, "logit 2 is NaN") {
+		t.Fatalf("the reference against itself: %q", why)
+	}
+	// a rejected step's MaxDiff can be kept (JSON has no NaN or Inf)
+	b := append([]float32(nil), ref...)
+	b[0] = float32(math.Inf(-1))
+	d, why := checkLogits(ref, b)
+	dir := t.TempDir()
+	r := &TuneResult{Key: "k", Dec: 16, Steps: []TuneStep{{Version: 16, StepMS: 1}, {Version: 17, MaxDiff: d, Rejected: why}}}
+	if err := writeTune(dir, r, true); err != nil {
+		t.Fatalf("keeping a step rejected for -Inf: %v", err)
+	}
+	if got := readTune(dir, "k"); got == nil || got.Steps[1].Rejected != why {
+		t.Fatalf("read back %+v", got)
 	}
 	// small logits: the tolerance does not shrink below 0.05
 	small := []float32{0.1, -0.1}
@@ -194,4 +223,35 @@ func TestTuneResultString(t *testing.T) {
 	if got := r.String(); got != want {
 		t.Fatalf("%q\nwant %q", got, want)
 	}
+}
+
+// TestTuneLock: a second load waits while another process measures the
+// same key (then it reads that result); without a folder there is no lock.
+func TestTuneLock(t *testing.T) {
+	dir, key := t.TempDir(), "gpu=x"
+	unlock, err := lockTune(context.Background(), dir, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	if _, err := lockTune(ctx, dir, key); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a second lock while the first is held: %v, want the deadline", err)
+	}
+	other, err := lockTune(context.Background(), dir, "gpu=y")
+	if err != nil {
+		t.Fatalf("another key's lock: %v", err)
+	}
+	other()
+	unlock()
+	again, err := lockTune(context.Background(), dir, key)
+	if err != nil {
+		t.Fatalf("after the unlock: %v", err)
+	}
+	again()
+	nop, err := lockTune(context.Background(), "", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nop()
 }
