@@ -291,12 +291,129 @@ func lockTune(ctx context.Context, dir, key string) (func(), error) {
 	}
 }
 
+// tuneRunner runs the decode versions for measureTune: gpuRunner on the
+// device, a fake in the tests (which drive every path of measureTune on
+// a machine without a GPU).
+type tuneRunner interface {
+	// capture prepares version v's one-token step.
+	capture(v int) error
+	// step runs v's step once at the test position and waits for it.
+	step(v int) error
+	// logits are the last step's.
+	logits() []float32
+	// reset zeroes what the versions share and must find zero at a step's
+	// start, after another version's steps.
+	reset() error
+	// now is the clock the rounds are timed with.
+	now() time.Time
+	close()
+}
+
 // autotune sets m.dec from dir's result for this GPU and model, else
 // from a measurement it then keeps there (see the top of this file). It
 // returns nil where there is nothing to choose from (no CUDA graph).
 func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
-	key := m.tuneKey()
 	versions := m.tuneVersions()
+	m.dec = versions[0]
+	r, err := measureTune(ctx, dir, m.tuneKey(), versions, func() (tuneRunner, error) { return m.newGPURunner(ctx) })
+	m.dec = versions[0] // (the runner switches it while it measures)
+	if r != nil {
+		m.dec = r.Dec
+	}
+	return r, err
+}
+
+// gpuRunner measures on the model's GPU: a scratch sequence filled with
+// tuneContext tokens, one graph per version, every step at the next
+// position (rewriting the same cache row).
+type gpuRunner struct {
+	m      *Model
+	q      *Sequence
+	graphs map[int]cuGraphExec
+	tok    int32
+	pos    int32
+}
+
+// newGPURunner returns nil (and no error) where the device cannot capture
+// a graph (a driver without it, GPTOSS_CUDA_GRAPH=0): nothing to measure.
+func (m *Model) newGPURunner(ctx context.Context) (tuneRunner, error) {
+	q, err := m.newSequence(tuneContext + 1)
+	if err != nil {
+		return nil, err
+	}
+	if q.graph == 0 {
+		q.Close()
+		return nil, nil
+	}
+	V, P := m.cfg.VocabSize, min(tuneContext, q.maxLen-1)
+	toks := make([]int32, P+1)
+	for i := range toks {
+		toks[i] = int32((i*7919 + 13) % V)
+	}
+	if _, err := q.Forward(ctx, toks[:P], false); err != nil {
+		q.Close()
+		return nil, err
+	}
+	return &gpuRunner{m: m, q: q, graphs: map[int]cuGraphExec{}, tok: toks[P], pos: int32(P)}, nil
+}
+
+func (g *gpuRunner) capture(v int) error {
+	defer g.m.d.enter()()
+	g.m.dec = v
+	if g.q.graph != 0 {
+		drv.GraphExecDestroy(g.q.graph)
+		g.q.graph = 0
+	}
+	if err := g.q.capture(); err != nil {
+		return err
+	}
+	if old, ok := g.graphs[v]; ok {
+		drv.GraphExecDestroy(old)
+	}
+	g.graphs[v], g.q.graph = g.q.graph, 0
+	return nil
+}
+
+func (g *gpuRunner) step(v int) error {
+	defer g.m.d.enter()()
+	e, ok := g.graphs[v]
+	if !ok {
+		return fmt.Errorf("v%d was not captured", v)
+	}
+	g.q.hTok[0], g.q.hPos[0] = g.tok, g.pos
+	if err := check("cuGraphLaunch", drv.GraphLaunch(e, g.q.s.s)); err != nil {
+		return err
+	}
+	return g.q.s.sync()
+}
+
+func (g *gpuRunner) logits() []float32 { return g.q.hLogits }
+
+func (g *gpuRunner) reset() error {
+	defer g.m.d.enter()()
+	q := g.q
+	return errors.Join(
+		check("cuMemsetD8", drv.MemsetD8Async(q.sums, 0, 2*partFloats*4, q.s.s)),
+		check("cuMemsetD8", drv.MemsetD8Async(q.attnCnt, 0, uint64(g.m.cfg.NumKeyValueHeads*4), q.s.s)),
+		q.s.sync())
+}
+
+func (g *gpuRunner) now() time.Time { return time.Now() }
+
+func (g *gpuRunner) close() {
+	unlock := g.m.d.enter()
+	for _, e := range g.graphs {
+		drv.GraphExecDestroy(e)
+	}
+	unlock()
+	g.q.Close()
+}
+
+// measureTune is autotune's logic: dir's result for key when there is a
+// finished one, else a measurement of versions (the reference first) with
+// the runner open returns (nil: nothing to measure, nil result), kept in
+// dir. The result's Dec is the version to run.
+func measureTune(ctx context.Context, dir, key string, versions []int, open func() (tuneRunner, error)) (*TuneResult, error) {
 	unlock, err := lockTune(ctx, dir, key)
 	if err != nil {
 		return nil, err
@@ -305,38 +422,28 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 	prev := readTune(dir, key)
 	dec, rejected := fromEarlier(prev, versions)
 	if dec != 0 {
-		m.dec = dec
 		prev.Cached = true
 		return prev, nil
 	}
-	start := time.Now()
-	res := &TuneResult{Key: key, When: start.UTC()}
-	ref := versions[0]
-	m.dec = ref
-	q, err := m.newSequence(tuneContext + 1)
-	if err != nil {
-		return nil, err
-	}
-	defer q.Close()
-	if q.graph == 0 {
-		return nil, nil // (a driver that cannot capture, GPTOSS_CUDA_GRAPH=0): the reference, unmeasured
-	}
-	V, P := m.cfg.VocabSize, min(tuneContext, q.maxLen-1)
-	toks := make([]int32, P+1)
-	for i := range toks {
-		toks[i] = int32((i*7919 + 13) % V)
-	}
-	if _, err := q.Forward(ctx, toks[:P], false); err != nil {
-		return nil, err
-	}
-	graphs := map[int]cuGraphExec{}
-	defer func() {
-		unlock := m.d.enter()
-		for _, g := range graphs {
-			drv.GraphExecDestroy(g)
+	if prev != nil && prev.Pending != 0 {
+		// the death is recorded as a rejection before anything runs, so
+		// the file never names a version that is not running
+		c := &TuneResult{Key: key, When: time.Now().UTC()}
+		for _, v := range versions {
+			if why, ok := rejected[v]; ok {
+				c.Steps = append(c.Steps, TuneStep{Version: v, Rejected: why})
+			}
 		}
-		unlock()
-	}()
+		writeTune(dir, c, true) // (if this fails, so do the marks: only the reference runs)
+	}
+	r, err := open()
+	if err != nil || r == nil {
+		return nil, err
+	}
+	defer r.close()
+	start := r.now()
+	res := &TuneResult{Key: key, When: time.Now().UTC()}
+	ref := versions[0]
 	// the pending mark names the version other than the reference that
 	// runs now; a return (not a death) clears it: the next load then
 	// measures again, keeping only real rejections
@@ -362,22 +469,6 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 			writeTune(dir, &c, true)
 		}
 	}()
-	step := func(g cuGraphExec) error {
-		q.hTok[0], q.hPos[0] = toks[P], int32(P)
-		if err := check("cuGraphLaunch", drv.GraphLaunch(g, q.s.s)); err != nil {
-			return err
-		}
-		return q.s.sync()
-	}
-	// after another version's steps: the buffers the versions share that
-	// must be zero at a step's start (v16/v17's router sums, attention's
-	// split counters), in case that version left them otherwise
-	reset := func() error {
-		return errors.Join(
-			check("cuMemsetD8", drv.MemsetD8Async(q.sums, 0, 2*partFloats*4, q.s.s)),
-			check("cuMemsetD8", drv.MemsetD8Async(q.attnCnt, 0, uint64(m.cfg.NumKeyValueHeads*4), q.s.s)),
-			q.s.sync())
-	}
 	// a version that failed: rejected (kept, so the next load leaves it
 	// out); the reference's next step says whether the context survived
 	failed := func(i int, err error) error {
@@ -388,17 +479,14 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 		}
 		res.Pending = 0
 		writeTune(dir, res, true)
-		unlock := m.d.enter()
-		herr := errors.Join(reset(), step(graphs[ref]))
-		unlock()
-		if herr != nil {
+		if herr := errors.Join(r.reset(), r.step(ref)); herr != nil {
 			return fmt.Errorf("v%d: %w (the next load leaves it out; GPTOSS_CUDA_DEC=v%d does not tune)", v, err, ref)
 		}
 		return nil
 	}
 	var refLogits []float32
 	for _, v := range versions {
-		if why, ok := rejected[v]; ok {
+		if why, ok := rejected[v]; ok && v != ref {
 			res.Steps = append(res.Steps, TuneStep{Version: v, Rejected: why})
 			continue
 		}
@@ -409,26 +497,13 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 		}
 		res.Steps = append(res.Steps, TuneStep{Version: v})
 		i := len(res.Steps) - 1
-		err := func() error {
-			unlock := m.d.enter()
-			defer unlock()
-			m.dec = v
-			if q.graph != 0 {
-				drv.GraphExecDestroy(q.graph)
-				q.graph = 0
-			}
-			if err := q.capture(); err != nil {
-				return err
-			}
-			graphs[v], q.graph = q.graph, 0
-			if err := step(graphs[v]); err != nil {
-				return err
-			}
-			if v != ref {
-				return reset()
-			}
-			return nil
-		}()
+		err := r.capture(v)
+		if err == nil {
+			err = r.step(v)
+		}
+		if err == nil && v != ref {
+			err = r.reset()
+		}
 		if err != nil {
 			if err := failed(i, err); err != nil {
 				return nil, err
@@ -436,12 +511,12 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 			continue
 		}
 		if v == ref {
-			refLogits = append([]float32(nil), q.hLogits...)
+			refLogits = append([]float32(nil), r.logits()...)
 			if _, why := checkLogits(refLogits, refLogits); why != "" {
 				return nil, fmt.Errorf("v%d, the reference: %s", v, why)
 			}
 		} else {
-			res.Steps[i].MaxDiff, res.Steps[i].Rejected = checkLogits(refLogits, q.hLogits)
+			res.Steps[i].MaxDiff, res.Steps[i].Rejected = checkLogits(refLogits, r.logits())
 		}
 	}
 	best := make([]float64, len(res.Steps))
@@ -455,23 +530,17 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 				res.Steps[i].Rejected, best[i] = notRun+err.Error(), 0
 				continue
 			}
-			err := func() error {
-				unlock := m.d.enter()
-				defer unlock()
-				t0 := time.Now()
-				for k := 0; k < tuneSteps; k++ {
-					if err := step(graphs[v]); err != nil {
-						return err
-					}
-				}
-				if ms := float64(time.Since(t0).Microseconds()) / 1e3 / tuneSteps; round > 0 && (best[i] == 0 || ms < best[i]) {
-					best[i] = ms
-				}
-				if v != ref {
-					return reset()
-				}
-				return nil
-			}()
+			t0 := r.now()
+			var err error
+			for k := 0; k < tuneSteps && err == nil; k++ {
+				err = r.step(v)
+			}
+			if ms := float64(r.now().Sub(t0).Microseconds()) / 1e3 / tuneSteps; err == nil && round > 0 && (best[i] == 0 || ms < best[i]) {
+				best[i] = ms
+			}
+			if err == nil && v != ref {
+				err = r.reset()
+			}
 			if err != nil {
 				best[i] = 0
 				if err := failed(i, err); err != nil {
@@ -493,8 +562,7 @@ func (m *Model) autotune(ctx context.Context, dir string) (*TuneResult, error) {
 	if res.Dec == 0 {
 		return nil, errors.New("no decode version passed")
 	}
-	res.Seconds = time.Since(start).Seconds()
-	m.dec = res.Dec
+	res.Seconds = r.now().Sub(start).Seconds()
 	for _, s := range res.Steps {
 		if strings.HasPrefix(s.Rejected, notRun) {
 			// a version left out only because the folder failed: the next

@@ -7,6 +7,7 @@ package cuda
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -254,4 +255,302 @@ func TestTuneLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	nop()
+}
+
+// fakeRunner stands in for the GPU in measureTune: each version's step
+// advances a fake clock by its time (no real timing), returns its logits,
+// and can fail, poison the "context" (every later call fails, as after an
+// illegal address) or "die" (the tuning file as a killed process would
+// leave it is kept, and the step fails). At every step it checks the
+// crash-safety rule: the file marks the running version pending (0 for
+// the reference).
+type fakeRunner struct {
+	t        *testing.T
+	dir, key string
+	ref      int
+	clock    time.Time
+	ms       map[int]float64
+	logit    map[int][]float32
+	fail     map[int]int // version → its step (1-based) that fails
+	poison   bool        // a failure poisons every later call
+	dieAt    map[int]int // version → its step at which the process "dies"
+	died     []byte      // the file at that moment
+	cancelAt int         // the total step count at which cancel is called
+	cancel   func()
+	noMarks  bool // no tuning folder: no marks to check
+	dead     bool
+	steps    map[int]int
+	total    int
+	resets   int
+	last     int
+	closed   bool
+}
+
+var fakeBase = []float32{3, -1, 12, 0.5, 7}
+
+func newFake(t *testing.T, dir, key string, ms map[int]float64) *fakeRunner {
+	return &fakeRunner{t: t, dir: dir, key: key, ref: 16, clock: time.Unix(0, 0), ms: ms, logit: map[int][]float32{},
+		fail: map[int]int{}, dieAt: map[int]int{}, steps: map[int]int{}}
+}
+
+var errSticky = errors.New("CUDA_ERROR_ILLEGAL_ADDRESS")
+
+func (f *fakeRunner) capture(v int) error {
+	if f.dead {
+		return errSticky
+	}
+	return nil
+}
+
+func (f *fakeRunner) step(v int) error {
+	if f.dead {
+		return errSticky
+	}
+	f.steps[v]++
+	f.total++
+	pending := 0
+	if r := readTune(f.dir, f.key); r != nil {
+		pending = r.Pending
+	}
+	if want := v; !f.noMarks && ((v == f.ref && pending != 0) || (v != f.ref && pending != want)) {
+		f.t.Errorf("v%d ran while the file marked v%d pending", v, pending)
+	}
+	if n := f.dieAt[v]; n != 0 && f.steps[v] == n {
+		f.died, _ = os.ReadFile(tunePath(f.dir, f.key))
+		f.dead = true
+		return errors.New("died")
+	}
+	if n := f.fail[v]; n != 0 && f.steps[v] == n {
+		f.dead = f.poison
+		return fmt.Errorf("v%d: launch failed", v)
+	}
+	if f.cancelAt != 0 && f.total == f.cancelAt {
+		f.cancel()
+	}
+	f.clock = f.clock.Add(time.Duration(f.ms[v] * float64(time.Millisecond)))
+	f.last = v
+	return nil
+}
+
+func (f *fakeRunner) logits() []float32 {
+	if l, ok := f.logit[f.last]; ok {
+		return l
+	}
+	return fakeBase
+}
+
+func (f *fakeRunner) reset() error {
+	if f.dead {
+		return errSticky
+	}
+	f.resets++
+	return nil
+}
+
+func (f *fakeRunner) now() time.Time { return f.clock }
+func (f *fakeRunner) close()         { f.closed = true }
+
+// TestMeasureTune drives every path of the measurement with fakeRunner.
+func TestMeasureTune(t *testing.T) {
+	all := []int{16, 17, 12}
+	ms := func(a, b, c float64) map[int]float64 { return map[int]float64{16: a, 17: b, 12: c} }
+	measure := func(t *testing.T, ctx context.Context, dir string, f *fakeRunner) (*TuneResult, error) {
+		t.Helper()
+		opened := false
+		r, err := measureTune(ctx, dir, f.key, all, func() (tuneRunner, error) { opened = true; return f, nil })
+		if opened && !f.closed {
+			t.Error("the runner was not closed")
+		}
+		return r, err
+	}
+	cached := func(t *testing.T, dir, key string) *TuneResult {
+		t.Helper()
+		r, err := measureTune(context.Background(), dir, key, all, func() (tuneRunner, error) {
+			t.Fatal("a finished result was measured again")
+			return nil, nil
+		})
+		if err != nil || r == nil || !r.Cached {
+			t.Fatalf("second load: %+v, %v", r, err)
+		}
+		return r
+	}
+	steps := func(r *TuneResult) map[int]TuneStep {
+		m := map[int]TuneStep{}
+		for _, s := range r.Steps {
+			m[s.Version] = s
+		}
+		return m
+	}
+
+	t.Run("fastest", func(t *testing.T) {
+		dir := t.TempDir()
+		f := newFake(t, dir, "k", ms(2, 1.5, 2.5))
+		r, err := measure(t, context.Background(), dir, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Dec != 17 || r.Pending != 0 || len(r.Steps) != 3 || r.Unkept != nil {
+			t.Fatalf("%+v", r)
+		}
+		for i, want := range []TuneStep{{Version: 16, StepMS: 2}, {Version: 17, StepMS: 1.5}, {Version: 12, StepMS: 2.5}} {
+			if r.Steps[i] != want {
+				t.Errorf("step %d: %+v, want %+v", i, r.Steps[i], want)
+			}
+		}
+		// one check step and 4 rounds of 8 each; resets after each other version's
+		if f.steps[16] != 1+tuneRounds*tuneSteps || f.steps[17] != f.steps[16] || f.resets != 2*(1+tuneRounds) {
+			t.Errorf("steps %v, resets %d", f.steps, f.resets)
+		}
+		if kept := cached(t, dir, "k"); kept.Dec != 17 || kept.Steps[1].StepMS != 1.5 {
+			t.Fatalf("kept %+v", kept)
+		}
+	})
+	t.Run("margin", func(t *testing.T) {
+		dir := t.TempDir()
+		if r, err := measure(t, context.Background(), dir, newFake(t, dir, "k", ms(2, 1.99, 2.5))); err != nil || r.Dec != 16 {
+			t.Fatalf("0.5%% faster: %+v, %v", r, err)
+		}
+	})
+	t.Run("wrong logits", func(t *testing.T) {
+		dir := t.TempDir()
+		f := newFake(t, dir, "k", ms(2, 1.5, 1))
+		f.logit[12] = []float32{3, -1, 12, 0.5, 9} // 2 > 0.05·12
+		r, err := measure(t, context.Background(), dir, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := steps(r)[12]
+		if r.Dec != 17 || !strings.Contains(s.Rejected, "differ") || s.MaxDiff != 2 || s.StepMS != 0 || f.steps[12] != 1 {
+			t.Fatalf("dec v%d, v12 %+v, stepped %d times", r.Dec, s, f.steps[12])
+		}
+		if kept := cached(t, dir, "k"); !strings.Contains(steps(kept)[12].Rejected, "differ") {
+			t.Fatalf("kept %+v", kept)
+		}
+	})
+	t.Run("death", func(t *testing.T) {
+		dir := t.TempDir()
+		f := newFake(t, dir, "k", ms(2, 1.5, 2.5))
+		f.dieAt[17] = 3 // in the first timing round
+		measure(t, context.Background(), dir, f)
+		if f.died == nil {
+			t.Fatal("no file when v17 died")
+		}
+		// what the dead process left (its deferred cleanup never ran)
+		if err := os.WriteFile(tunePath(dir, "k"), f.died, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		g := newFake(t, dir, "k", ms(2, 1.5, 2.5))
+		r, err := measure(t, context.Background(), dir, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Dec != 16 || !strings.Contains(steps(r)[17].Rejected, "ended while it ran") || g.steps[17] != 0 {
+			t.Fatalf("after a death in v17: %+v, v17 stepped %d times", r, g.steps[17])
+		}
+	})
+	t.Run("fails, context survives", func(t *testing.T) {
+		dir := t.TempDir()
+		f := newFake(t, dir, "k", ms(2, 1.5, 1.8))
+		f.fail[17] = 1
+		r, err := measure(t, context.Background(), dir, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Dec != 12 || !strings.Contains(steps(r)[17].Rejected, "launch failed") {
+			t.Fatalf("%+v", r)
+		}
+		cached(t, dir, "k")
+	})
+	t.Run("fails, context poisoned", func(t *testing.T) {
+		dir := t.TempDir()
+		f := newFake(t, dir, "k", ms(2, 1.5, 1.8))
+		f.fail[17], f.poison = 1, true
+		if _, err := measure(t, context.Background(), dir, f); err == nil || !strings.Contains(err.Error(), "next load leaves it out") {
+			t.Fatalf("err %v", err)
+		}
+		kept := readTune(dir, "k")
+		if kept == nil || kept.Dec != 0 || kept.Pending != 0 || !strings.Contains(steps(kept)[17].Rejected, "launch failed") {
+			t.Fatalf("left %+v", kept)
+		}
+		g := newFake(t, dir, "k", ms(2, 1.5, 1.8))
+		r, err := measure(t, context.Background(), dir, g)
+		if err != nil || r.Dec != 12 || g.steps[17] != 0 {
+			t.Fatalf("the next load: %+v, %v, v17 stepped %d times", r, err, g.steps[17])
+		}
+	})
+	t.Run("fails while timed", func(t *testing.T) {
+		dir := t.TempDir()
+		f := newFake(t, dir, "k", ms(2, 2.5, 1))
+		f.fail[12] = 2 + tuneSteps // in the second round
+		r, err := measure(t, context.Background(), dir, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := steps(r)[12]; r.Dec != 16 || !strings.Contains(s.Rejected, "launch failed") || s.StepMS != 0 {
+			t.Fatalf("%+v", r)
+		}
+	})
+	t.Run("reference fails", func(t *testing.T) {
+		dir := t.TempDir()
+		f := newFake(t, dir, "k", ms(2, 1.5, 2.5))
+		f.fail[16] = 1
+		if _, err := measure(t, context.Background(), dir, f); err == nil || !strings.HasPrefix(err.Error(), "v16:") {
+			t.Fatalf("err %v", err)
+		}
+		if f.steps[17] != 0 {
+			t.Fatal("other versions ran without a reference")
+		}
+	})
+	t.Run("reference not finite", func(t *testing.T) {
+		dir := t.TempDir()
+		f := newFake(t, dir, "k", ms(2, 1.5, 2.5))
+		f.logit[16] = []float32{1, float32(math.NaN())}
+		if _, err := measure(t, context.Background(), dir, f); err == nil || !strings.Contains(err.Error(), "NaN") {
+			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("cancelled", func(t *testing.T) {
+		dir := t.TempDir()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		f := newFake(t, dir, "k", ms(2, 1.5, 2.5))
+		f.cancel, f.cancelAt = cancel, 3+tuneSteps+2 // inside v17's first round
+		if _, err := measure(t, ctx, dir, f); !errors.Is(err, context.Canceled) {
+			t.Fatalf("err %v", err)
+		}
+		if kept := readTune(dir, "k"); kept == nil || kept.Pending != 0 || kept.Dec != 0 {
+			t.Fatalf("left %+v", kept) // no pending mark: nothing died
+		}
+		g := newFake(t, dir, "k", ms(2, 1.5, 2.5))
+		if r, err := measure(t, context.Background(), dir, g); err != nil || r.Dec != 17 {
+			t.Fatalf("after a cancel: %+v, %v", r, err)
+		}
+	})
+	t.Run("unwritable folder", func(t *testing.T) {
+		blocker := filepath.Join(t.TempDir(), "file")
+		os.WriteFile(blocker, nil, 0o644)
+		dir := filepath.Join(blocker, "tune")
+		f := newFake(t, dir, "k", ms(2, 1.5, 2.5))
+		r, err := measure(t, context.Background(), dir, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Dec != 16 || r.Unkept == nil || f.steps[17] != 0 || f.steps[12] != 0 || !strings.HasPrefix(steps(r)[17].Rejected, notRun) {
+			t.Fatalf("%+v, steps %v", r, f.steps)
+		}
+	})
+	t.Run("no folder", func(t *testing.T) {
+		f := newFake(t, "", "k", ms(2, 1.5, 2.5))
+		f.noMarks = true
+		r, err := measure(t, context.Background(), "", f)
+		if err != nil || r.Dec != 17 || r.Unkept != nil {
+			t.Fatalf("%+v, %v", r, err)
+		}
+	})
+	t.Run("nothing to measure", func(t *testing.T) {
+		r, err := measureTune(context.Background(), t.TempDir(), "k", all, func() (tuneRunner, error) { return nil, nil })
+		if r != nil || err != nil {
+			t.Fatalf("%+v, %v", r, err)
+		}
+	})
 }
