@@ -4,7 +4,7 @@ BIN     := bin
 GOFLAGS := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test fuzz test-race bench bench-pull bench-convert bench-oci bench-cloud bench-cpu vet fmt clean cuda cuda-trace gpu-bundle
+.PHONY: all build demo test test-emu cuda-emu fuzz test-race bench bench-pull bench-convert bench-oci bench-cloud bench-cpu vet fmt clean cuda cuda-trace gpu-bundle
 
 all: build
 
@@ -25,6 +25,8 @@ test:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) fuzz FUZZTIME=10s
+	@if command -v $(CXX) >/dev/null 2>&1 && [ "$$(uname -m)" = x86_64 ]; then $(MAKE) test-emu; \
+	else echo "no $(CXX) or not x86-64: the CUDA kernels' tests on the CPU emulator (make test-emu) did not run"; fi
 
 # The safetensors header parser against the fuzzer (briefly in `make test`).
 # -fuzzminimizetime keeps it from spending the budget shrinking the seeds.
@@ -79,6 +81,28 @@ cuda-trace: $(BIN)/kernels-trace.fatbin
 $(BIN)/kernels-trace.fatbin: $(wildcard runtime/cuda/kernels/*.cu runtime/cuda/kernels/*.cuh)
 	@mkdir -p $(BIN)
 	$(NVCC) -O3 -std=c++17 -fatbin -DGPTOSS_TRACE -gencode arch=compute_90,code=sm_90 -o $@ runtime/cuda/kernels/gptoss.cu
+
+# A CPU emulator of the CUDA driver and of these kernels (runtime/cuda/
+# kernels/emu): gptoss.cu compiled as host C++, every CUDA thread a fiber,
+# behind the driver API the engine binds, as bin/libcuda-emu.so. test-emu
+# runs the cuda-tagged tests and the CLI's CUDA test on it (GPTOSS_CUDA_LIB):
+# every kernel, decode version, graph and the tuning, with no GPU. Slow
+# (a golden decode step takes ~0.1 s), so the kernels' 20b-shaped cases
+# are left to gpu-check. CI runs it.
+EMU_DIR := runtime/cuda/kernels/emu
+EMU_ENV = GPTOSS_CUDA_LIB=$(abspath $(BIN))/libcuda-emu.so GPTOSS_CUDA_KERNELS=$(abspath $(BIN))/libcuda-emu.so GPTOSS_REQUIRE_GPU=1
+EMU_TESTS ?= TestGolden|TestTune|TestLongSequence|TestEngine|TestKernel(Embed|RMSNorm|RopeKV|RouterTopK|Argmax|Attention|Sample)$$
+cuda-emu: $(BIN)/libcuda-emu.so
+$(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR)/emu.cpp
+	@mkdir -p $(BIN)/emu
+	$(CXX) -x c++ -E -P -std=c++17 -DGPTOSS_EMU -include $(EMU_DIR)/emu.h runtime/cuda/kernels/gptoss.cu | \
+		grep -oE 'extern "C" +void +[A-Za-z0-9_]+' | awk '{print "EMU_KERNEL(" $$NF ")"}' > $(BIN)/emu/kernels.inc
+	$(CXX) -O2 -g -std=c++17 -fPIC -shared -fno-strict-aliasing -Wall -Wno-unknown-pragmas -DGPTOSS_EMU \
+		-include $(EMU_DIR)/emu.h -I$(BIN)/emu -o $@ $(EMU_DIR)/emu.cpp
+test-emu: cuda-emu
+	cd runtime/cuda && $(EMU_ENV) $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_TESTS)' .
+	cd runtime/cuda && $(EMU_ENV) $(GO) test -tags cuda -count=1 -timeout 20m -run 'TestKernelV16$$/_H=(128|160|224)_' .
+	$(EMU_ENV) $(GO) test -count=1 -run 'TestCUDAEngineThroughCLI' ./cmd/gptoss
 
 # What scripts/gpu-check.sh runs on a GPU machine with no Go toolchain:
 # bin/gptoss and the cuda-tagged test binary, both with the kernels embedded.

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -49,6 +50,29 @@ func TestCUDAEngineThroughCLI(t *testing.T) {
 	if gen.Engine != "cuda" || idList(gen.Generated) != idList(g.Greedy.Generated) {
 		t.Fatalf("cuda greedy: engine %q tokens %v, reference %v", gen.Engine, gen.Generated, g.Greedy.Generated)
 	}
+	// GPTOSS_CUDA_DEC=auto: the first run measures the decode versions and
+	// keeps the choice under $GPTOSS_HOME/tune, the second reads it; both
+	// decode the reference's tokens and say so in the kernels line
+	e.extra = append(e.extra, "GPTOSS_CUDA_DEC=auto")
+	for i, want := range []string{"(tuned: v16 ", "(tuned, cached: v16 "} {
+		var tuned struct {
+			Generated []int32 `json:"generated"`
+			Kernels   string  `json:"kernels"`
+		}
+		r := e.mustRun(runArgs("cuda")...)
+		if err := json.Unmarshal([]byte(r.stdout), &tuned); err != nil {
+			t.Fatalf("run --json: %v\n%s", err, r.stdout)
+		}
+		t.Logf("auto, load %d: %s", i+1, tuned.Kernels)
+		if !strings.HasPrefix(tuned.Kernels, "decode v") || !strings.Contains(tuned.Kernels, want) ||
+			idList(tuned.Generated) != idList(g.Greedy.Generated) {
+			t.Fatalf("auto, load %d: kernels %q (want %q), tokens %v, reference %v", i+1, tuned.Kernels, want, tuned.Generated, g.Greedy.Generated)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(e.home, "tune", "cuda-*.json")); len(files) != 1 {
+		t.Fatalf("tuning files under GPTOSS_HOME/tune: %v, want one", files)
+	}
+	e.extra = e.extra[:len(e.extra)-1]
 	r = e.mustRun("logits", "20b", "--tokens", idList(g.Tokens), "--all", "--json", "--engine", "cuda")
 	var got struct {
 		Engine string      `json:"engine"`

@@ -10,12 +10,25 @@
 // 0.054, FP16's 11 bits by 0.011, at the same bytes). Kernels that depend on
 // the position read it from device memory (pos0), so a captured CUDA graph
 // replays with new positions.
+//
+// A build with -DGPTOSS_EMU (kernels/emu, `make cuda-emu`) compiles this file
+// as host C++ for the CPU emulator of the driver and kernels; the few
+// inline-PTX helpers below have an emulated branch there.
 #include <stdint.h>
+#ifndef GPTOSS_EMU
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <mma.h>
+#endif
 
 #define DEV __device__ __forceinline__
+
+// dynamic shared memory (the emulator's is one arena a block)
+#ifdef GPTOSS_EMU
+#define EXTERN_SHARED(T, name) static T* const name = (T*)emu_dyn_shared
+#else
+#define EXTERN_SHARED(T, name) extern __shared__ __align__(16) T name[]
+#endif
 
 DEV float bf2f(uint16_t h) { return __uint_as_float(((uint32_t)h) << 16); }
 
@@ -140,8 +153,10 @@ DEV void trace_end(int kid, unsigned long long t0, unsigned long long t1, long l
 // The 128-byte lines of [p, p + bytes) into L2, spread over n threads
 // (this one is i of them). A hint: nothing depends on it being right.
 DEV void prefetch_l2(const void* p, size_t bytes, int i, int n) {
+#ifndef GPTOSS_EMU
   for (size_t o = (size_t)i * 128; o < bytes; o += (size_t)n * 128)
     asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + o));
+#endif
 }
 
 // E2M1 code → value.
@@ -153,11 +168,15 @@ DEV float fp4(uint32_t n) {
 
 // Streaming 16-byte load that does not pollute L1 (weights are read once).
 DEV uint4 ld_stream(const uint4* p) {
+#ifdef GPTOSS_EMU
+  return *p;
+#else
   uint4 r;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
                : "l"(p));
   return r;
+#endif
 }
 
 // ---------------------------------------------------------------------------
@@ -1497,9 +1516,13 @@ struct Lut6 {
   DEV float at(uint32_t w) const {
     uint32_t t;
     if constexpr (4 * I <= 7) t = w << (7 - 4 * I); else t = w >> (4 * I - 7);
+#ifdef GPTOSS_EMU
+    return *(const float*)emu_shared_ptr((t & 0x780u) | base);
+#else
     float v;
     asm("ld.shared.f32 %0, [%1];" : "=f"(v) : "r"((t & 0x780u) | base));
     return v;
+#endif
   }
   // the 8 values of w · xa, xc
   DEV float word(uint32_t w, float4 xa, float4 xc) const {
@@ -1516,7 +1539,7 @@ struct Lut6 {
 // instructions a value. Measured: as fast as v6 alone, the fastest decode
 // step with PDL (PERF.md).
 #define LUT7_BYTES 65536
-extern __shared__ __align__(16) float2 lut7[];  // [256][32]
+EXTERN_SHARED(float2, lut7);  // [256][32]
 
 struct Lut7 {
   uint32_t l8;  // 8·lane
@@ -1719,9 +1742,13 @@ MOE_DEC_INST(7, Lut7 t, t.fill())
 // in every kernel of the step), so the ids are final; they are read
 // through L2 (ld.global.cg), never a stale L1 line.
 DEV int ld_cg(const int* p) {
+#ifdef GPTOSS_EMU
+  return *p;
+#else
   int v;
   asm volatile("ld.global.cg.s32 %0, [%1];" : "=r"(v) : "l"(p));
   return v;
+#endif
 }
 
 // mlp2's row pair p of expert e (rows 2p, 2p + 1) into q/s8: one round of
@@ -1891,10 +1918,19 @@ extern "C" __global__ void __launch_bounds__(256, 2) moe16_mlp2_dec(
 #define V17_STAGE (V17_U * V17_R * 512 + V17_SC)
 #define V17_XH 40                // halves a staged block takes (32 + 8: conflict-free 16-byte loads)
 #define V17_WARPS 8              // warps a block (the launch's 256 threads; the rings are sized for them)
-extern __shared__ __align__(16) uint32_t dyn17[];  // [LUTH_BYTES table][8 warps][S stages]
+EXTERN_SHARED(uint32_t, dyn17);  // [LUTH_BYTES table][8 warps][S stages]
 // v17Shared in device.go is this sum
 static_assert(LUTH_BYTES + V17_WARPS * V17_S * V17_STAGE == 85248, "device.go's v17Shared");
 
+#ifdef GPTOSS_EMU
+DEV void cp_async16(uint32_t dst, const void* src) { emu_cp_async(dst, src, 16); }
+DEV void cp_async4(uint32_t dst, const void* src) { emu_cp_async(dst, src, 4); }
+DEV void cp_commit() { emu_cp_commit(); }
+template <int N>
+DEV void cp_wait() {
+  emu_cp_wait(N);
+}
+#else
 DEV void cp_async16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(src) : "memory");
 }
@@ -1906,6 +1942,7 @@ template <int N>
 DEV void cp_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
+#endif
 
 // byte b → half2(E2M1 of its low nibble, of its high nibble), entry b of
 // lane l at dyn17[32b + l]

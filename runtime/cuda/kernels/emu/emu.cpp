@@ -1,0 +1,535 @@
+// A CPU emulator of the CUDA driver API subset the engine binds
+// (runtime/cuda/driver.go) running the kernels of gptoss.cu compiled as
+// host C++: `make cuda-emu` builds bin/libcuda-emu.so, and the cuda-tagged
+// tests run on it with GPTOSS_CUDA_LIB pointing there (see emu.h for how
+// threads, warps, shared memory and cp.async are emulated). Streams run
+// synchronously; a captured graph is the list of its operations, replayed
+// in order; device memory is host memory, filled with 0xff (NaN) when
+// allocated so that a read of unwritten memory shows. A fault (trap, a
+// barrier not every live thread reaches, a shared address outside shared
+// memory) fails the launch and, as on a GPU, every call after it.
+#include "emu.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "../gptoss.cu"
+
+// ---------------------------------------------------------------------------
+// fibers
+
+extern "C" void emu_swap(void** save, void* load);
+asm(R"(
+  .text
+  .globl emu_swap
+  .type emu_swap,@function
+emu_swap:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size emu_swap,.-emu_swap
+)");
+
+enum { RUNNABLE, AT_BLOCK, AT_WARP, EXITED };
+struct Copy {
+  uint32_t dst;
+  const void* src;
+  int bytes;
+};
+struct EmuFiber {
+  void* sp;
+  uint3 tid;
+  int state, warp, gen;
+  std::vector<std::vector<Copy>> groups;  // committed cp.async groups, oldest first
+  std::vector<Copy> open;                 // copies not yet committed
+};
+
+EmuFiber* emu_cur;
+uint3 emu_blockIdx;
+dim3 emu_blockDim, emu_gridDim;
+alignas(4096) char emu_dyn_shared[232448];
+uintptr_t emu_shared_base = (uintptr_t)emu_dyn_shared - 0x80000000u;
+
+static const size_t kStack = 256 << 10, kGuard = 4096, kMaxThreads = 1024;
+static char* g_stacks;  // kMaxThreads × (guard + stack)
+static EmuFiber g_fibers[kMaxThreads];
+static void* g_sched_sp;
+static std::function<void()> g_body;  // the kernel call every thread makes
+static int g_nthreads;
+static std::string g_fault;  // why the launch failed ("" while it runs)
+struct Warp {
+  uint64_t slot[2][32];
+  int gen;
+};
+static Warp g_warps[kMaxThreads / 32];
+
+const uint3& emu_tid() { return emu_cur->tid; }
+
+static void yield_to_scheduler() { emu_swap(&emu_cur->sp, g_sched_sp); }
+
+static void fiber_main() {
+  g_body();
+  emu_cur->state = EXITED;
+  yield_to_scheduler();
+  abort();  // an exited fiber is never resumed
+}
+
+void __syncthreads() {
+  emu_cur->state = AT_BLOCK;
+  yield_to_scheduler();
+}
+
+const uint64_t* emu_warp_exchange(uint64_t v) {
+  Warp& w = g_warps[emu_cur->warp];
+  int gen = w.gen;
+  w.slot[gen & 1][emu_cur->tid.x & 31] = v;
+  emu_cur->state = AT_WARP;
+  emu_cur->gen = gen;
+  yield_to_scheduler();
+  return w.slot[gen & 1];
+}
+
+void emu_syncwarp() { emu_warp_exchange(0); }
+
+[[noreturn]] static void fault(const std::string& why) {
+  if (g_fault.empty()) g_fault = why;
+  emu_cur->state = EXITED;
+  yield_to_scheduler();
+  abort();
+}
+
+void emu_trap() {
+  char b[96];
+  snprintf(b, sizeof b, "trap in block (%u,%u,%u) thread %u", emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z,
+           emu_cur->tid.x);
+  fault(b);
+}
+
+static void check_shared(uint32_t a, int bytes) {
+  uintptr_t p = emu_shared_base + a;
+  if (p < (uintptr_t)emu_dyn_shared || p + bytes > (uintptr_t)emu_dyn_shared + sizeof emu_dyn_shared) {
+    // static __shared__ storage is not in the arena: only the dynamic
+    // arena is reached through cp.async here
+    char b[96];
+    snprintf(b, sizeof b, "cp.async to shared address %#x outside the dynamic shared memory", a);
+    fault(b);
+  }
+}
+
+void emu_cp_async(uint32_t dst, const void* src, int bytes) {
+  check_shared(dst, bytes);
+  if (((uintptr_t)src & (bytes - 1)) || (dst & (bytes - 1))) fault("misaligned cp.async");
+  emu_cur->open.push_back({dst, src, bytes});
+}
+
+void emu_cp_commit() {
+  emu_cur->groups.push_back(std::move(emu_cur->open));
+  emu_cur->open.clear();
+}
+
+void emu_cp_wait(int n) {
+  auto& g = emu_cur->groups;
+  while ((int)g.size() > n) {
+    for (const Copy& c : g.front()) memcpy(emu_shared_ptr(c.dst), c.src, c.bytes);
+    g.erase(g.begin());
+  }
+}
+
+static void init_stacks() {
+  if (g_stacks) return;
+  size_t per = kGuard + kStack;
+  g_stacks = (char*)mmap(nullptr, per * kMaxThreads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                         -1, 0);
+  if (g_stacks == MAP_FAILED) {
+    perror("emu: stacks");
+    abort();
+  }
+  for (size_t i = 0; i < kMaxThreads; i++) mprotect(g_stacks + i * per, kGuard, PROT_NONE);
+}
+
+// runs one block of n threads to completion; "" or why it faulted
+static std::string run_block(int n) {
+  size_t per = kGuard + kStack;
+  for (int i = 0; i < n; i++) {
+    EmuFiber& f = g_fibers[i];
+    f.tid = {(unsigned)i % emu_blockDim.x, (unsigned)i / emu_blockDim.x % emu_blockDim.y,
+             (unsigned)i / (emu_blockDim.x * emu_blockDim.y)};
+    f.state = RUNNABLE;
+    f.warp = i / 32;
+    f.groups.clear();
+    f.open.clear();
+    // the first switch "returns" into fiber_main with the stack as after a call
+    uintptr_t top = (uintptr_t)(g_stacks + i * per + per) & ~(uintptr_t)15;
+    void** sp = (void**)(top - 64);
+    memset(sp, 0, 64);
+    sp[6] = (void*)&fiber_main;
+    f.sp = sp;
+  }
+  for (int w = 0; w < (n + 31) / 32; w++) g_warps[w].gen = 0;
+  g_fault.clear();
+  for (;;) {
+    bool ran = false;
+    for (int i = 0; i < n; i++) {
+      if (g_fibers[i].state != RUNNABLE) continue;
+      emu_cur = &g_fibers[i];
+      emu_swap(&g_sched_sp, g_fibers[i].sp);
+      ran = true;
+      if (!g_fault.empty()) return g_fault;
+    }
+    // release the warps whose live lanes all wait at a warp operation
+    int live = 0, atBlock = 0;
+    for (int w = 0; w < (n + 31) / 32; w++) {
+      int lo = w * 32, hi = std::min(n, lo + 32), alive = 0, waiting = 0;
+      for (int i = lo; i < hi; i++) {
+        alive += g_fibers[i].state != EXITED;
+        waiting += g_fibers[i].state == AT_WARP;
+      }
+      if (waiting && waiting == alive) {
+        g_warps[w].gen++;
+        for (int i = lo; i < hi; i++)
+          if (g_fibers[i].state == AT_WARP) g_fibers[i].state = RUNNABLE;
+        ran = true;
+      }
+    }
+    for (int i = 0; i < n; i++) {
+      live += g_fibers[i].state != EXITED;
+      atBlock += g_fibers[i].state == AT_BLOCK;
+    }
+    if (live == 0) return "";
+    if (atBlock == live) {
+      for (int i = 0; i < n; i++)
+        if (g_fibers[i].state == AT_BLOCK) g_fibers[i].state = RUNNABLE;
+      continue;
+    }
+    if (!ran) {
+      char b[160];
+      snprintf(b, sizeof b,
+               "block (%u,%u,%u): %d live threads, %d at __syncthreads, the others at a warp operation their warp's "
+               "other lanes do not reach",
+               emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z, live, atBlock);
+      return b;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// kernels: name → a launcher that reads the kernel's typed arguments from
+// the driver's params array
+
+struct Kernel {
+  const char* name;
+  // the call every thread makes, with the argument values copied now
+  std::function<std::function<void()>(void**)> bind;
+};
+
+template <class... A, size_t... I>
+static std::function<void()> bind_args(void (*f)(A...), void** params, std::index_sequence<I...>) {
+  std::tuple<std::decay_t<A>...> args{*(std::decay_t<A>*)params[I]...};
+  return [f, args]() { std::apply(f, args); };
+}
+template <class... A>
+static Kernel kernel(const char* name, void (*f)(A...)) {
+  return {name, [f](void** params) { return bind_args(f, params, std::index_sequence_for<A...>{}); }};
+}
+
+static const std::vector<Kernel>& kernels() {
+  static const std::vector<Kernel> k = {
+#define EMU_KERNEL(name) kernel(#name, &name),
+#include "kernels.inc"
+#undef EMU_KERNEL
+  };
+  return k;
+}
+
+// ---------------------------------------------------------------------------
+// the driver API
+
+typedef int CUresult;
+enum {
+  OK = 0,
+  ERR_INVALID_VALUE = 1,
+  ERR_OUT_OF_MEMORY = 2,
+  ERR_NOT_FOUND = 500,
+  ERR_LAUNCH_FAILED = 719,
+};
+
+static std::mutex g_mu;  // one launch at a time (the emulator's state is global)
+static CUresult g_sticky = OK;
+static std::map<uintptr_t, size_t> g_allocs;
+static size_t g_used;
+static const size_t kTotal = (size_t)80 << 30;
+
+struct Op {
+  std::function<void()> run;
+};
+struct Graph {
+  std::vector<Op> ops;
+};
+static std::map<uintptr_t, Graph*> g_capturing;  // stream → the graph it records
+
+static int env_int(const char* name, int def) {
+  const char* v = getenv(name);
+  return v && *v ? atoi(v) : def;
+}
+
+static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                       std::function<void()> body) {
+  if (g_sticky) return g_sticky;
+  int n = (int)(bx * by * bz);
+  if (n <= 0 || n > (int)kMaxThreads || gx == 0 || gy == 0 || gz == 0) return ERR_INVALID_VALUE;
+  init_stacks();
+  g_body = std::move(body);
+  g_nthreads = n;
+  emu_blockDim = {bx, by, bz};
+  emu_gridDim = {gx, gy, gz};
+  memset(emu_dyn_shared, 0xff, sizeof emu_dyn_shared);
+  for (unsigned z = 0; z < gz; z++)
+    for (unsigned y = 0; y < gy; y++)
+      for (unsigned x = 0; x < gx; x++) {
+        emu_blockIdx = {x, y, z};
+        std::string why = run_block(n);
+        if (!why.empty()) {
+          fprintf(stderr, "emu: %s: %s\n", k->name, why.c_str());
+          g_sticky = ERR_LAUNCH_FAILED;
+          return g_sticky;
+        }
+      }
+  return OK;
+}
+
+// runs op now, or records it when the stream captures
+static CUresult enqueue(uintptr_t s, std::function<CUresult()> op) {
+  std::lock_guard<std::mutex> l(g_mu);
+  if (g_sticky) return g_sticky;
+  auto it = g_capturing.find(s);
+  if (it != g_capturing.end()) {
+    it->second->ops.push_back({[op]() { op(); }});
+    return OK;
+  }
+  return op();
+}
+
+extern "C" {
+
+CUresult cuInit(unsigned) { return OK; }
+CUresult cuDriverGetVersion(int* v) {
+  *v = 12080;
+  return OK;
+}
+CUresult cuDeviceGetCount(int* n) {
+  *n = 1;
+  return OK;
+}
+CUresult cuDeviceGet(int* d, int ordinal) {
+  if (ordinal != 0) return ERR_INVALID_VALUE;
+  *d = 0;
+  return OK;
+}
+CUresult cuDeviceGetAttribute(int* v, int attr, int) {
+  switch (attr) {
+    case 16: *v = env_int("GPTOSS_EMU_SMS", 4); break;  // multiprocessors
+    case 75: *v = 9; break;                            // compute capability
+    case 76: *v = 0; break;
+    default: *v = 0;
+  }
+  return OK;
+}
+CUresult cuDeviceGetName(char* name, int n, int) {
+  snprintf(name, n, "gptoss CPU emulator (sm_90)");
+  return OK;
+}
+CUresult cuDevicePrimaryCtxRetain(uintptr_t* c, int) {
+  *c = 1;
+  return OK;
+}
+CUresult cuCtxSetCurrent(uintptr_t) { return OK; }
+CUresult cuCtxSynchronize() { return g_sticky; }
+CUresult cuMemGetInfo_v2(size_t* free_, size_t* total) {
+  std::lock_guard<std::mutex> l(g_mu);
+  *total = kTotal;
+  *free_ = kTotal - g_used;
+  return OK;
+}
+CUresult cuMemAlloc_v2(uint64_t* p, size_t size) {
+  std::lock_guard<std::mutex> l(g_mu);
+  if (g_used + size > kTotal) return ERR_OUT_OF_MEMORY;
+  void* m = aligned_alloc(256, (size + 255) & ~(size_t)255);
+  if (!m) return ERR_OUT_OF_MEMORY;
+  memset(m, 0xff, size);  // NaN: a read of memory nothing wrote shows
+  g_allocs[(uintptr_t)m] = size;
+  g_used += size;
+  *p = (uint64_t)m;
+  return OK;
+}
+CUresult cuMemFree_v2(uint64_t p) {
+  std::lock_guard<std::mutex> l(g_mu);
+  auto it = g_allocs.find((uintptr_t)p);
+  if (it == g_allocs.end()) return ERR_INVALID_VALUE;
+  g_used -= it->second;
+  g_allocs.erase(it);
+  free((void*)p);
+  return OK;
+}
+CUresult cuMemAllocHost_v2(void** p, size_t size) {
+  *p = aligned_alloc(4096, (size + 4095) & ~(size_t)4095);
+  return *p ? OK : ERR_OUT_OF_MEMORY;
+}
+CUresult cuMemFreeHost(void* p) {
+  free(p);
+  return OK;
+}
+CUresult cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t n, uintptr_t s) {
+  return enqueue(s, [=]() { memcpy((void*)dst, src, n); return OK; });
+}
+CUresult cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t n, uintptr_t s) {
+  return enqueue(s, [=]() { memcpy(dst, (const void*)src, n); return OK; });
+}
+CUresult cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, uintptr_t s) {
+  return enqueue(s, [=]() { memmove((void*)dst, (const void*)src, n); return OK; });
+}
+CUresult cuMemsetD8Async(uint64_t dst, unsigned char v, size_t n, uintptr_t s) {
+  return enqueue(s, [=]() { memset((void*)dst, v, n); return OK; });
+}
+CUresult cuStreamCreate(uintptr_t* s, unsigned) {
+  static uintptr_t next = 1;
+  std::lock_guard<std::mutex> l(g_mu);
+  *s = next++;
+  return OK;
+}
+CUresult cuStreamDestroy_v2(uintptr_t) { return OK; }
+CUresult cuStreamSynchronize(uintptr_t) { return g_sticky; }
+CUresult cuStreamWaitEvent(uintptr_t, uintptr_t, unsigned) { return OK; }
+struct Event {
+  double t;
+};
+static double now_ms() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+CUresult cuEventCreate(uintptr_t* e, unsigned) {
+  *e = (uintptr_t) new Event{0};
+  return OK;
+}
+CUresult cuEventDestroy_v2(uintptr_t e) {
+  delete (Event*)e;
+  return OK;
+}
+CUresult cuEventRecord(uintptr_t e, uintptr_t s) {
+  return enqueue(s, [=]() { ((Event*)e)->t = now_ms(); return OK; });
+}
+CUresult cuEventSynchronize(uintptr_t) { return g_sticky; }
+CUresult cuEventElapsedTime(float* ms, uintptr_t a, uintptr_t b) {
+  *ms = (float)(((Event*)b)->t - ((Event*)a)->t);
+  return OK;
+}
+CUresult cuModuleLoadData(uintptr_t* m, const void*) {
+  *m = 1;
+  return OK;
+}
+CUresult cuModuleGetFunction(uintptr_t* f, uintptr_t, const char* name) {
+  for (const Kernel& k : kernels())
+    if (strcmp(k.name, name) == 0) {
+      *f = (uintptr_t)&k;
+      return OK;
+    }
+  fprintf(stderr, "emu: no kernel %s (kernels.inc is made from gptoss.cu's extern \"C\" kernels)\n", name);
+  return ERR_NOT_FOUND;
+}
+CUresult cuModuleUnload(uintptr_t) { return OK; }
+CUresult cuModuleGetGlobal_v2(uint64_t*, size_t*, uintptr_t, const char*) { return ERR_NOT_FOUND; }
+CUresult cuFuncSetAttribute(uintptr_t, int, int) { return OK; }
+CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* n, uintptr_t, int block, size_t) {
+  *n = std::max(1, std::min(2, 2048 / std::max(block, 1)));
+  return OK;
+}
+CUresult cuLaunchKernel(uintptr_t f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned shmem, uintptr_t s, void** params, void**) {
+  const Kernel* k = (const Kernel*)f;
+  if (shmem > sizeof emu_dyn_shared) return ERR_INVALID_VALUE;
+  std::function<void()> body = k->bind(params);
+  return enqueue(s, [=]() { return launch(k, gx, gy, gz, bx, by, bz, body); });
+}
+struct LaunchConfig {
+  unsigned gx, gy, gz, bx, by, bz, shmem;
+  uintptr_t stream;
+  void* attrs;
+  unsigned nattrs;
+};
+CUresult cuLaunchKernelEx(const LaunchConfig* c, uintptr_t f, void** params, void** extra) {
+  return cuLaunchKernel(f, c->gx, c->gy, c->gz, c->bx, c->by, c->bz, c->shmem, c->stream, params, extra);
+}
+CUresult cuStreamBeginCapture_v2(uintptr_t s, int) {
+  std::lock_guard<std::mutex> l(g_mu);
+  if (g_capturing.count(s)) return ERR_INVALID_VALUE;
+  g_capturing[s] = new Graph;
+  return OK;
+}
+CUresult cuStreamEndCapture(uintptr_t s, uintptr_t* g) {
+  std::lock_guard<std::mutex> l(g_mu);
+  auto it = g_capturing.find(s);
+  if (it == g_capturing.end()) return ERR_INVALID_VALUE;
+  *g = (uintptr_t)it->second;
+  g_capturing.erase(it);
+  return OK;
+}
+CUresult cuGraphInstantiateWithFlags(uintptr_t* e, uintptr_t g, unsigned long long) {
+  *e = (uintptr_t) new Graph(*(Graph*)g);
+  return OK;
+}
+CUresult cuGraphLaunch(uintptr_t e, uintptr_t s) {
+  Graph* g = (Graph*)e;
+  return enqueue(s, [g]() {
+    for (const Op& op : g->ops) {
+      op.run();
+      if (g_sticky) return g_sticky;
+    }
+    return g_sticky;
+  });
+}
+CUresult cuGraphExecDestroy(uintptr_t e) {
+  delete (Graph*)e;
+  return OK;
+}
+CUresult cuGraphDestroy(uintptr_t g) {
+  delete (Graph*)g;
+  return OK;
+}
+CUresult cuGetErrorName(CUresult r, const char** s) {
+  switch (r) {
+    case ERR_INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
+    case ERR_OUT_OF_MEMORY: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+    case ERR_NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
+    case ERR_LAUNCH_FAILED: *s = "CUDA_ERROR_LAUNCH_FAILED"; break;
+    default: *s = "CUDA_ERROR_UNKNOWN";
+  }
+  return OK;
+}
+CUresult cuGetErrorString(CUresult r, const char** s) {
+  *s = r == ERR_LAUNCH_FAILED ? "a kernel faulted in the CPU emulator (its message is on stderr)" : "emulator error";
+  return OK;
+}
+
+}  // extern "C"
