@@ -87,11 +87,12 @@ $(BIN)/kernels-trace.fatbin: $(wildcard runtime/cuda/kernels/*.cu runtime/cuda/k
 # behind the driver API the engine binds, as bin/libcuda-emu.so. test-emu
 # runs the cuda-tagged tests and the CLI's CUDA test on it (GPTOSS_CUDA_LIB):
 # every kernel, decode version, graph and the tuning, with no GPU. Slow
-# (a golden decode step takes ~0.1 s), so the kernels' 20b-shaped cases
-# are left to gpu-check. CI runs it.
+# (one core; a golden decode step takes ~0.1 s): about 3 minutes here;
+# TestKernelMoE and TestKernelV16's 20b- and 120b-shaped cases (another
+# 5 minutes) run with `make test-emu EMU_TESTS=.` CI runs it.
 EMU_DIR := runtime/cuda/kernels/emu
 EMU_ENV = GPTOSS_CUDA_LIB=$(abspath $(BIN))/libcuda-emu.so GPTOSS_CUDA_KERNELS=$(abspath $(BIN))/libcuda-emu.so GPTOSS_REQUIRE_GPU=1
-EMU_TESTS ?= TestGolden|TestTune|TestLongSequence|TestEngine|TestKernel(Embed|RMSNorm|RopeKV|RouterTopK|Argmax|Attention|Sample)$$
+EMU_TESTS ?= TestGolden|TestTune|TestLongSequence|TestKernel(Embed|RMSNorm|RopeKV|RouterTopK|Argmax|Attention|Sample|Fused|MoE3|MatVecBF16)$$
 cuda-emu: $(BIN)/libcuda-emu.so
 $(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR)/emu.cpp
 	@mkdir -p $(BIN)/emu

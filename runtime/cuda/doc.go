@@ -17,6 +17,14 @@
 //     (SASS for sm_80/86/89/90 and compute_90 PTX), embedded with go:embed
 //     from fatbin/ (a README keeps the folder for builds without nvcc; the
 //     fatbin itself is not committed).
+//   - Testing without a GPU: kernels/emu is a CPU emulator of the driver
+//     API subset above and of the kernels (gptoss.cu built as host C++ with
+//     -DGPTOSS_EMU, one fiber per CUDA thread switched at warp and block
+//     operations, cp.async deferred to its wait), bin/libcuda-emu.so by
+//     `make cuda-emu`; with GPTOSS_CUDA_LIB pointing at it the cuda-tagged
+//     tests and the binary run unchanged (`make test-emu`, in `make test`
+//     and CI). It checks results and barriers, not speed or real-hardware
+//     races; scripts/gpu-check.sh on a GPU remains the measure.
 //   - Numerics follow the CPU engine (runtime/cpu, the reference): float32
 //     activations and residual, BF16 weights widened in registers, MXFP4
 //     experts decoded in the kernel (E2M1 values from a 16-entry table

@@ -220,6 +220,17 @@ func randMXFP4(r *rand.Rand, rows, cols int) (blocks, scales []byte) {
 }
 
 // relErr is ‖got − want‖ / ‖want‖; NaN anywhere fails.
+// relErrOf is ‖got − want‖ / ‖want‖.
+func relErrOf(got, want []float32) float64 {
+	var num, den float64
+	for i := range got {
+		d := float64(got[i] - want[i])
+		num += d * d
+		den += float64(want[i]) * float64(want[i])
+	}
+	return math.Sqrt(num / max(den, 1e-30))
+}
+
 func relErr(t testing.TB, what string, got, want []float32, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
@@ -1012,8 +1023,26 @@ func testV16Case(t *testing.T, d *device, s *stream, r *rand.Rand, v int, c v16C
 		cpu.RouterTopK(logits, c.k, idx, wt)
 		want := append([]float32(nil), wantX1...)
 		wantAct := cpuMoE(want, xn, idx, wt, w1b, w1s, b1, w2b, w2s, b2, c.H, c.I)
-		relErr(t, fmt.Sprintf("moe%d mlp1 (round %d)", v, round), readF32(t, s, act, c.k*c.I), wantAct, tol)
-		relErr(t, fmt.Sprintf("moe%d mlp2 into the residual (round %d)", v, round), readF32(t, s, x, c.H), want, tol)
+		tolAct, tolX := tol, tol
+		if v == 17 {
+			// v17's half arithmetic errs by a fraction of a dot product's
+			// terms, not of its result: where SwiGLU's clamp leaves only the
+			// outputs near zero unclamped (a large gamma), the relative error
+			// grows the way it does with the bf16 activations of OpenAI's
+			// reference. The limit: tol, or twice what rounding xn to bf16
+			// moves the same outputs by.
+			xb := make([]float32, len(xn))
+			for i, f := range xn {
+				xb[i] = bf16Round(f)
+			}
+			wantB := append([]float32(nil), wantX1...)
+			actB := cpuMoE(wantB, xb, idx, wt, w1b, w1s, b1, w2b, w2s, b2, c.H, c.I)
+			eAct, eX := relErrOf(actB, wantAct), relErrOf(wantB, want)
+			tolAct, tolX = max(tol, 2*eAct), max(tol, 2*eX)
+			t.Logf("bf16 activations move mlp1 by %.3g, the residual by %.3g: limits %.3g, %.3g", eAct, eX, tolAct, tolX)
+		}
+		relErr(t, fmt.Sprintf("moe%d mlp1 (round %d)", v, round), readF32(t, s, act, c.k*c.I), wantAct, tolAct)
+		relErr(t, fmt.Sprintf("moe%d mlp2 into the residual (round %d)", v, round), readF32(t, s, x, c.H), want, tolX)
 		if z := readF32(t, s, other, partFloats); slices.ContainsFunc(z, func(v float32) bool { return v != 0 }) {
 			t.Fatalf("round %d: mlp2 left the other sums buffer non-zero", round)
 		}
