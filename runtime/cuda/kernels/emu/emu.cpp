@@ -5,7 +5,8 @@
 // threads, warps, shared memory and cp.async are emulated). Streams run
 // synchronously; a captured graph is the list of its operations, replayed
 // in order; device memory is host memory, filled with 0xff (NaN) when
-// allocated so that a read of unwritten memory shows. A fault (trap, a
+// allocated so that a read of unwritten memory shows, each buffer against
+// an inaccessible page so that a read past its end faults. A fault (trap, a
 // barrier not every live thread reaches, a shared address outside shared
 // memory) fails the launch and, as on a GPU, every call after it.
 #include "emu.h"
@@ -87,6 +88,48 @@ static Warp g_warps[kMaxThreads / 32];
 
 const uint3& emu_tid() { return emu_cur->tid; }
 
+// The order warps, and a warp's lanes, run in (GPTOSS_EMU_ORDER): forward,
+// reverse, or random (a new permutation each round, GPTOSS_EMU_SEED). A
+// thread that reads shared memory another writes without a barrier between
+// them sees the write in one order and not in another: the same test
+// under the orders catches a missing barrier. GPTOSS_EMU_CPASYNC=eager
+// copies at cp.async instead of at the wait: a stage overwritten while a
+// lane still reads it then shows.
+static int g_order = -1;  // 0 forward, 1 reverse, 2 random
+static bool g_eager;
+static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
+static int g_perm[2][kMaxThreads];
+static void read_modes() {
+  if (g_order >= 0) return;
+  const char* o = getenv("GPTOSS_EMU_ORDER");
+  g_order = o && !strcmp(o, "reverse") ? 1 : o && !strcmp(o, "random") ? 2 : 0;
+  const char* e = getenv("GPTOSS_EMU_CPASYNC");
+  g_eager = e && !strcmp(e, "eager");
+  if (const char* sd = getenv("GPTOSS_EMU_SEED")) g_rng ^= strtoull(sd, nullptr, 10) * 0xbf58476d1ce4e5b9ull;
+}
+static uint64_t next_rand() {
+  g_rng ^= g_rng << 13;
+  g_rng ^= g_rng >> 7;
+  g_rng ^= g_rng << 17;
+  return g_rng;
+}
+// the j-th of n (warps: which 0, lanes: which 1) in the mode's order
+static int order_at(int j, int n, int which) {
+  switch (g_order) {
+    case 1: return n - 1 - j;
+    case 2: {
+      int* p = g_perm[which];
+      if (j == 0) {  // a new permutation each round
+        for (int i = 0; i < n; i++) p[i] = i;
+        for (int i = n - 1; i > 0; i--) std::swap(p[i], p[next_rand() % (uint64_t)(i + 1)]);
+      }
+      return p[j];
+    }
+    default: return j;
+  }
+}
+
+
 static void yield_to_scheduler() { emu_swap(&emu_cur->sp, g_sched_sp); }
 
 static void fiber_main() {
@@ -141,7 +184,10 @@ static void check_shared(uint32_t a, int bytes) {
 void emu_cp_async(uint32_t dst, const void* src, int bytes) {
   check_shared(dst, bytes);
   if (((uintptr_t)src & (bytes - 1)) || (dst & (bytes - 1))) fault("misaligned cp.async");
-  emu_cur->open.push_back({dst, src, bytes});
+  if (g_eager)
+    memcpy(emu_shared_ptr(dst), src, bytes);
+  else
+    emu_cur->open.push_back({dst, src, bytes});
 }
 
 void emu_cp_commit() {
@@ -189,30 +235,43 @@ static std::string run_block(int n) {
   }
   for (int w = 0; w < (n + 31) / 32; w++) g_warps[w].gen = 0;
   g_fault.clear();
+  int nw = (n + 31) / 32;
   for (;;) {
+    // warp by warp (in the mode's order), each as far as it goes: its
+    // lanes run (in the mode's order) until each blocks, its warp
+    // operations complete as soon as all its live lanes are there, and it
+    // stops at __syncthreads or its end. So one warp runs ahead of the
+    // others as far as CUDA allows, the widest skew between warps.
     bool ran = false;
-    for (int i = 0; i < n; i++) {
-      if (g_fibers[i].state != RUNNABLE) continue;
-      emu_cur = &g_fibers[i];
-      emu_swap(&g_sched_sp, g_fibers[i].sp);
-      ran = true;
-      if (!g_fault.empty()) return g_fault;
-    }
-    // release the warps whose live lanes all wait at a warp operation
-    int live = 0, atBlock = 0;
-    for (int w = 0; w < (n + 31) / 32; w++) {
-      int lo = w * 32, hi = std::min(n, lo + 32), alive = 0, waiting = 0;
-      for (int i = lo; i < hi; i++) {
-        alive += g_fibers[i].state != EXITED;
-        waiting += g_fibers[i].state == AT_WARP;
-      }
-      if (waiting && waiting == alive) {
-        g_warps[w].gen++;
-        for (int i = lo; i < hi; i++)
-          if (g_fibers[i].state == AT_WARP) g_fibers[i].state = RUNNABLE;
+    for (int wj = 0; wj < nw; wj++) {
+      int w = order_at(wj, nw, 0);
+      int lo = w * 32, hi = std::min(n, lo + 32);
+      for (;;) {
+        bool any = false;
+        for (int j = 0; j < hi - lo; j++) {
+          int i = lo + order_at(j, hi - lo, 1);
+          if (g_fibers[i].state != RUNNABLE) continue;
+          emu_cur = &g_fibers[i];
+          emu_swap(&g_sched_sp, g_fibers[i].sp);
+          any = true;
+          if (!g_fault.empty()) return g_fault;
+        }
+        int alive = 0, waiting = 0;
+        for (int i = lo; i < hi; i++) {
+          alive += g_fibers[i].state != EXITED;
+          waiting += g_fibers[i].state == AT_WARP;
+        }
+        if (waiting && waiting == alive) {
+          g_warps[w].gen++;
+          for (int i = lo; i < hi; i++)
+            if (g_fibers[i].state == AT_WARP) g_fibers[i].state = RUNNABLE;
+          any = true;
+        }
+        if (!any) break;
         ran = true;
       }
     }
+    int live = 0, atBlock = 0;
     for (int i = 0; i < n; i++) {
       live += g_fibers[i].state != EXITED;
       atBlock += g_fibers[i].state == AT_BLOCK;
@@ -277,7 +336,6 @@ enum {
 
 static std::mutex g_mu;  // one launch at a time (the emulator's state is global)
 static CUresult g_sticky = OK;
-static std::map<uintptr_t, size_t> g_allocs;
 static size_t g_used;
 static const size_t kTotal = (size_t)80 << 30;
 
@@ -300,6 +358,7 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
   int n = (int)(bx * by * bz);
   if (n <= 0 || n > (int)kMaxThreads || gx == 0 || gy == 0 || gz == 0) return ERR_INVALID_VALUE;
   init_stacks();
+  read_modes();
   g_body = std::move(body);
   g_nthreads = n;
   emu_blockDim = {bx, by, bz};
@@ -372,24 +431,37 @@ CUresult cuMemGetInfo_v2(size_t* free_, size_t* total) {
   *free_ = kTotal - g_used;
   return OK;
 }
+// Device memory: each allocation ends (rounded up to 256 bytes, the
+// driver's granule) right before an inaccessible page, and freeing unmaps
+// it, so a kernel that reads or writes past its buffer, or a freed one,
+// faults the process (SIGSEGV) instead of reading a neighbour.
+struct Mapping {
+  char* base;
+  size_t len, size;
+};
+static std::map<uintptr_t, Mapping> g_maps;
 CUresult cuMemAlloc_v2(uint64_t* p, size_t size) {
   std::lock_guard<std::mutex> l(g_mu);
   if (g_used + size > kTotal) return ERR_OUT_OF_MEMORY;
-  void* m = aligned_alloc(256, (size + 255) & ~(size_t)255);
-  if (!m) return ERR_OUT_OF_MEMORY;
-  memset(m, 0xff, size);  // NaN: a read of memory nothing wrote shows
-  g_allocs[(uintptr_t)m] = size;
+  size_t r = (std::max(size, (size_t)1) + 255) & ~(size_t)255, data = (r + 4095) & ~(size_t)4095;
+  char* base = (char*)mmap(nullptr, data + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                           -1, 0);
+  if (base == MAP_FAILED) return ERR_OUT_OF_MEMORY;
+  mprotect(base + data, 4096, PROT_NONE);
+  char* m = base + data - r;
+  memset(m, 0xff, r);  // NaN: a read of memory nothing wrote shows
+  g_maps[(uintptr_t)m] = {base, data + 4096, size};
   g_used += size;
   *p = (uint64_t)m;
   return OK;
 }
 CUresult cuMemFree_v2(uint64_t p) {
   std::lock_guard<std::mutex> l(g_mu);
-  auto it = g_allocs.find((uintptr_t)p);
-  if (it == g_allocs.end()) return ERR_INVALID_VALUE;
-  g_used -= it->second;
-  g_allocs.erase(it);
-  free((void*)p);
+  auto it = g_maps.find((uintptr_t)p);
+  if (it == g_maps.end()) return ERR_INVALID_VALUE;
+  g_used -= it->second.size;
+  munmap(it->second.base, it->second.len);
+  g_maps.erase(it);
   return OK;
 }
 CUresult cuMemAllocHost_v2(void** p, size_t size) {
