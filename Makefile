@@ -98,17 +98,20 @@ $(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR
 	@mkdir -p $(BIN)/emu
 	$(CXX) -x c++ -E -P -std=c++17 -DGPTOSS_EMU -include $(EMU_DIR)/emu.h runtime/cuda/kernels/gptoss.cu | \
 		grep -oE 'extern "C" +void +[A-Za-z0-9_]+' | awk '{print "EMU_KERNEL(" $$NF ")"}' > $(BIN)/emu/kernels.inc
-	$(CXX) -O2 -g -std=c++17 -fPIC -shared -fno-strict-aliasing -Wall -Wno-unknown-pragmas -DGPTOSS_EMU \
+	$(CXX) -O2 -g -std=c++17 -fPIC -shared -fno-strict-aliasing -fno-weak -Wall -Wno-unknown-pragmas -DGPTOSS_EMU \
 		-include $(EMU_DIR)/emu.h -I$(BIN)/emu -o $@ $(EMU_DIR)/emu.cpp
-# the races: the same kernels with the warps (and lanes) run in reverse and
-# in random order, cp.async copied eagerly (a missing barrier or wait gives
-# other results in one of them)
+# the races: the same kernels with the blocks, warps and lanes run in
+# reverse order with cp.async copied eagerly, then in random order with
+# the warps interleaved at every warp operation on 7 "SMs" (a missing
+# barrier or wait, or a plain += two warps race on, gives other results in
+# one of them)
 EMU_RACE_TESTS ?= TestGolden$$/^(hf|hf-fused-tc|hf-v17|hf-v16|hf-v12|hf-v7|hf-v6)$$|TestKernel(Fused|MoE3|RMSNorm|Sample)$$|TestKernelV16$$/_H=(128|160|224)_
 test-emu: cuda-emu
 	cd runtime/cuda && $(EMU_ENV) $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_TESTS)' .
 	cd runtime/cuda && $(EMU_ENV) $(GO) test -tags cuda -count=1 -timeout 20m -run 'TestKernelV16$$/_H=(128|160|224)_' .
 	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_ORDER=reverse GPTOSS_EMU_CPASYNC=eager $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_RACE_TESTS)' .
-	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_ORDER=random GPTOSS_EMU_SEED=1 $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_RACE_TESTS)' .
+	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_ORDER=random GPTOSS_EMU_SEED=1 GPTOSS_EMU_INTERLEAVE=1 GPTOSS_EMU_SMS=7 \
+		$(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_RACE_TESTS)' .
 	$(EMU_ENV) $(GO) test -count=1 -run 'TestCUDAEngineThroughCLI' ./cmd/gptoss
 
 # What scripts/gpu-check.sh runs on a GPU machine with no Go toolchain:

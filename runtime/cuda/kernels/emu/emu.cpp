@@ -70,7 +70,11 @@ struct EmuFiber {
 EmuFiber* emu_cur;
 uint3 emu_blockIdx;
 dim3 emu_blockDim, emu_gridDim;
-alignas(4096) char emu_dyn_shared[232448];
+alignas(4096) char emu_dyn_shared[57 * 4096];  // ≥ 227 KB, whole pages
+// static __shared__ storage (emu.h puts it in this section): poisoned
+// before each block like the dynamic arena
+extern "C" char __start_emu_shared[], __stop_emu_shared[];
+__attribute__((section("emu_shared"), used)) static char emu_shared_anchor[16];
 uintptr_t emu_shared_base = (uintptr_t)emu_dyn_shared - 0x80000000u;
 
 static const size_t kStack = 256 << 10, kGuard = 4096, kMaxThreads = 1024;
@@ -82,6 +86,7 @@ static int g_nthreads;
 static std::string g_fault;  // why the launch failed ("" while it runs)
 struct Warp {
   uint64_t slot[2][32];
+  void* site[32];  // where each waiting lane called its warp operation
   int gen;
 };
 static Warp g_warps[kMaxThreads / 32];
@@ -92,11 +97,14 @@ const uint3& emu_tid() { return emu_cur->tid; }
 // reverse, or random (a new permutation each round, GPTOSS_EMU_SEED). A
 // thread that reads shared memory another writes without a barrier between
 // them sees the write in one order and not in another: the same test
-// under the orders catches a missing barrier. GPTOSS_EMU_CPASYNC=eager
+// under the orders catches a missing barrier. Blocks run in the same
+// order. GPTOSS_EMU_INTERLEAVE=1 moves to the next warp after each warp
+// operation (instead of running a warp as far as it goes), so a plain
+// read-modify-write that two warps race on shows. GPTOSS_EMU_CPASYNC=eager
 // copies at cp.async instead of at the wait: a stage overwritten while a
 // lane still reads it then shows.
 static int g_order = -1;  // 0 forward, 1 reverse, 2 random
-static bool g_eager;
+static bool g_eager, g_interleave;
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static int g_perm[2][kMaxThreads];
 static void read_modes() {
@@ -105,6 +113,8 @@ static void read_modes() {
   g_order = o && !strcmp(o, "reverse") ? 1 : o && !strcmp(o, "random") ? 2 : 0;
   const char* e = getenv("GPTOSS_EMU_CPASYNC");
   g_eager = e && !strcmp(e, "eager");
+  const char* il = getenv("GPTOSS_EMU_INTERLEAVE");
+  g_interleave = il && !strcmp(il, "1");
   if (const char* sd = getenv("GPTOSS_EMU_SEED")) g_rng ^= strtoull(sd, nullptr, 10) * 0xbf58476d1ce4e5b9ull;
 }
 static uint64_t next_rand() {
@@ -148,6 +158,7 @@ const uint64_t* emu_warp_exchange(uint64_t v) {
   Warp& w = g_warps[emu_cur->warp];
   int gen = w.gen;
   w.slot[gen & 1][emu_cur->tid.x & 31] = v;
+  w.site[emu_cur->tid.x & 31] = __builtin_return_address(0);
   emu_cur->state = AT_WARP;
   emu_cur->gen = gen;
   yield_to_scheduler();
@@ -163,6 +174,8 @@ void emu_syncwarp() { emu_warp_exchange(0); }
   abort();
 }
 
+void emu_fault(const char* why) { fault(why); }
+
 void emu_trap() {
   char b[96];
   snprintf(b, sizeof b, "trap in block (%u,%u,%u) thread %u", emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z,
@@ -170,13 +183,15 @@ void emu_trap() {
   fault(b);
 }
 
+static unsigned g_shmem;  // the launch's dynamic shared memory
 static void check_shared(uint32_t a, int bytes) {
   uintptr_t p = emu_shared_base + a;
-  if (p < (uintptr_t)emu_dyn_shared || p + bytes > (uintptr_t)emu_dyn_shared + sizeof emu_dyn_shared) {
+  if (p < (uintptr_t)emu_dyn_shared || p + bytes > (uintptr_t)emu_dyn_shared + g_shmem) {
     // static __shared__ storage is not in the arena: only the dynamic
     // arena is reached through cp.async here
     char b[96];
-    snprintf(b, sizeof b, "cp.async to shared address %#x outside the dynamic shared memory", a);
+    snprintf(b, sizeof b, "cp.async to shared address %#x outside the launch's %u bytes of dynamic shared memory", a,
+             g_shmem);
     fault(b);
   }
 }
@@ -262,10 +277,30 @@ static std::string run_block(int n) {
           waiting += g_fibers[i].state == AT_WARP;
         }
         if (waiting && waiting == alive) {
-          g_warps[w].gen++;
+          Warp& wp = g_warps[w];
+          void* site = nullptr;
+          for (int i = lo; i < hi; i++) {
+            int l = i - lo;
+            if (g_fibers[i].state == EXITED) {
+              wp.slot[wp.gen & 1][l] = ~0ull;  // an exited lane has no value: garbage, not a stale one
+            } else if (site == nullptr) {
+              site = wp.site[l];
+            } else if (wp.site[l] != site) {
+              char b[128];
+              snprintf(b, sizeof b, "block (%u,%u,%u) warp %d: lanes at different warp operations", emu_blockIdx.x,
+                       emu_blockIdx.y, emu_blockIdx.z, w);
+              return b;
+            }
+          }
+          for (int l = hi - lo; l < 32; l++) wp.slot[wp.gen & 1][l] = ~0ull;
+          wp.gen++;
           for (int i = lo; i < hi; i++)
             if (g_fibers[i].state == AT_WARP) g_fibers[i].state = RUNNABLE;
           any = true;
+          if (g_interleave) {
+            ran = true;
+            break;
+          }
         }
         if (!any) break;
         ran = true;
@@ -340,7 +375,7 @@ static size_t g_used;
 static const size_t kTotal = (size_t)80 << 30;
 
 struct Op {
-  std::function<void()> run;
+  std::function<CUresult()> run;
 };
 struct Graph {
   std::vector<Op> ops;
@@ -353,7 +388,7 @@ static int env_int(const char* name, int def) {
 }
 
 static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                       std::function<void()> body) {
+                       unsigned shmem, std::function<void()> body) {
   if (g_sticky) return g_sticky;
   int n = (int)(bx * by * bz);
   if (n <= 0 || n > (int)kMaxThreads || gx == 0 || gy == 0 || gz == 0) return ERR_INVALID_VALUE;
@@ -361,21 +396,33 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
   read_modes();
   g_body = std::move(body);
   g_nthreads = n;
+  g_shmem = shmem;
   emu_blockDim = {bx, by, bz};
   emu_gridDim = {gx, gy, gz};
-  memset(emu_dyn_shared, 0xff, sizeof emu_dyn_shared);
-  for (unsigned z = 0; z < gz; z++)
-    for (unsigned y = 0; y < gy; y++)
-      for (unsigned x = 0; x < gx; x++) {
-        emu_blockIdx = {x, y, z};
-        std::string why = run_block(n);
-        if (!why.empty()) {
-          fprintf(stderr, "emu: %s: %s\n", k->name, why.c_str());
-          g_sticky = ERR_LAUNCH_FAILED;
-          return g_sticky;
-        }
-      }
-  return OK;
+  // the dynamic shared memory past the launch's size is inaccessible
+  size_t open = (shmem + 4095) & ~(size_t)4095;
+  mprotect(emu_dyn_shared + open, sizeof emu_dyn_shared - open, PROT_NONE);
+  size_t nb = (size_t)gx * gy * gz;
+  std::vector<size_t> blocks(nb);
+  for (size_t i = 0; i < nb; i++) blocks[i] = g_order == 1 ? nb - 1 - i : i;
+  if (g_order == 2)
+    for (size_t i = nb - 1; i > 0 && nb > 1; i--) std::swap(blocks[i], blocks[next_rand() % (i + 1)]);
+  CUresult r = OK;
+  for (size_t b : blocks) {
+    emu_blockIdx = {(unsigned)(b % gx), (unsigned)(b / gx % gy), (unsigned)(b / ((size_t)gx * gy))};
+    // a block's shared memory starts as garbage (NaN), not as what the
+    // block before left
+    memset(emu_dyn_shared, 0xff, shmem);
+    memset(__start_emu_shared, 0xff, __stop_emu_shared - __start_emu_shared);
+    std::string why = run_block(n);
+    if (!why.empty()) {
+      fprintf(stderr, "emu: %s: %s\n", k->name, why.c_str());
+      g_sticky = r = ERR_LAUNCH_FAILED;
+      break;
+    }
+  }
+  mprotect(emu_dyn_shared + open, sizeof emu_dyn_shared - open, PROT_READ | PROT_WRITE);
+  return r;
 }
 
 // runs op now, or records it when the stream captures
@@ -384,7 +431,7 @@ static CUresult enqueue(uintptr_t s, std::function<CUresult()> op) {
   if (g_sticky) return g_sticky;
   auto it = g_capturing.find(s);
   if (it != g_capturing.end()) {
-    it->second->ops.push_back({[op]() { op(); }});
+    it->second->ops.push_back({op});
     return OK;
   }
   return op();
@@ -449,7 +496,7 @@ CUresult cuMemAlloc_v2(uint64_t* p, size_t size) {
   if (base == MAP_FAILED) return ERR_OUT_OF_MEMORY;
   mprotect(base + data, 4096, PROT_NONE);
   char* m = base + data - r;
-  memset(m, 0xff, r);  // NaN: a read of memory nothing wrote shows
+  memset(base, 0xff, data);  // NaN: a read of memory nothing wrote (or just before the buffer) shows
   g_maps[(uintptr_t)m] = {base, data + 4096, size};
   g_used += size;
   *p = (uint64_t)m;
@@ -491,7 +538,11 @@ CUresult cuStreamCreate(uintptr_t* s, unsigned) {
   return OK;
 }
 CUresult cuStreamDestroy_v2(uintptr_t) { return OK; }
-CUresult cuStreamSynchronize(uintptr_t) { return g_sticky; }
+CUresult cuStreamSynchronize(uintptr_t s) {
+  std::lock_guard<std::mutex> l(g_mu);
+  if (g_capturing.count(s)) return 900;  // CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED
+  return g_sticky;
+}
 CUresult cuStreamWaitEvent(uintptr_t, uintptr_t, unsigned) { return OK; }
 struct Event {
   double t;
@@ -540,9 +591,12 @@ CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* n, uintptr_t, int bloc
 CUresult cuLaunchKernel(uintptr_t f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shmem, uintptr_t s, void** params, void**) {
   const Kernel* k = (const Kernel*)f;
-  if (shmem > sizeof emu_dyn_shared) return ERR_INVALID_VALUE;
+  // what the GPU refuses at launch, refused here whether or not captured
+  if (shmem > sizeof emu_dyn_shared || (uint64_t)bx * by * bz > kMaxThreads || bx * by * bz == 0 || bz > 64 ||
+      gx == 0 || gy == 0 || gz == 0 || gy > 65535 || gz > 65535)
+    return ERR_INVALID_VALUE;
   std::function<void()> body = k->bind(params);
-  return enqueue(s, [=]() { return launch(k, gx, gy, gz, bx, by, bz, body); });
+  return enqueue(s, [=]() { return launch(k, gx, gy, gz, bx, by, bz, shmem, body); });
 }
 struct LaunchConfig {
   unsigned gx, gy, gz, bx, by, bz, shmem;
@@ -574,10 +628,8 @@ CUresult cuGraphInstantiateWithFlags(uintptr_t* e, uintptr_t g, unsigned long lo
 CUresult cuGraphLaunch(uintptr_t e, uintptr_t s) {
   Graph* g = (Graph*)e;
   return enqueue(s, [g]() {
-    for (const Op& op : g->ops) {
-      op.run();
-      if (g_sticky) return g_sticky;
-    }
+    for (const Op& op : g->ops)
+      if (CUresult r = op.run()) return r;
     return g_sticky;
   });
 }

@@ -20,7 +20,7 @@
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
-#define __shared__ static
+#define __shared__ static __attribute__((section("emu_shared")))
 
 struct alignas(16) uint4 { uint32_t x, y, z, w; };
 struct alignas(8) uint2 { uint32_t x, y; };
@@ -50,7 +50,11 @@ const uint3& emu_tid();
 
 void __syncthreads();
 void emu_syncwarp();
-inline void __syncwarp(unsigned = 0xffffffffu) { emu_syncwarp(); }
+[[noreturn]] void emu_fault(const char* why);
+inline void __syncwarp(unsigned mask = 0xffffffffu) {
+  if (mask != 0xffffffffu) emu_fault("__syncwarp with a partial mask (not emulated)");
+  emu_syncwarp();
+}
 // deposits v for the warp, waits for its other live lanes, returns the
 // warp's 32 deposits
 const uint64_t* emu_warp_exchange(uint64_t v);
@@ -64,12 +68,19 @@ T emu_shfl(T v, int src) {
   memcpy(&r, &all[src & 31], sizeof(T));
   return r;
 }
+// (only full warps: gptoss.cu's kernels use no other mask or width)
+[[noreturn]] void emu_fault(const char* why);
+inline void emu_full(unsigned mask, int width) {
+  if (mask != 0xffffffffu || width != 32) emu_fault("a warp operation with a partial mask or width (not emulated)");
+}
 template <class T>
-T __shfl_xor_sync(unsigned, T v, int m, int = 32) {
+T __shfl_xor_sync(unsigned mask, T v, int m, int width = 32) {
+  emu_full(mask, width);
   return emu_shfl(v, (int)(threadIdx.x & 31) ^ m);
 }
 template <class T>
-T __shfl_sync(unsigned, T v, int src, int = 32) {
+T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
+  emu_full(mask, width);
   return emu_shfl(v, src);
 }
 
