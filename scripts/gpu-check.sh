@@ -16,7 +16,7 @@
 #      gpt-oss-120b's layer shapes with 8 and 18 of its layers,
 #   3. the older kernels' tests and the binary on the GPU: golden greedy
 #      tokens with --engine cuda (also tuned: GPTOSS_CUDA_DEC=auto), doctor.
-# The whole script fits in about 6 minutes (about 3 minutes on an H100 with GPTOSS_CHECK_QUICK=1).
+# The whole script fits in about 6.5 minutes (about 3.5 on an H100 with GPTOSS_CHECK_QUICK=1).
 # GPTOSS_CHECK_QUICK=1 skips v3's benchmark and the older kernels' tests;
 # GPTOSS_CHECK_120B=0 skips the 120b shapes.
 # Output goes to stdout; with $OUT set, also two files there (the device
