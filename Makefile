@@ -96,9 +96,9 @@ EMU_TESTS ?= TestGolden|TestTune|TestLongSequence|TestKernel(Embed|RMSNorm|RopeK
 cuda-emu: $(BIN)/libcuda-emu.so
 $(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR)/emu.cpp
 	@mkdir -p $(BIN)/emu
-	$(CXX) -x c++ -E -P -std=c++17 -DGPTOSS_EMU -include $(EMU_DIR)/emu.h runtime/cuda/kernels/gptoss.cu | \
+	$(CXX) -x c++ -E -P -std=gnu++17 -DGPTOSS_EMU -include $(EMU_DIR)/emu.h runtime/cuda/kernels/gptoss.cu | \
 		grep -oE 'extern "C" +void +[A-Za-z0-9_]+' | awk '{print "EMU_KERNEL(" $$NF ")"}' > $(BIN)/emu/kernels.inc
-	$(CXX) -O2 -g -std=c++17 -fPIC -shared -fno-strict-aliasing -fno-weak -Wall -Wno-unknown-pragmas -DGPTOSS_EMU \
+	$(CXX) -O2 -g -std=gnu++17 -fPIC -shared -fno-strict-aliasing -fno-weak -Wall -Wno-unknown-pragmas -DGPTOSS_EMU \
 		-include $(EMU_DIR)/emu.h -I$(BIN)/emu -o $@ $(EMU_DIR)/emu.cpp
 # the races: the same kernels with the blocks, warps and lanes run in
 # reverse order with cp.async copied eagerly, then in random order with
@@ -106,7 +106,17 @@ $(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR
 # barrier or wait, or a plain += two warps race on, gives other results in
 # one of them)
 EMU_RACE_TESTS ?= TestGolden$$/^(hf|hf-fused-tc|hf-v17|hf-v16|hf-v12|hf-v7|hf-v6)$$|TestKernel(Fused|MoE3|RMSNorm|Sample)$$|TestKernelV16$$/_H=(128|160|224)_
-test-emu: cuda-emu
+# the emulator's own test: what it must compute, and the faults, races and
+# stale memory it must show (its kernels: emu/selftest.cu)
+$(BIN)/emu-selftest: $(EMU_DIR)/selftest.cu $(EMU_DIR)/selftest_main.inc $(EMU_DIR)/emu.h $(EMU_DIR)/emu.cpp
+	@mkdir -p $(BIN)/emu-selftest.d
+	$(CXX) -x c++ -E -P -std=gnu++17 -DGPTOSS_EMU -include $(EMU_DIR)/emu.h $(EMU_DIR)/selftest.cu | \
+		grep -oE 'extern "C" +void +[A-Za-z0-9_]+' | awk '{print "EMU_KERNEL(" $$NF ")"}' > $(BIN)/emu-selftest.d/kernels.inc
+	$(CXX) -O1 -g -std=gnu++17 -fno-strict-aliasing -fno-weak -Wall -Wno-unknown-pragmas -DGPTOSS_EMU \
+		-DEMU_KERNELS='"selftest.cu"' -DEMU_MAIN='"selftest_main.inc"' -include $(EMU_DIR)/emu.h \
+		-I$(BIN)/emu-selftest.d -o $@ $(EMU_DIR)/emu.cpp
+test-emu: cuda-emu $(BIN)/emu-selftest
+	$(BIN)/emu-selftest
 	cd runtime/cuda && $(EMU_ENV) $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_TESTS)' .
 	cd runtime/cuda && $(EMU_ENV) $(GO) test -tags cuda -count=1 -timeout 20m -run 'TestKernelV16$$/_H=(128|160|224)_' .
 	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_ORDER=reverse GPTOSS_EMU_CPASYNC=eager $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_RACE_TESTS)' .

@@ -24,7 +24,11 @@
 #include <utility>
 #include <vector>
 
-#include "../gptoss.cu"
+// the kernels: gptoss.cu, or the emulator's own test (selftest.cu)
+#ifndef EMU_KERNELS
+#define EMU_KERNELS "../gptoss.cu"
+#endif
+#include EMU_KERNELS
 
 // ---------------------------------------------------------------------------
 // fibers
@@ -86,7 +90,7 @@ static int g_nthreads;
 static std::string g_fault;  // why the launch failed ("" while it runs)
 struct Warp {
   uint64_t slot[2][32];
-  void* site[32];  // where each waiting lane called its warp operation
+  int site[32];  // which warp operation (its source line) each waiting lane is at
   int gen;
 };
 static Warp g_warps[kMaxThreads / 32];
@@ -154,18 +158,17 @@ void __syncthreads() {
   yield_to_scheduler();
 }
 
-const uint64_t* emu_warp_exchange(uint64_t v) {
+const uint64_t* emu_warp_exchange(uint64_t v, int site) {
   Warp& w = g_warps[emu_cur->warp];
   int gen = w.gen;
   w.slot[gen & 1][emu_cur->tid.x & 31] = v;
-  w.site[emu_cur->tid.x & 31] = __builtin_return_address(0);
+  w.site[emu_cur->tid.x & 31] = site;
   emu_cur->state = AT_WARP;
   emu_cur->gen = gen;
   yield_to_scheduler();
   return w.slot[gen & 1];
 }
 
-void emu_syncwarp() { emu_warp_exchange(0); }
 
 [[noreturn]] static void fault(const std::string& why) {
   if (g_fault.empty()) g_fault = why;
@@ -278,12 +281,12 @@ static std::string run_block(int n) {
         }
         if (waiting && waiting == alive) {
           Warp& wp = g_warps[w];
-          void* site = nullptr;
+          int site = -1;
           for (int i = lo; i < hi; i++) {
             int l = i - lo;
             if (g_fibers[i].state == EXITED) {
               wp.slot[wp.gen & 1][l] = ~0ull;  // an exited lane has no value: garbage, not a stale one
-            } else if (site == nullptr) {
+            } else if (site < 0) {
               site = wp.site[l];
             } else if (wp.site[l] != site) {
               char b[128];
@@ -657,3 +660,7 @@ CUresult cuGetErrorString(CUresult r, const char** s) {
 }
 
 }  // extern "C"
+
+#ifdef EMU_MAIN
+#include EMU_MAIN
+#endif

@@ -49,21 +49,22 @@ const uint3& emu_tid();
 #define gridDim (emu_gridDim)
 
 void __syncthreads();
-void emu_syncwarp();
 [[noreturn]] void emu_fault(const char* why);
-inline void __syncwarp(unsigned mask = 0xffffffffu) {
-  if (mask != 0xffffffffu) emu_fault("__syncwarp with a partial mask (not emulated)");
-  emu_syncwarp();
-}
 // deposits v for the warp, waits for its other live lanes, returns the
-// warp's 32 deposits
-const uint64_t* emu_warp_exchange(uint64_t v);
+// warp's 32 deposits; site names the call (its source line): lanes that
+// meet at different warp operations fault
+const uint64_t* emu_warp_exchange(uint64_t v, int site);
+inline void emu_syncwarp_at(int site, unsigned mask = 0xffffffffu) {
+  if (mask != 0xffffffffu) emu_fault("__syncwarp with a partial mask (not emulated)");
+  emu_warp_exchange(0, site);
+}
+#define __syncwarp(...) emu_syncwarp_at(__LINE__, ##__VA_ARGS__)
 template <class T>
-T emu_shfl(T v, int src) {
+T emu_shfl(T v, int src, int site) {
   static_assert(sizeof(T) <= 8, "shuffles of at most 8 bytes");
   uint64_t b = 0;
   memcpy(&b, &v, sizeof(T));
-  const uint64_t* all = emu_warp_exchange(b);
+  const uint64_t* all = emu_warp_exchange(b, site);
   T r;
   memcpy(&r, &all[src & 31], sizeof(T));
   return r;
@@ -74,15 +75,17 @@ inline void emu_full(unsigned mask, int width) {
   if (mask != 0xffffffffu || width != 32) emu_fault("a warp operation with a partial mask or width (not emulated)");
 }
 template <class T>
-T __shfl_xor_sync(unsigned mask, T v, int m, int width = 32) {
+T emu_shfl_xor_sync_at(int site, unsigned mask, T v, int m, int width = 32) {
   emu_full(mask, width);
-  return emu_shfl(v, (int)(threadIdx.x & 31) ^ m);
+  return emu_shfl(v, (int)(threadIdx.x & 31) ^ m, site);
 }
 template <class T>
-T __shfl_sync(unsigned mask, T v, int src, int width = 32) {
+T emu_shfl_sync_at(int site, unsigned mask, T v, int src, int width = 32) {
   emu_full(mask, width);
-  return emu_shfl(v, src);
+  return emu_shfl(v, src, site);
 }
+#define __shfl_xor_sync(...) emu_shfl_xor_sync_at(__LINE__, __VA_ARGS__)
+#define __shfl_sync(...) emu_shfl_sync_at(__LINE__, __VA_ARGS__)
 
 [[noreturn]] void emu_trap();
 #define __trap() emu_trap()
