@@ -28,7 +28,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -225,40 +224,28 @@ func (s *Store) HoldForPull(ctx context.Context) (func(), error) {
 
 // waitFlock polls for the lock until it is free or ctx ends.
 func (s *Store) waitFlock(ctx context.Context, name string, exclusive bool) (func(), error) {
-	for {
-		unlock, ok, err := s.tryFlock(name, exclusive)
-		if err != nil || ok {
-			return unlock, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
+	if !keyRE.MatchString(name) {
+		return nil, fmt.Errorf("cache: bad lock name %q", name)
 	}
+	unlock, err := fsutil.Flock(ctx, s.lockPath(name), exclusive)
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("cache: %w", err)
+	}
+	return unlock, err
 }
 
 func (s *Store) tryFlock(name string, exclusive bool) (unlock func(), ok bool, err error) {
-	how := unix.LOCK_SH
-	if exclusive {
-		how = unix.LOCK_EX
-	}
 	if !keyRE.MatchString(name) {
 		return nil, false, fmt.Errorf("cache: bad lock name %q", name)
 	}
-	f, err := os.OpenFile(filepath.Join(s.Root, "locks", name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	unlock, ok, err = fsutil.TryFlock(s.lockPath(name), exclusive)
 	if err != nil {
-		return nil, false, fmt.Errorf("cache: lock: %w", err)
+		err = fmt.Errorf("cache: %w", err)
 	}
-	if err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("cache: flock: %w", err)
-	}
-	return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, true, nil
+	return unlock, ok, err
 }
+
+func (s *Store) lockPath(name string) string { return filepath.Join(s.Root, "locks", name+".lock") }
 
 // WriteFileAtomic writes data to path through a temp file in the same
 // directory, fsync and rename.

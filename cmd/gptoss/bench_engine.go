@@ -118,9 +118,7 @@ device memory for engines that report it).`,
 			if o.vocab > 0 {
 				cfg.VocabSize = o.vocab
 			}
-			if root, err := g.cacheRoot(); err == nil {
-				o.tuneDir = filepath.Join(root, "tune")
-			}
+			o.tuneDir = g.tuneDir()
 			rep, err := benchEngine(cmd.Context(), cmd.ErrOrStderr(), g.quiet || g.json, o, cfg, ctxs)
 			if err != nil {
 				return err

@@ -68,6 +68,16 @@ func (g *globalOptions) cacheRoot() (string, error) {
 	return filepath.Abs(root)
 }
 
+// tuneDir is where engines keep what they measured on this machine
+// (<cache>/tune; "" when there is no cache root: they measure every load).
+func (g *globalOptions) tuneDir() string {
+	root, err := g.cacheRoot()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(root, "tune")
+}
+
 func runDoctor(cmd *cobra.Command, g *globalOptions, args []string, tokens int) error {
 	root, err := g.cacheRoot()
 	if err != nil {

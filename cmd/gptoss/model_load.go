@@ -152,10 +152,7 @@ func loadModel(ctx context.Context, g *globalOptions, arg string, f engineFlags)
 		l.Close()
 		return nil, usageError{fmt.Errorf("--context %d: %s holds at most %d tokens", f.context, lm.name, limit)}
 	}
-	opts := runtime.Options{Threads: f.threads, MaxContext: lm.context}
-	if root, err := g.cacheRoot(); err == nil {
-		opts.TuneDir = filepath.Join(root, "tune")
-	}
+	opts := runtime.Options{Threads: f.threads, MaxContext: lm.context, TuneDir: g.tuneDir()}
 	preferred := ""
 	if f.engine == "" || f.engine == "auto" || f.engine == hw.EngineCUDA {
 		var weights int64

@@ -45,12 +45,12 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/internal/fsutil"
 )
 
 const (
@@ -145,11 +145,9 @@ func readTune(dir, key string) *TuneResult {
 	return &r
 }
 
-// writeTune replaces the key's file atomically (a temporary file renamed
-// over it): a reader sees the old result or the new one, never a part.
-// durable also syncs it to the disk first (a result); a pending mark need
-// only outlive its process, which the page cache does.
-func writeTune(dir string, r *TuneResult, durable bool) error {
+// writeTune replaces the key's file atomically (fsutil.WriteFileAtomic):
+// a reader sees the old result or the new one, never a part.
+func writeTune(dir string, r *TuneResult) error {
 	if dir == "" {
 		return nil
 	}
@@ -157,35 +155,17 @@ func writeTune(dir string, r *TuneResult, durable bool) error {
 		return err
 	}
 	// temporary files a killed writer left (an hour old: none is in use)
-	if old, _ := filepath.Glob(filepath.Join(dir, ".tune-*")); len(old) > 0 {
-		for _, p := range old {
-			if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
-				os.Remove(p)
-			}
+	old, _ := filepath.Glob(filepath.Join(dir, ".cuda-*.tmp"))
+	for _, p := range old {
+		if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > time.Hour {
+			os.Remove(p)
 		}
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, ".tune-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil && durable {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), tunePath(dir, r.Key))
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return fsutil.WriteFileAtomic(tunePath(dir, r.Key), append(b, '\n'), 0o644)
 }
 
 // checkLogits compares a version's logits with the reference's: the
@@ -269,26 +249,14 @@ func lockTune(ctx context.Context, dir, key string) (func(), error) {
 	if dir == "" || os.MkdirAll(dir, 0o755) != nil {
 		return nop, nil
 	}
-	f, err := os.OpenFile(strings.TrimSuffix(tunePath(dir, key), ".json")+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
+	unlock, err := fsutil.Flock(ctx, strings.TrimSuffix(tunePath(dir, key), ".json")+".lock", true)
+	switch {
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
 		return nop, nil
 	}
-	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) {
-			f.Close()
-			return nop, nil
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return unlock, nil
 }
 
 // tuneRunner runs the decode versions for measureTune: gpuRunner on the
@@ -359,6 +327,11 @@ func (m *Model) newGPURunner(ctx context.Context) (tuneRunner, error) {
 
 func (g *gpuRunner) capture(v int) error {
 	defer g.m.d.enter()()
+	if g.q.graph != 0 && g.m.dec == v {
+		// the graph newSequence captured is this version's
+		g.graphs[v], g.q.graph = g.q.graph, 0
+		return nil
+	}
 	g.m.dec = v
 	if g.q.graph != 0 {
 		drv.GraphExecDestroy(g.q.graph)
@@ -434,7 +407,7 @@ func measureTune(ctx context.Context, dir, key string, versions []int, open func
 				c.Steps = append(c.Steps, TuneStep{Version: v, Rejected: why})
 			}
 		}
-		writeTune(dir, c, true) // (if this fails, so do the marks: only the reference runs)
+		writeTune(dir, c) // (if this fails, so do the marks: only the reference runs)
 	}
 	r, err := open()
 	if err != nil || r == nil {
@@ -456,7 +429,7 @@ func measureTune(ctx context.Context, dir, key string, versions []int, open func
 		}
 		old := res.Pending
 		res.Pending = v
-		if err := writeTune(dir, res, false); err != nil {
+		if err := writeTune(dir, res); err != nil {
 			res.Pending = old
 			return err
 		}
@@ -466,7 +439,7 @@ func measureTune(ctx context.Context, dir, key string, versions []int, open func
 		if res.Pending != 0 {
 			c := *res
 			c.Pending, c.Dec = 0, 0
-			writeTune(dir, &c, true)
+			writeTune(dir, &c)
 		}
 	}()
 	// a version that failed: rejected (kept, so the next load leaves it
@@ -478,7 +451,7 @@ func measureTune(ctx context.Context, dir, key string, versions []int, open func
 			return fmt.Errorf("v%d: %w", v, err)
 		}
 		res.Pending = 0
-		writeTune(dir, res, true)
+		writeTune(dir, res)
 		if herr := errors.Join(r.reset(), r.step(ref)); herr != nil {
 			return fmt.Errorf("v%d: %w (the next load leaves it out; GPTOSS_CUDA_DEC=v%d does not tune)", v, err, ref)
 		}
@@ -574,7 +547,7 @@ func measureTune(ctx context.Context, dir, key string, versions []int, open func
 	if res.Unkept != nil {
 		return res, nil
 	}
-	if err := writeTune(dir, res, true); err != nil {
+	if err := writeTune(dir, res); err != nil {
 		res.Unkept = err // the choice holds for this load; the next measures again
 	}
 	return res, nil
@@ -589,7 +562,7 @@ func fromEarlier(prev *TuneResult, versions []int) (int, map[int]string) {
 	if prev == nil {
 		return 0, rejected
 	}
-	if prev.Dec != 0 && prev.Pending == 0 && contains(versions, prev.Dec) {
+	if prev.Dec != 0 && prev.Pending == 0 && slices.Contains(versions, prev.Dec) {
 		return prev.Dec, nil
 	}
 	if prev.Dec == 0 {
@@ -603,13 +576,4 @@ func fromEarlier(prev *TuneResult, versions []int) (int, map[int]string) {
 		}
 	}
 	return 0, rejected
-}
-
-func contains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,7 +34,7 @@ func TestTune(t *testing.T) {
 
 	m := load()
 	r, versions := m.Tune, m.tuneVersions()
-	if r.Cached || len(r.Steps) != len(versions) || r.Dec != m.dec || !contains(versions, r.Dec) {
+	if r.Cached || len(r.Steps) != len(versions) || r.Dec != m.dec || !slices.Contains(versions, r.Dec) {
 		t.Fatalf("first load: %+v, versions %v, running v%d", r, versions, m.dec)
 	}
 	for i, s := range r.Steps {
@@ -82,10 +83,10 @@ func TestTune(t *testing.T) {
 		}
 	}
 
-	if !contains(versions, 17) {
+	if !slices.Contains(versions, 17) {
 		t.Skipf("the device does not take v17 (versions %v)", versions)
 	}
-	if err := writeTune(dir, &TuneResult{Key: r.Key, Pending: 17, Steps: []TuneStep{{Version: 16}}}, false); err != nil {
+	if err := writeTune(dir, &TuneResult{Key: r.Key, Pending: 17, Steps: []TuneStep{{Version: 16}}}); err != nil {
 		t.Fatal(err)
 	}
 	m3 := load()

@@ -25,7 +25,7 @@ func TestTuneFile(t *testing.T) {
 		t.Fatalf("read before any write: %+v", r)
 	}
 	want := &TuneResult{Key: key, Dec: 17, Steps: []TuneStep{{Version: 16, StepMS: 2.2}, {Version: 17, StepMS: 1.9, MaxDiff: 0.01}, {Version: 12, Rejected: "x"}}, Seconds: 0.3}
-	if err := writeTune(dir, want, true); err != nil {
+	if err := writeTune(dir, want); err != nil {
 		t.Fatal(err)
 	}
 	got := readTune(dir, key)
@@ -34,7 +34,7 @@ func TestTuneFile(t *testing.T) {
 	}
 	// rewriting replaces the file and leaves no temporary one
 	want.Dec = 16
-	if err := writeTune(dir, want, true); err != nil {
+	if err := writeTune(dir, want); err != nil {
 		t.Fatal(err)
 	}
 	if got := readTune(dir, key); got == nil || got.Dec != 16 {
@@ -60,12 +60,12 @@ func TestTuneFile(t *testing.T) {
 		}
 	}
 	// a killed writer's temporary file goes once it is an hour old
-	stale, fresh := filepath.Join(dir, ".tune-stale"), filepath.Join(dir, ".tune-fresh")
+	stale, fresh := filepath.Join(dir, ".cuda-stale.tmp"), filepath.Join(dir, ".cuda-fresh.tmp")
 	os.WriteFile(stale, []byte("{"), 0o644)
 	os.WriteFile(fresh, []byte("{"), 0o644)
 	old := time.Now().Add(-2 * time.Hour)
 	os.Chtimes(stale, old, old)
-	if err := writeTune(dir, want, true); err != nil {
+	if err := writeTune(dir, want); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
@@ -75,13 +75,13 @@ func TestTuneFile(t *testing.T) {
 		t.Errorf("a fresh temporary file (another writer's) was removed: %v", err)
 	}
 	// no folder: nothing kept, nothing read
-	if err := writeTune("", want, true); err != nil || readTune("", key) != nil {
+	if err := writeTune("", want); err != nil || readTune("", key) != nil {
 		t.Fatalf("empty TuneDir: %v", err)
 	}
 	// a folder that cannot be made is an error, not a silent loss
 	blocker := filepath.Join(t.TempDir(), "file")
 	os.WriteFile(blocker, nil, 0o644)
-	if err := writeTune(filepath.Join(blocker, "tune"), want, false); err == nil {
+	if err := writeTune(filepath.Join(blocker, "tune"), want); err == nil {
 		t.Fatal("writing under a regular file succeeded")
 	}
 }
@@ -174,7 +174,7 @@ func TestCheckLogits(t *testing.T) {
 	d, why := checkLogits(ref, b)
 	dir := t.TempDir()
 	r := &TuneResult{Key: "k", Dec: 16, Steps: []TuneStep{{Version: 16, StepMS: 1}, {Version: 17, MaxDiff: d, Rejected: why}}}
-	if err := writeTune(dir, r, true); err != nil {
+	if err := writeTune(dir, r); err != nil {
 		t.Fatalf("keeping a step rejected for -Inf: %v", err)
 	}
 	if got := readTune(dir, "k"); got == nil || got.Steps[1].Rejected != why {

@@ -57,28 +57,22 @@ DEV float warp_max(float v) {
   return v;
 }
 
-// The sum (max) of v over the block, in every thread; red: a float a warp
-// of shared memory, reusable right after (the barrier before its writes).
-DEV float block_sum(float v, float* red) {
-  v = warp_sum(v);
+// The sum (MAX: the max) of v over the block, in every thread; red: a
+// float a warp of shared memory, reusable right after (the barrier before
+// its writes).
+template <bool MAX>
+DEV float block_reduce(float v, float* red) {
+  v = MAX ? warp_max(v) : warp_sum(v);
   int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
   __syncthreads();
   if (lane == 0) red[w] = v;
   __syncthreads();
-  float s = 0.f;
-  for (int i = 0; i < (int)(blockDim.x >> 5); i++) s += red[i];
+  float s = MAX ? -INFINITY : 0.f;
+  for (int i = 0; i < (int)(blockDim.x >> 5); i++) s = MAX ? fmaxf(s, red[i]) : s + red[i];
   return s;
 }
-DEV float block_max(float v, float* red) {
-  v = warp_max(v);
-  int w = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  __syncthreads();
-  if (lane == 0) red[w] = v;
-  __syncthreads();
-  float m = -INFINITY;
-  for (int i = 0; i < (int)(blockDim.x >> 5); i++) m = fmaxf(m, red[i]);
-  return m;
-}
+DEV float block_sum(float v, float* red) { return block_reduce<false>(v, red); }
+DEV float block_max(float v, float* red) { return block_reduce<true>(v, red); }
 
 // Programmatic dependent launch (sm_90 and newer; no-ops on older GPUs and
 // when the launch did not ask for it, GPTOSS_CUDA_PDL): a kernel launched

@@ -86,7 +86,6 @@ static char* g_stacks;  // kMaxThreads × (guard + stack)
 static EmuFiber g_fibers[kMaxThreads];
 static void* g_sched_sp;
 static std::function<void()> g_body;  // the kernel call every thread makes
-static int g_nthreads;
 static std::string g_fault;  // why the launch failed ("" while it runs)
 struct Warp {
   uint64_t slot[2][32];
@@ -398,7 +397,6 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
   init_stacks();
   read_modes();
   g_body = std::move(body);
-  g_nthreads = n;
   g_shmem = shmem;
   emu_blockDim = {bx, by, bz};
   emu_gridDim = {gx, gy, gz};

@@ -125,12 +125,14 @@ struct __half {
 struct alignas(4) __half2 {
   __half x, y;
 };
-inline __half __float2half_rn(float f) {
-  _Float16 h = (_Float16)f;
+// x rounded once to half (to nearest even)
+inline __half emu_to_half(double x) {
+  _Float16 h = (_Float16)x;
   __half r;
   memcpy(&r, &h, 2);
   return r;
 }
+inline __half __float2half_rn(float f) { return emu_to_half(f); }
 inline float __half2float(__half h) {
   _Float16 v;
   memcpy(&v, &h, 2);
@@ -142,11 +144,7 @@ inline __half2 __float2half2_rn(float f) { return {__float2half_rn(f), __float2h
 inline __half __ushort_as_half(unsigned short u) { return __half{u}; }
 // a·b + c rounded once to half (the product is exact in double)
 inline __half emu_hfma(__half a, __half b, __half c) {
-  double r = (double)__half2float(a) * (double)__half2float(b) + (double)__half2float(c);
-  _Float16 h = (_Float16)r;
-  __half o;
-  memcpy(&o, &h, 2);
-  return o;
+  return emu_to_half((double)__half2float(a) * (double)__half2float(b) + (double)__half2float(c));
 }
 inline __half2 __hfma2(__half2 a, __half2 b, __half2 c) { return {emu_hfma(a.x, b.x, c.x), emu_hfma(a.y, b.y, c.y)}; }
 
