@@ -36,6 +36,10 @@ type Options struct {
 	// (the CUDA engine's kernel choices under GPTOSS_CUDA_DEC=auto); empty:
 	// it measures at every load and keeps nothing.
 	TuneDir string
+	// DecodeQ8 runs one-token forwards (decode) with the attention's QKV
+	// and output projections and the unembedding quantized to 8 bits at
+	// load (q8.go); forwards of several tokens keep BF16.
+	DecodeQ8 bool
 }
 
 // Engine loads models. Engines register themselves with Register.

@@ -7,6 +7,7 @@ package layouttest
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -65,7 +66,10 @@ func GoldenDir(tb testing.TB) string {
 type GoldenData struct {
 	Tokens    []int32     `json:"tokens"`
 	LogitsF32 [][]float64 `json:"logits_f32"`
-	Greedy    struct {
+	// LogitsBF16: the same reference run in BF16 (how far BF16
+	// arithmetic alone moves the logits)
+	LogitsBF16 [][]float64 `json:"logits_bf16"`
+	Greedy     struct {
 		Prompt    []int32 `json:"prompt"`
 		Generated []int32 `json:"generated"`
 	} `json:"greedy_f32"`
@@ -83,8 +87,21 @@ func Golden(tb testing.TB) GoldenData {
 	if err := json.Unmarshal(b, &g); err != nil {
 		tb.Fatal(err)
 	}
-	if len(g.Tokens) == 0 || len(g.LogitsF32) != len(g.Tokens) || len(g.Greedy.Generated) == 0 {
+	if len(g.Tokens) == 0 || len(g.LogitsF32) != len(g.Tokens) || len(g.LogitsBF16) != len(g.Tokens) || len(g.Greedy.Generated) == 0 {
 		tb.Fatalf("golden.json: %d tokens, %d logit rows, %d greedy tokens", len(g.Tokens), len(g.LogitsF32), len(g.Greedy.Generated))
 	}
 	return g
+}
+
+// BF16Spread is the largest |logits_bf16 − logits_f32| of the reference:
+// what running OpenAI's implementation in BF16 rather than float32 moves a
+// logit. A lossy option (8-bit weights) is held to it.
+func (g *GoldenData) BF16Spread() float64 {
+	worst := 0.0
+	for p := range g.LogitsF32 {
+		for i, v := range g.LogitsF32[p] {
+			worst = max(worst, math.Abs(g.LogitsBF16[p][i]-v))
+		}
+	}
+	return worst
 }

@@ -35,6 +35,16 @@ type layerWeights struct {
 	sinks                            []float32
 	moe                              moeWeights
 	sliding                          bool
+	qkvQ8, outQ8                     q8Matrix // Options.DecodeQ8
+}
+
+// q8Matrix is a BF16 matrix quantized for decode (runtime.QuantizeQ8).
+type q8Matrix struct{ q, d []byte }
+
+func quantize(w []byte, rows, cols, workers int) (q8Matrix, error) {
+	nq, nd := runtime.Q8Sizes(rows, cols)
+	m := q8Matrix{make([]byte, nq), make([]byte, nd)}
+	return m, runtime.QuantizeQ8(m.q, m.d, w, rows, cols, workers)
 }
 
 // Model is a gpt-oss model loaded by the CPU engine.
@@ -50,6 +60,8 @@ type Model struct {
 	embed    []byte
 	normF    []byte
 	unembed  []byte
+	unembedQ q8Matrix // Options.DecodeQ8
+	q8       bool     // one-token forwards use the q8 matrices
 	maxCtx   int
 	slack    int // TruncateSlack (tests make it small)
 	closed   atomic.Bool
@@ -130,11 +142,44 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 		return nil, err
 	}
 	m.p = newPool(o.Threads)
+	if o.DecodeQ8 {
+		if err := m.quantizeQ8(ctx); err != nil {
+			m.p.Close()
+			return nil, err
+		}
+	}
 	m.tiles = newScratch(m.p.n, rowTile*max(H, m.qDim, c.IntermediateSize))
 	m.scores = newScratch(m.p.n, 256)
 	m.outTiles = newScratch(m.p.n, rowTile*4)
 	m.rope = NewRope(c, min(m.maxCtx, ropeTable))
 	return m, nil
+}
+
+// quantizeQ8 makes the decode copies of the QKV, output and unembedding
+// matrices (Options.DecodeQ8).
+func (m *Model) quantizeQ8(ctx context.Context) error {
+	c := m.c
+	if c.HiddenSize%runtime.Q8Block != 0 || m.qDim%runtime.Q8Block != 0 {
+		return fmt.Errorf("cpu: q8 decode weights: hidden %d and heads·head_dim %d must be multiples of %d", c.HiddenSize, m.qDim, runtime.Q8Block)
+	}
+	var err error
+	if m.unembedQ, err = quantize(m.unembed, c.VocabSize, c.HiddenSize, m.p.n); err != nil {
+		return fmt.Errorf("cpu: unembedding: %w", err)
+	}
+	for i := range m.layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		lw := &m.layers[i]
+		if lw.qkvQ8, err = quantize(lw.qkvW, m.qDim+2*m.kvDim, c.HiddenSize, m.p.n); err != nil {
+			return fmt.Errorf("cpu: block %d qkv: %w", i, err)
+		}
+		if lw.outQ8, err = quantize(lw.outW, c.HiddenSize, m.qDim, m.p.n); err != nil {
+			return fmt.Errorf("cpu: block %d out: %w", i, err)
+		}
+	}
+	m.q8 = true
+	return nil
 }
 
 func (m *Model) Config() convert.ModelConfig { return m.c }
@@ -354,15 +399,24 @@ func (s *sequence) chunk(ctx context.Context, tokens []int32, out []float32) err
 		}
 	}
 	eps := float32(c.RMSNormEps)
+	q8 := m.q8 && n == 1 // Options.DecodeQ8: one-token forwards
 	for li := range m.layers {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		lw := &m.layers[li]
 		s.norm(s.t, s.x, lw.attnNorm, n, eps)
-		matMulBF16(m.p, m.tiles, s.qkv, lw.qkvW, lw.qkvB, s.t, n, m.qDim+2*m.kvDim, H)
+		if q8 {
+			matVecQ8(m.p, s.qkv, lw.qkvQ8.q, lw.qkvQ8.d, lw.qkvB, s.t, m.qDim+2*m.kvDim, H)
+		} else {
+			matMulBF16(m.p, m.tiles, s.qkv, lw.qkvW, lw.qkvB, s.t, n, m.qDim+2*m.kvDim, H)
+		}
 		s.attention(li, n, p0)
-		matMulBF16(m.p, m.tiles, s.proj, lw.outW, lw.outB, s.attn, n, H, m.qDim)
+		if q8 {
+			matVecQ8(m.p, s.proj, lw.outQ8.q, lw.outQ8.d, lw.outB, s.attn, H, m.qDim)
+		} else {
+			matMulBF16(m.p, m.tiles, s.proj, lw.outW, lw.outB, s.attn, n, H, m.qDim)
+		}
 		addTo(s.x, s.proj)
 		s.norm(s.t, s.x, lw.mlpNorm, n, eps)
 		matMulBF16(m.p, m.tiles, s.router, lw.gateW, lw.gateB, s.t, n, c.NumExperts, H)
@@ -378,6 +432,10 @@ func (s *sequence) chunk(ctx context.Context, tokens []int32, out []float32) err
 	}
 	k := n - first
 	s.norm(s.t[:k*H], s.x[first*H:], m.normF, k, eps)
+	if q8 {
+		matVecQ8(m.p, out, m.unembedQ.q, m.unembedQ.d, nil, s.t[:H], c.VocabSize, H)
+		return nil
+	}
 	matMulBF16(m.p, m.tiles, out, m.unembed, nil, s.t[:k*H], k, c.VocabSize, H)
 	return nil
 }

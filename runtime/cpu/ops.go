@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/runtime"
 )
 
 // BF16ToF32 widens little-endian BF16 bytes; len(out) = len(b)/2.
@@ -49,6 +50,46 @@ func matVecBF16(p *pool, out []float32, w, bias []byte, x []float32, rows, cols 
 			out[r] = s
 		}
 	})
+}
+
+// MatVecQ8 is MatVecBF16 over a matrix in runtime.QuantizeQ8's format
+// (q [rows][cols] int8, d [rows][cols/32] BF16 scales).
+func MatVecQ8(out []float32, q, d, bias []byte, x []float32, rows, cols int) {
+	matVecQ8(shared(), out, q, d, bias, x, rows, cols)
+}
+
+func matVecQ8(p *pool, out []float32, q, d, bias []byte, x []float32, rows, cols int) {
+	nb := cols / runtime.Q8Block
+	_ = q[rows*cols-1]
+	_ = d[2*rows*nb-1]
+	x = x[:cols]
+	p.For(rows, 8, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			s := dotQ8(q[r*cols:(r+1)*cols], d[2*r*nb:2*(r+1)*nb], x)
+			if bias != nil {
+				s += bf16(bias[2*r], bias[2*r+1])
+			}
+			out[r] = s
+		}
+	})
+}
+
+// dotQ8 is one Q8 row · x: each block's sum of q·x (exact int8 values)
+// times the block's scale.
+func dotQ8(q, d []byte, x []float32) float32 {
+	var s float32
+	for j := 0; j < len(q)/runtime.Q8Block; j++ {
+		qb, xb := q[j*runtime.Q8Block:(j+1)*runtime.Q8Block], x[j*runtime.Q8Block:(j+1)*runtime.Q8Block]
+		var s0, s1, s2, s3 float32
+		for i := 0; i < runtime.Q8Block; i += 4 {
+			s0 += float32(int8(qb[i])) * xb[i]
+			s1 += float32(int8(qb[i+1])) * xb[i+1]
+			s2 += float32(int8(qb[i+2])) * xb[i+2]
+			s3 += float32(int8(qb[i+3])) * xb[i+3]
+		}
+		s += ((s0 + s1) + (s2 + s3)) * bf16(d[2*j], d[2*j+1])
+	}
+	return s
 }
 
 // rowTile is how many weight rows one task widens to f32 at a time in the

@@ -47,6 +47,7 @@ var kernelNames = []string{
 	"bw_read", "moe6_mlp1_dec", "moe6_mlp2_dec", "moe7_mlp1_dec", "moe7_mlp2_dec", "moe12_mlp2_dec",
 	"outproj_sums_1", "outproj_sums_4", "outproj_sums_8", "moe16_mlp1_dec", "moe16_mlp2_dec",
 	"moe17_mlp1_dec", "moe17_mlp2_dec",
+	"matvec_norm_q8", "qkv_rope_q8", "outproj_sums_q8_1", "outproj_sums_q8_4", "outproj_sums_q8_8",
 }
 
 // dynamicShared is the dynamic shared memory of the kernels that use it

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	goruntime "runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -48,6 +49,9 @@ type layerWeights struct {
 	attnNorm, qkvW, qkvB, sinks, outW, outB        devPtr
 	mlpNorm, gateW, gateB                          devPtr
 	w1Blocks, w1Scales, b1, w2Blocks, w2Scales, b2 devPtr
+	// the decode step's QKV and output matrices: qkvW and outW, or their
+	// Q8 copies (Options.DecodeQ8)
+	qkvDec, outDec decMat
 }
 
 // Model is a model whose weights live on one GPU.
@@ -59,6 +63,10 @@ type Model struct {
 	embed   devPtr
 	norm    devPtr
 	unembed devPtr
+	// unembedDec: the decode step's unembedding (unembed, or its Q8 copy)
+	unembedDec decMat
+	// q8: Options.DecodeQ8 (the fused decode step reads the Q8 copies)
+	q8      bool
 	layers  []layerWeights
 	invFreq devPtr
 	conc    float32
@@ -232,6 +240,28 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 		jobs = append(jobs, copyJob{off: total, src: b})
 		total += (uint64(len(b)) + 255) &^ 255
 	}
+	// Options.DecodeQ8: room for the Q8 copies after the layout's tensors
+	var q8s []q8Job
+	if o.DecodeQ8 {
+		if !m.fused {
+			return nil, fmt.Errorf("cuda: %s: q8 decode weights need the fused decode step (GPTOSS_CUDA_FUSED=0, or shapes it does not take)", l.Path)
+		}
+		m.q8 = true
+		addQ8 := func(src []byte, rows, cols int, dst *decMat) {
+			nq, nd := runtime.Q8Sizes(rows, cols)
+			j := q8Job{src: src, rows: rows, cols: cols, dst: dst, qOff: total}
+			total += (uint64(nq) + 255) &^ 255
+			j.dOff = total
+			total += (uint64(nd) + 255) &^ 255
+			q8s = append(q8s, j)
+		}
+		addQ8(l.Bytes("unembedding.weight"), int(V), int(H), &m.unembedDec)
+		for n := range m.layers {
+			p := fmt.Sprintf("block.%d.", n)
+			addQ8(l.Bytes(p+"attn.qkv.weight"), int(qkv), int(H), &m.layers[n].qkvDec)
+			addQ8(l.Bytes(p+"attn.out.weight"), int(H), int(attn), &m.layers[n].outDec)
+		}
+	}
 	inv, conc := ropeTables(cfg)
 	m.conc = conc
 	if m.arena, err = d.alloc(total + 256); err != nil {
@@ -240,10 +270,21 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	for i, t := range list {
 		*t.dst = m.arena + devPtr(jobs[i].off)
 	}
+	m.unembedDec = bf16Mat(m.unembed)
+	for n := range m.layers {
+		w := &m.layers[n]
+		w.qkvDec, w.outDec = bf16Mat(w.qkvW), bf16Mat(w.outW)
+	}
 	m.invFreq = m.arena + devPtr(total)
 	if err := uploadStaged(ctx, d, m.arena, jobs, unsafe.Slice((*byte)(unsafe.Pointer(&inv[0])), 4*len(inv)), total); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("cuda: loading weights: %w", err)
+	}
+	if len(q8s) > 0 {
+		if err := m.uploadQ8(ctx, q8s); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("cuda: q8 decode weights: %w", err)
+		}
 	}
 	m.LoadBytes = int64(total)
 	if os.Getenv("GPTOSS_CUDA_DEC") == "auto" && m.fused {
@@ -256,6 +297,46 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 	return m, nil
 }
 
+// q8Job is a BF16 matrix of the layout quantized at load
+// (Options.DecodeQ8) into the arena at qOff (values) and dOff (scales).
+type q8Job struct {
+	src        []byte
+	rows, cols int
+	qOff, dOff uint64
+	dst        *decMat
+}
+
+// uploadQ8 quantizes each matrix on the host (runtime.QuantizeQ8, every
+// CPU) into one reused buffer and uploads it; host memory is the largest
+// matrix's Q8 size, not the sum.
+func (m *Model) uploadQ8(ctx context.Context, jobs []q8Job) error {
+	u, err := newUploader(m.d)
+	if err != nil {
+		return err
+	}
+	defer u.close()
+	var buf []byte
+	for _, j := range jobs {
+		nq, nd := runtime.Q8Sizes(j.rows, j.cols)
+		if cap(buf) < nq+nd {
+			buf = make([]byte, nq+nd)
+		}
+		q, dd := buf[:nq], buf[nq:nq+nd]
+		// the previous matrix's bytes are in pinned memory once send returns
+		if err := runtime.QuantizeQ8(q, dd, j.src, j.rows, j.cols, goruntime.GOMAXPROCS(0)); err != nil {
+			return err
+		}
+		if err := u.send(ctx, m.arena+devPtr(j.qOff), q); err != nil {
+			return err
+		}
+		if err := u.send(ctx, m.arena+devPtr(j.dOff), dd); err != nil {
+			return err
+		}
+		*j.dst = decMat{w: m.arena + devPtr(j.qOff), d: m.arena + devPtr(j.dOff)}
+	}
+	return u.finish()
+}
+
 // Kernels says which decode step the model runs ("decode v16", or what
 // tuning measured).
 func (m *Model) Kernels() string {
@@ -264,6 +345,9 @@ func (m *Model) Kernels() string {
 	}
 	if !m.fused {
 		return "decode unfused"
+	}
+	if m.q8 {
+		return fmt.Sprintf("decode v%d q8", m.dec)
 	}
 	return fmt.Sprintf("decode v%d", m.dec)
 }

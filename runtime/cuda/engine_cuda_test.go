@@ -4,6 +4,7 @@ package cuda
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"testing"
@@ -224,5 +225,73 @@ func TestLongSequence(t *testing.T) {
 	}
 	if _, err := newSeq(t, gm, 8).Forward(ctx, toks[:9], false); err == nil {
 		t.Fatal("9 tokens went into an 8-token sequence")
+	}
+}
+
+// TestGoldenQ8: Options.DecodeQ8 on the golden model. Prefill keeps the
+// BF16 weights (its logits are the CPU engine's within 2e-2); every decode
+// step runs the Q8 kernels and must match the CPU engine with the same Q8
+// weights (2e-2) while visibly differing from BF16 decoding (the Q8 copies
+// are what ran), and greedy decoding keeps the reference's tokens.
+func TestGoldenQ8(t *testing.T) {
+	g := layouttest.Golden(t)
+	gpu(t)
+	l := layouttest.Open(t, goldenDir)
+	ctx := context.Background()
+	cq, err := cpu.Engine{}.Load(ctx, l, runtime.Options{DecodeQ8: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cq.Close()
+	cb, err := cpu.Engine{}.Load(ctx, l, runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	for _, dec := range []int{16, 17, 12} {
+		t.Run(fmt.Sprintf("v%d", dec), func(t *testing.T) {
+			gm, err := Load(ctx, l, runtime.Options{DecodeQ8: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer gm.Close()
+			gm.dec = dec
+			if want := fmt.Sprintf("decode v%d q8", dec); gm.Kernels() != want {
+				t.Fatalf("Kernels() = %q, want %q", gm.Kernels(), want)
+			}
+			gs, qs, bs := newSeq(t, gm, 64), newSeq(t, cq, 64), newSeq(t, cb, 64)
+			gl, ql := mustForward(t, gs, g.Greedy.Prompt), mustForward(t, qs, g.Greedy.Prompt)
+			bl := mustForward(t, bs, g.Greedy.Prompt)
+			if d := maxAbsDiff(gl, ql); d > 2e-2 || maxAbsDiff(ql, bl) != 0 {
+				t.Fatalf("prefill: %.3g from the CPU engine; the CPU engine's q8 and BF16 prefill differ by %.3g", d, maxAbsDiff(ql, bl))
+			}
+			var got []int32
+			worst, moved := 0.0, 0.0
+			for range g.Greedy.Generated {
+				tok := sample.Argmax(gl)
+				if tc := sample.Argmax(ql); tc != tok {
+					t.Fatalf("step %d: cuda q8 token %d, cpu q8 %d", len(got), tok, tc)
+				}
+				got = append(got, tok)
+				gl, ql, bl = mustForward(t, gs, []int32{tok}), mustForward(t, qs, []int32{tok}), mustForward(t, bs, []int32{tok})
+				worst, moved = max(worst, maxAbsDiff(gl, ql)), max(moved, maxAbsDiff(gl, bl))
+			}
+			t.Logf("q8 decode: max |logit − CPU engine q8| %.3g, against BF16 decoding %.3g", worst, moved)
+			if worst > 2e-2 {
+				t.Fatalf("decode logits differ from the CPU engine's q8 by %.3g", worst)
+			}
+			if moved < 5*worst {
+				t.Fatalf("q8 decode is as close to BF16 decoding (%.3g) as to the CPU's q8 (%.3g): the Q8 kernels did not run", moved, worst)
+			}
+			if !equal(got, g.Greedy.Generated) {
+				t.Fatalf("greedy tokens %v, reference %v", got, g.Greedy.Generated)
+			}
+		})
+	}
+	// the fused step is required
+	t.Setenv("GPTOSS_CUDA_FUSED", "0")
+	if m, err := Load(ctx, l, runtime.Options{DecodeQ8: true}); err == nil {
+		m.Close()
+		t.Fatal("q8 decode weights loaded without the fused step")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/runtime"
 	"github.com/gptoss/gptoss/runtime/cpu"
 )
 
@@ -55,6 +56,24 @@ func gpu(t testing.TB) (*device, *stream) {
 }
 
 // buffers on the device, freed at cleanup.
+// devMat uploads the BF16 matrix w [rows][cols] as a decode matrix: as it
+// is, or (q8) quantized by runtime.QuantizeQ8; ref is the CPU engine's
+// product with the same weights.
+func devMat(t testing.TB, d *device, s *stream, w []byte, rows, cols int, q8 bool) (m decMat, ref func(out []float32, bias []byte, x []float32)) {
+	t.Helper()
+	if !q8 {
+		return bf16Mat(devBytes(t, d, s, w)), func(out []float32, bias []byte, x []float32) {
+			cpu.MatVecBF16(out, w, bias, x, rows, cols)
+		}
+	}
+	nq, nd := runtime.Q8Sizes(rows, cols)
+	q, dd := make([]byte, nq), make([]byte, nd)
+	must(t, runtime.QuantizeQ8(q, dd, w, rows, cols, 4))
+	return decMat{w: devBytes(t, d, s, q), d: devBytes(t, d, s, dd)}, func(out []float32, bias []byte, x []float32) {
+		cpu.MatVecQ8(out, q, dd, bias, x, rows, cols)
+	}
+}
+
 func devBytes(t testing.TB, d *device, s *stream, b []byte) devPtr {
 	t.Helper()
 	p, err := d.alloc(uint64(len(b)))
@@ -624,44 +643,54 @@ func TestKernelFused(t *testing.T) {
 		{"out accumulate without norm", tH, tHq * tD, false, true, true},
 		{"tiny", 1024, 128, true, false, false},
 	} {
-		t.Run("matvec_norm "+c.name, func(t *testing.T) {
-			w := randBF16(r, c.N*c.K, 0.05)
-			x := randF32(r, c.K, 3)
-			scale := randBF16(r, c.K, 2)
-			var bias []byte
-			var dbias, dscale devPtr
-			if c.bias {
-				bias = randBF16(r, c.N, 0.5)
-				dbias = devBytes(t, d, s, bias)
+		for _, q8 := range []bool{false, true} {
+			name := "matvec_norm " + c.name
+			if q8 {
+				name = "matvec_norm_q8 " + c.name
 			}
-			xn := x
-			if c.norm {
-				dscale = devBytes(t, d, s, scale)
-				xn = make([]float32, c.K)
-				cpu.RMSNorm(xn, x, scale, 1e-5)
-			}
-			y0 := randF32(r, c.N, 1)
-			y := devPoison(t, d, s, c.N)
-			if c.accu {
-				y = devF32(t, d, s, y0)
-			}
-			must(t, s.matvecNorm(devBytes(t, d, s, w), dbias, devF32(t, d, s, x), dscale, y, c.N, c.K, 1e-5, c.accu))
-			want := make([]float32, c.N)
-			cpu.MatVecBF16(want, w, bias, xn, c.N, c.K)
-			if c.accu {
-				for i := range want {
-					want[i] += y0[i]
+			t.Run(name, func(t *testing.T) {
+				w := randBF16(r, c.N*c.K, 0.05)
+				x := randF32(r, c.K, 3)
+				scale := randBF16(r, c.K, 2)
+				var bias []byte
+				var dbias, dscale devPtr
+				if c.bias {
+					bias = randBF16(r, c.N, 0.5)
+					dbias = devBytes(t, d, s, bias)
 				}
-			}
-			relErr(t, "matvec_norm", readF32(t, s, y, c.N), want, 1e-5)
-		})
+				xn := x
+				if c.norm {
+					dscale = devBytes(t, d, s, scale)
+					xn = make([]float32, c.K)
+					cpu.RMSNorm(xn, x, scale, 1e-5)
+				}
+				y0 := randF32(r, c.N, 1)
+				y := devPoison(t, d, s, c.N)
+				if c.accu {
+					y = devF32(t, d, s, y0)
+				}
+				dw, ref := devMat(t, d, s, w, c.N, c.K, q8)
+				must(t, s.matvecNorm(dw, dbias, devF32(t, d, s, x), dscale, y, c.N, c.K, 1e-5, c.accu))
+				want := make([]float32, c.N)
+				ref(want, bias, xn)
+				if c.accu {
+					for i := range want {
+						want[i] += y0[i]
+					}
+				}
+				relErr(t, name, readF32(t, s, y, c.N), want, 1e-5)
+			})
+		}
 	}
 	for _, c := range []struct {
 		name               string
 		H, Hq, Hkv, D, pos int
 	}{{"20b", tH, tHq, tHkv, tD, 70000}, {"tiny", 128, 8, 2, 16, 5}} {
 		t.Run("qkv_rope "+c.name, func(t *testing.T) {
-			testQKVRope(t, d, s, r, c.H, c.Hq, c.Hkv, c.D, c.pos)
+			testQKVRope(t, d, s, r, c.H, c.Hq, c.Hkv, c.D, c.pos, false)
+		})
+		t.Run("qkv_rope_q8 "+c.name, func(t *testing.T) {
+			testQKVRope(t, d, s, r, c.H, c.Hq, c.Hkv, c.D, c.pos, true)
 		})
 	}
 	for _, c := range []struct{ H, E, k int }{{tH, tE, tK}, {tH, 128, tK}, {128, 8, 4}} {
@@ -766,8 +795,9 @@ func cpuMoE(x, xn []float32, experts []int, wts []float32, w1b, w1s, b1, w2b, w2
 }
 
 // testQKVRope: RMSNorm + QKV GEMV + RoPE + KV-cache write in one kernel
-// against runtime/cpu's RMSNorm, MatVecBF16 and Rope.Apply.
-func testQKVRope(t *testing.T, d *device, s *stream, r *rand.Rand, H, Hq, Hkv, D, pos int) {
+// against runtime/cpu's RMSNorm, MatVecBF16 (q8: MatVecQ8 over the same
+// quantized weights) and Rope.Apply.
+func testQKVRope(t *testing.T, d *device, s *stream, r *rand.Rand, H, Hq, Hkv, D, pos int, q8 bool) {
 	c := cfg20b()
 	c.HiddenSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim = H, Hq, Hkv, D
 	W := (Hq + 2*Hkv) * D
@@ -781,13 +811,14 @@ func testQKVRope(t *testing.T, d *device, s *stream, r *rand.Rand, H, Hq, Hkv, D
 	kc := devBytes(t, d, s, make([]byte, maxLen*kvw*2))
 	vc := devBytes(t, d, s, make([]byte, maxLen*kvw*2))
 	qkv := devPoison(t, d, s, W)
-	must(t, s.qkvRope(devBytes(t, d, s, w), devBytes(t, d, s, bias), devF32(t, d, s, x), devBytes(t, d, s, scale), qkv,
+	dw, ref := devMat(t, d, s, w, W, H, q8)
+	must(t, s.qkvRope(dw, devBytes(t, d, s, bias), devF32(t, d, s, x), devBytes(t, d, s, scale), qkv,
 		devF32(t, d, s, inv), devI32(t, d, s, []int32{int32(pos)}), kc, vc, H, Hq, Hkv, D, conc, 1e-5))
 	got := readF32(t, s, qkv, W)
 	xn := make([]float32, H)
 	cpu.RMSNorm(xn, x, scale, 1e-5)
 	want := make([]float32, W)
-	cpu.MatVecBF16(want, w, bias, xn, W, H)
+	ref(want, bias, xn)
 	v := append([]float32(nil), want[(Hq+Hkv)*D:]...)
 	cpu.NewRope(c, 1).Apply(want, Hq+Hkv, pos)
 	relErr(t, "qkv_rope q,k,v", got, want, 1e-5)
@@ -963,9 +994,10 @@ func TestKernelV16(t *testing.T) {
 		if v == 17 {
 			tol = 3e-3
 		}
-		for _, c := range []v16Case{{tH, tHq * tD, tI, tE, tK, 2}, {tH, tHq * tD, tI, 128, tK, 2}, {128, 128, 64, 8, 4, 2},
-			{160, 96, 32, 5, 1, 2}, {224, 64, 96, 6, 2, 2}, {128, 128, 64, 8, 4, 3000}} {
-			t.Run(fmt.Sprintf("v%d H=%d K=%d I=%d E=%d k=%d gamma=%g", v, c.H, c.K, c.I, c.E, c.k, c.gamma), func(t *testing.T) {
+		for _, c := range []v16Case{{tH, tHq * tD, tI, tE, tK, 2, false}, {tH, tHq * tD, tI, 128, tK, 2, false}, {128, 128, 64, 8, 4, 2, false},
+			{160, 96, 32, 5, 1, 2, false}, {224, 64, 96, 6, 2, 2, false}, {128, 128, 64, 8, 4, 3000, false},
+			{tH, tHq * tD, tI, tE, tK, 2, true}, {160, 96, 32, 5, 1, 2, true}} {
+			t.Run(fmt.Sprintf("v%d H=%d K=%d I=%d E=%d k=%d gamma=%g q8=%v", v, c.H, c.K, c.I, c.E, c.k, c.gamma, c.q8), func(t *testing.T) {
 				testV16Case(t, d, s, r, v, c, tol)
 			})
 		}
@@ -977,6 +1009,7 @@ func TestKernelV16(t *testing.T) {
 type v16Case struct {
 	H, K, I, E, k int
 	gamma         float32
+	q8            bool // the out-projection's Q8 kernel (outproj_sums_q8_*)
 }
 
 func testV16Case(t *testing.T, d *device, s *stream, r *rand.Rand, v int, c v16Case, tol float64) {
@@ -1005,9 +1038,10 @@ func testV16Case(t *testing.T, d *device, s *stream, r *rand.Rand, v int, c v16C
 		x := devF32(t, d, s, x0)
 		dgb, dscale := devBytes(t, d, s, gb), devBytes(t, d, s, scale)
 		act := devPoison(t, d, s, c.k*c.I)
-		must(t, s.outSums(devBytes(t, d, s, w), devBytes(t, d, s, bias), devF32(t, d, s, attn), x, devBytes(t, d, s, g), dscale, part, c.H, c.K, c.E))
+		dw, ref := devMat(t, d, s, w, c.H, c.K, c.q8)
+		must(t, s.outSums(dw, devBytes(t, d, s, bias), devF32(t, d, s, attn), x, devBytes(t, d, s, g), dscale, part, c.H, c.K, c.E))
 		wantX1 := make([]float32, c.H)
-		cpu.MatVecBF16(wantX1, w, bias, attn, c.H, c.K)
+		ref(wantX1, bias, attn)
 		for i := range wantX1 {
 			wantX1[i] += x0[i]
 		}

@@ -3,6 +3,7 @@ package cuda
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/gptoss/gptoss/convert"
 )
@@ -172,7 +173,7 @@ func fusedOK(c convert.ModelConfig) bool {
 
 // matvecNorm: y[N] (+)= W · (rmsnorm(x)·scale) + b for one token (scale 0:
 // W·x + b). K ≤ fusedMax, K % 32 == 0.
-func (s *stream) matvecNorm(W, bias, x, scale, y devPtr, N, K int, eps float32, accumulate bool) error {
+func (s *stream) matvecNorm(W decMat, bias, x, scale, y devPtr, N, K int, eps float32, accumulate bool) error {
 	if K > fusedMax || K%32 != 0 {
 		return fmt.Errorf("matvec_norm: K=%d (want a multiple of 32 ≤ %d)", K, fusedMax)
 	}
@@ -180,15 +181,27 @@ func (s *stream) matvecNorm(W, bias, x, scale, y devPtr, N, K int, eps float32, 
 	if accumulate {
 		acc = 1
 	}
+	if W.q8() {
+		return s.launchPDL("matvec_norm_q8", grid(s.persistentGrid("matvec_norm_q8", N), 1, 1), grid(32*warpsPerBlock, 1, 1),
+			W.w, W.d, bias, x, scale, y, N, K, eps, acc, prefetchItems)
+	}
 	return s.launchPDL("matvec_norm_t1", grid(s.persistentGrid("matvec_norm_t1", N), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		W, bias, x, scale, y, N, K, eps, acc, prefetchItems)
+		W.w, bias, x, scale, y, N, K, eps, acc, prefetchItems)
 }
+
+// decMat is a weight matrix of the fused decode step's GEMVs: BF16 rows
+// (d == 0) or, with Options.DecodeQ8, int8 rows w and their BF16 scales d
+// (runtime.QuantizeQ8's format; the kernels *_q8).
+type decMat struct{ w, d devPtr }
+
+func bf16Mat(w devPtr) decMat { return decMat{w: w} }
+func (m decMat) q8() bool     { return m.d != 0 }
 
 // outSums (decode v16): x += W · attn + b for one token, and into part (zero
 // before, partFloats) the router's sums from the new x: Σ G[e][r]·scale[r]·
 // x[r] per expert and Σ x[r]², which the v16 MoE kernels finish. K ≤
 // fusedMax, E ≤ 255 (v16OK).
-func (s *stream) outSums(W, bias, attn, x, G, scale, part devPtr, H, K, E int) error {
+func (s *stream) outSums(W decMat, bias, attn, x, G, scale, part devPtr, H, K, E int) error {
 	if K > fusedMax || K%32 != 0 || E > 255 {
 		return fmt.Errorf("outproj_sums: K=%d E=%d (want K a multiple of 32 ≤ %d, E < 256)", K, E, fusedMax)
 	}
@@ -199,8 +212,13 @@ func (s *stream) outSums(W, bias, attn, x, G, scale, part devPtr, H, K, E int) e
 	case E <= 128:
 		name = "outproj_sums_4"
 	}
+	if W.q8() {
+		name = strings.Replace(name, "sums_", "sums_q8_", 1)
+		return s.launchPDL(name, grid(s.persistentGrid(name, H), 1, 1), grid(32*warpsPerBlock, 1, 1),
+			W.w, W.d, bias, attn, x, G, scale, part, H, K, E)
+	}
 	return s.launchPDL(name, grid(s.persistentGrid(name, H), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		W, bias, attn, x, G, scale, part, H, K, E)
+		W.w, bias, attn, x, G, scale, part, H, K, E)
 }
 
 // partFloats is the float count of one router-sums buffer (OR_COPIES copies
@@ -254,12 +272,16 @@ func (s *stream) moeSumsMLP2(v int, blocks, scales, bias, act, part, gb, zero, x
 // qkvRope: qkv = W · (rmsnorm(x)·scale) + b for one token, then RoPE on its
 // q and k heads at position *pos and k, v into the cache rows (rope_kv
 // fused into the GEMV's epilogue).
-func (s *stream) qkvRope(W, bias, x, scale, qkv, invFreq, pos, kc, vc devPtr, K, Hq, Hkv, D int, conc, eps float32) error {
+func (s *stream) qkvRope(W decMat, bias, x, scale, qkv, invFreq, pos, kc, vc devPtr, K, Hq, Hkv, D int, conc, eps float32) error {
 	if K > fusedMax || K%32 != 0 || D%2 != 0 {
 		return fmt.Errorf("qkv_rope: K=%d D=%d outside the kernel's limits", K, D)
 	}
+	if W.q8() {
+		return s.launchPDL("qkv_rope_q8", grid(s.persistentGrid("qkv_rope_q8", (Hq+2*Hkv)*D/2), 1, 1), grid(32*warpsPerBlock, 1, 1),
+			W.w, W.d, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps, prefetchItems)
+	}
 	return s.launchPDL("qkv_rope_t1", grid(s.persistentGrid("qkv_rope_t1", (Hq+2*Hkv)*D/2), 1, 1), grid(32*warpsPerBlock, 1, 1),
-		W, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps, prefetchItems)
+		W.w, bias, x, scale, qkv, invFreq, pos, kc, vc, K, Hq, Hkv, D, conc, eps, prefetchItems)
 }
 
 // normRouter: xn = rmsnorm(x)·scale, then the router's top-k experts and

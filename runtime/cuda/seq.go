@@ -303,7 +303,7 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 			// the fused one-token step: 6 launches a layer instead of 10
 			// (v6, v7: 5, the attention's split merge in its last blocks)
 			errs = append(errs,
-				s.qkvRope(w.qkvW, w.qkvB, q.x, w.attnNorm, q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], H, Hq, Hkv, D, m.conc, eps))
+				s.qkvRope(w.qkvDec, w.qkvB, q.x, w.attnNorm, q.qkv, m.invFreq, q.pos, q.kc[l], q.vc[l], H, Hq, Hkv, D, m.conc, eps))
 			if m.dec >= 6 && attnDecOK(Hq, Hkv, D) {
 				minKeys, direct := attnMinKeys, false
 				if m.dec >= 17 {
@@ -321,13 +321,13 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 					part, other = other, part
 				}
 				errs = append(errs,
-					s.outSums(w.outW, w.outB, q.attn, q.x, w.gateW, w.mlpNorm, part, H, Hq*D, E),
+					s.outSums(w.outDec, w.outB, q.attn, q.x, w.gateW, w.mlpNorm, part, H, Hq*D, E),
 					s.moeSumsMLP1(m.dec, w.w1Blocks, w.w1Scales, w.b1, q.x, w.mlpNorm, part, w.gateB, q.act, I, H, E, k, limit, eps),
 					s.moeSumsMLP2(m.dec, w.w2Blocks, w.w2Scales, w.b2, q.act, part, w.gateB, other, q.x, H, I, E, k, eps))
 				continue
 			}
 			errs = append(errs,
-				s.matvecNorm(w.outW, w.outB, q.attn, 0, q.x, H, Hq*D, eps, true),
+				s.matvecNorm(w.outDec, w.outB, q.attn, 0, q.x, H, Hq*D, eps, true),
 				s.normRouter(q.x, w.mlpNorm, q.xn, w.gateW, w.gateB, q.ids, q.wts, H, E, k, eps),
 				s.moeDecMLP1(m.dec, w.w1Blocks, w.w1Scales, w.b1, q.xn, q.ids, q.act, I, H, k, limit),
 				s.moeDecMLP2(m.dec, w.w2Blocks, w.w2Scales, w.b2, q.act, q.ids, q.wts, q.x, H, I, k))
@@ -366,10 +366,10 @@ func (q *Sequence) enqueue(T int, logitsMode int) error {
 	}
 	switch {
 	case T == 1 && m.fused && logitsMode == 1:
-		errs = append(errs, s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logitsAll, V, H, eps, false))
+		errs = append(errs, s.matvecNorm(m.unembedDec, 0, q.x, m.norm, q.logitsAll, V, H, eps, false))
 	case T == 1 && m.fused:
 		errs = append(errs,
-			s.matvecNorm(m.unembed, 0, q.x, m.norm, q.logits, V, H, eps, false),
+			s.matvecNorm(m.unembedDec, 0, q.x, m.norm, q.logits, V, H, eps, false),
 			check("copy logits", drv.MemcpyDtoHAsync(unsafe.Pointer(&q.hLogits[0]), q.logits, uint64(4*V), s.s)))
 	case logitsMode == 1:
 		errs = append(errs,

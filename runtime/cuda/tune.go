@@ -115,10 +115,14 @@ func (r *TuneResult) String() string {
 
 // tuneKey names what the choice depends on: the GPU, the driver, the
 // kernel image, the model's shape, v17's attention split and PDL.
-func tuneKey(gpu string, ccMajor, ccMinor, sms, driver int, image string, c convert.ModelConfig, attnMin int, pdl bool) string {
-	return fmt.Sprintf("gpu=%q cc=%d.%d sms=%d driver=%d kernels=%s layers=%d hidden=%d inter=%d experts=%d topk=%d heads=%d/%d headdim=%d vocab=%d window=%d attnmin=%d pdl=%v",
+func tuneKey(gpu string, ccMajor, ccMinor, sms, driver int, image string, c convert.ModelConfig, attnMin int, pdl, q8 bool) string {
+	q := ""
+	if q8 {
+		q = " q8" // the decode weights (absent for BF16: earlier keys stay valid)
+	}
+	return fmt.Sprintf("gpu=%q cc=%d.%d sms=%d driver=%d kernels=%s layers=%d hidden=%d inter=%d experts=%d topk=%d heads=%d/%d headdim=%d vocab=%d window=%d attnmin=%d pdl=%v%s",
 		gpu, ccMajor, ccMinor, sms, driver, image, c.NumHiddenLayers, c.HiddenSize, c.IntermediateSize, c.NumExperts,
-		c.ExpertsPerToken, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, c.VocabSize, c.SlidingWindow, attnMin, pdl)
+		c.ExpertsPerToken, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim, c.VocabSize, c.SlidingWindow, attnMin, pdl, q)
 }
 
 // tunePath is the key's file in dir.
@@ -235,7 +239,7 @@ func (m *Model) tuneKey() string {
 	if drv.DriverGetVersion != nil {
 		drv.DriverGetVersion(&drvVer)
 	}
-	return tuneKey(m.d.name, m.d.ccMajor, m.d.ccMinor, m.d.sms, int(drvVer), m.d.imageSum, m.cfg, m.attnMin17, m.pdl && m.d.pdlOK())
+	return tuneKey(m.d.name, m.d.ccMajor, m.d.ccMinor, m.d.sms, int(drvVer), m.d.imageSum, m.cfg, m.attnMin17, m.pdl && m.d.pdlOK(), m.q8)
 }
 
 // lockTune takes the key's lock in dir (flock on a file beside the

@@ -20,7 +20,7 @@ import (
 
 func TestTuneFile(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "tune")
-	key := tuneKey("NVIDIA H100 80GB HBM3", 9, 0, 132, 13000, "0123456789abcdef", convert.ModelConfig{NumHiddenLayers: 24}, 128, true)
+	key := tuneKey("NVIDIA H100 80GB HBM3", 9, 0, 132, 13000, "0123456789abcdef", convert.ModelConfig{NumHiddenLayers: 24}, 128, true, false)
 	if r := readTune(dir, key); r != nil {
 		t.Fatalf("read before any write: %+v", r)
 	}
@@ -89,21 +89,22 @@ func TestTuneFile(t *testing.T) {
 func TestTuneKey(t *testing.T) {
 	cfg := convert.ModelConfig{NumHiddenLayers: 24, HiddenSize: 2880, IntermediateSize: 2880, NumExperts: 32, ExpertsPerToken: 4,
 		NumAttentionHeads: 64, NumKeyValueHeads: 8, HeadDim: 64, VocabSize: 201088, SlidingWindow: 128}
-	base := tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, true)
-	if base != tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, true) {
+	base := tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, true, false)
+	if base != tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, true, false) {
 		t.Fatal("the key is not stable")
 	}
 	c120 := cfg
 	c120.NumHiddenLayers, c120.NumExperts = 36, 128
 	for name, k := range map[string]string{
-		"gpu":     tuneKey("RTX 4090", 9, 0, 132, 13000, "aa", cfg, 128, true),
-		"cc":      tuneKey("H100", 8, 9, 132, 13000, "aa", cfg, 128, true),
-		"sms":     tuneKey("H100", 9, 0, 114, 13000, "aa", cfg, 128, true),
-		"driver":  tuneKey("H100", 9, 0, 132, 12080, "aa", cfg, 128, true),
-		"kernels": tuneKey("H100", 9, 0, 132, 13000, "bb", cfg, 128, true),
-		"model":   tuneKey("H100", 9, 0, 132, 13000, "aa", c120, 128, true),
-		"attnmin": tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 64, true),
-		"pdl":     tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, false),
+		"gpu":     tuneKey("RTX 4090", 9, 0, 132, 13000, "aa", cfg, 128, true, false),
+		"cc":      tuneKey("H100", 8, 9, 132, 13000, "aa", cfg, 128, true, false),
+		"sms":     tuneKey("H100", 9, 0, 114, 13000, "aa", cfg, 128, true, false),
+		"driver":  tuneKey("H100", 9, 0, 132, 12080, "aa", cfg, 128, true, false),
+		"kernels": tuneKey("H100", 9, 0, 132, 13000, "bb", cfg, 128, true, false),
+		"model":   tuneKey("H100", 9, 0, 132, 13000, "aa", c120, 128, true, false),
+		"attnmin": tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 64, true, false),
+		"q8":      tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, true, true),
+		"pdl":     tuneKey("H100", 9, 0, 132, 13000, "aa", cfg, 128, false, false),
 	} {
 		if k == base {
 			t.Errorf("a different %s gives the same key", name)

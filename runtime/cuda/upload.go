@@ -17,70 +17,124 @@ const (
 	stageBufs  = 4
 )
 
-// uploadStaged copies jobs into the device arena: each chunk is copied from
-// the (memory-mapped) source into one of stageBufs pinned buffers by several
+// uploader copies host bytes to the device: each chunk is copied from the
+// (memory-mapped) source into one of stageBufs pinned buffers by several
 // goroutines, then sent with an async copy on one of two streams; a buffer
-// is reused once the event recorded after its transfer has fired. tail is
-// copied to arena+tailOff.
-func uploadStaged(ctx context.Context, d *device, arena devPtr, jobs []copyJob, tail []byte, tailOff uint64) (err error) {
-	var streams [2]*stream
-	for i := range streams {
-		if streams[i], err = d.newStream(); err != nil {
-			return err
+// is reused once the event recorded after its transfer has fired. A send
+// returns once its bytes are in pinned memory, so the caller may reuse its
+// source at once; finish waits for every transfer.
+type uploader struct {
+	streams [2]*stream
+	bufs    [stageBufs]unsafe.Pointer
+	events  [stageBufs]cuEvent
+	k       int
+}
+
+func newUploader(d *device) (u *uploader, err error) {
+	u = &uploader{}
+	defer func() {
+		if err != nil {
+			u.close()
+			u = nil
 		}
-		defer streams[i].close()
+	}()
+	for i := range u.streams {
+		if u.streams[i], err = d.newStream(); err != nil {
+			return u, err
+		}
 	}
-	var bufs [stageBufs]unsafe.Pointer
-	var events [stageBufs]cuEvent
-	for i := range bufs {
-		if err := check("cuMemAllocHost", drv.MemAllocHost(&bufs[i], stageChunk)); err != nil {
-			return err
+	for i := range u.bufs {
+		if err := check("cuMemAllocHost", drv.MemAllocHost(&u.bufs[i], stageChunk)); err != nil {
+			return u, err
 		}
-		defer drv.MemFreeHost(bufs[i])
-		if err := check("cuEventCreate", drv.EventCreate(&events[i], 2)); err != nil {
-			return err
+		if err := check("cuEventCreate", drv.EventCreate(&u.events[i], 2)); err != nil {
+			return u, err
 		}
-		defer drv.EventDestroy(events[i])
 	}
-	k := 0
-	send := func(dst devPtr, src []byte) error {
-		i := k % stageBufs
-		if k >= stageBufs {
-			if err := check("cuEventSynchronize", drv.EventSynchronize(events[i])); err != nil {
-				return err
-			}
-		}
-		buf := unsafe.Slice((*byte)(bufs[i]), len(src))
-		parallelCopy(buf, src)
-		s := streams[k%2]
-		if err := check("cuMemcpyHtoDAsync", drv.MemcpyHtoDAsync(dst, bufs[i], uint64(len(src)), s.s)); err != nil {
-			return err
-		}
-		k++
-		return check("cuEventRecord", drv.EventRecord(events[i], s.s))
-	}
-	for _, j := range jobs {
+	return u, nil
+}
+
+// send copies src (any length) to dst.
+func (u *uploader) send(ctx context.Context, dst devPtr, src []byte) error {
+	for off := 0; off < len(src); off += stageChunk {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		for off := 0; off < len(j.src); off += stageChunk {
-			end := min(off+stageChunk, len(j.src))
-			if err := send(arena+devPtr(j.off)+devPtr(off), j.src[off:end]); err != nil {
-				return err
-			}
-		}
-	}
-	if len(tail) > 0 {
-		if err := send(arena+devPtr(tailOff), tail); err != nil {
+		end := min(off+stageChunk, len(src))
+		if err := u.sendChunk(dst+devPtr(off), src[off:end]); err != nil {
 			return err
 		}
 	}
-	for _, s := range streams {
+	return nil
+}
+
+func (u *uploader) sendChunk(dst devPtr, src []byte) error {
+	i := u.k % stageBufs
+	if u.k >= stageBufs {
+		if err := check("cuEventSynchronize", drv.EventSynchronize(u.events[i])); err != nil {
+			return err
+		}
+	}
+	buf := unsafe.Slice((*byte)(u.bufs[i]), len(src))
+	parallelCopy(buf, src)
+	s := u.streams[u.k%2]
+	if err := check("cuMemcpyHtoDAsync", drv.MemcpyHtoDAsync(dst, u.bufs[i], uint64(len(src)), s.s)); err != nil {
+		return err
+	}
+	u.k++
+	return check("cuEventRecord", drv.EventRecord(u.events[i], s.s))
+}
+
+// finish waits for every transfer sent.
+func (u *uploader) finish() error {
+	for _, s := range u.streams {
 		if err := s.sync(); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// close waits for the transfers (a pinned buffer must not be freed under
+// one) and frees the streams, buffers and events.
+func (u *uploader) close() {
+	for _, s := range u.streams {
+		if s != nil {
+			s.sync()
+		}
+	}
+	for i := range u.bufs {
+		if u.bufs[i] != nil {
+			drv.MemFreeHost(u.bufs[i])
+		}
+		if u.events[i] != 0 {
+			drv.EventDestroy(u.events[i])
+		}
+	}
+	for _, s := range u.streams {
+		if s != nil {
+			s.close()
+		}
+	}
+}
+
+// uploadStaged copies jobs into the device arena, and tail to
+// arena+tailOff.
+func uploadStaged(ctx context.Context, d *device, arena devPtr, jobs []copyJob, tail []byte, tailOff uint64) error {
+	u, err := newUploader(d)
+	if err != nil {
+		return err
+	}
+	defer u.close()
+	for _, j := range jobs {
+		if err := u.send(ctx, arena+devPtr(j.off), j.src); err != nil {
+			return err
+		}
+	}
+	if err := u.send(ctx, arena+devPtr(tailOff), tail); err != nil {
+		return err
+	}
+	return u.finish()
 }
 
 // parallelCopy copies src into dst with up to 8 goroutines (the source is

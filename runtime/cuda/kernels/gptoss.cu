@@ -869,33 +869,118 @@ DEV float row_bf16(const uint4* __restrict__ w, const float* xs, int nc, int lan
   return warp_sum(acc);
 }
 
+// Q8 decode weights (runtime/q8.go, Options.DecodeQ8): a row is K int8
+// values and K/32 BF16 scales, one a block of 32. A lane takes 16-byte
+// chunks (16 values, half a block) as the BF16 rows' lanes do, so the
+// staged vector is read conflict-free the same way (16 floats at
+// padi(16c), all within one padded group of 32). A value is a PRMT that
+// puts its byte (sign bit flipped: q + 128) under the exponent of 2^23, an
+// FADD of −(2^23 + 128) that leaves q exactly, and the FFMA.
+DEV float q8_val(uint32_t w, int k) {  // w: 4 values, sign bits flipped
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7650u | k)) - 8388736.f;
+}
+// 16 int8 values · 16 staged floats
+DEV float q8x16_dot(uint4 v, const float* xp) {
+  uint32_t w[4] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u};
+  float d = 0.f;
+#pragma unroll
+  for (int j = 0; j < 4; j++) {
+    float4 a = *(const float4*)(xp + 4 * j);  // one FFMA chain: no FMUL/FADD per 4 values
+    d = fmaf(q8_val(w[j], 0), a.x, d);
+    d = fmaf(q8_val(w[j], 1), a.y, d);
+    d = fmaf(q8_val(w[j], 2), a.z, d);
+    d = fmaf(q8_val(w[j], 3), a.w, d);
+  }
+  return d;
+}
+DEV float ld_scale(const uint16_t* p) { return __uint_as_float((uint32_t)__ldg(p) << 16); }
+
+// one Q8 row (K/16 16-byte chunks, scales d) · staged x; U chunks a lane in flight.
+template <int U>
+DEV float row_q8(const uint4* __restrict__ w, const uint16_t* __restrict__ d, const float* xs, int nc, int lane) {
+  float acc = 0.f;
+  for (int base = 0; base < nc; base += 32 * U) {
+    uint4 v[U];
+    float sc[U];
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) {
+        v[u] = ld_stream(w + c);
+        sc[u] = ld_scale(d + (c >> 1));
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) acc += q8x16_dot(v[u], xs + padi(16 * c)) * sc[u];
+    }
+  }
+  return warp_sum(acc);
+}
+
+// The weights of a decode GEMV: BF16 rows, or Q8 rows and their scales.
+// row(r) · staged x for a warp; bytes(K) is a row's size for prefetching.
+struct WBF16 {
+  const uint16_t* W;
+  DEV float row(int r, const float* xs, int K, int lane) const {
+    return row_bf16<8>((const uint4*)(W + (size_t)r * K), xs, K >> 3, lane);
+  }
+  DEV const void* ptr(int r, int K) const { return W + (size_t)r * K; }
+  DEV static size_t bytes(int K) { return (size_t)K * 2; }
+};
+struct WQ8 {
+  const int8_t* W;
+  const uint16_t* D;
+  DEV float row(int r, const float* xs, int K, int lane) const {
+    return row_q8<8>((const uint4*)(W + (size_t)r * K), D + (size_t)r * (K >> 5), xs, K >> 4, lane);
+  }
+  DEV const void* ptr(int r, int K) const { return W + (size_t)r * K; }
+  DEV static size_t bytes(int K) { return (size_t)K; }
+};
+
 // y[r] = W[r] · rmsnorm(x) + b[r] for one token (scale = 0: no norm).
 // Persistent grid, 256 threads, K ≤ FMAX, K % 32 == 0.
-extern "C" __global__ void __launch_bounds__(256) matvec_norm_t1(const uint16_t* __restrict__ W,
-                                                                 const uint16_t* __restrict__ bias,
-                                                                 const float* __restrict__ x,
-                                                                 const uint16_t* __restrict__ scale,
-                                                                 float* __restrict__ y, int N, int K, float eps,
-                                                                 int accumulate, int pf) {
+template <class Wt>
+DEV void matvec_norm_body(Wt W, const uint16_t* __restrict__ bias, const float* __restrict__ x,
+                          const uint16_t* __restrict__ scale, float* __restrict__ y, int N, int K, float eps,
+                          int accumulate, int pf) {
   TR_BEGIN
   __shared__ __align__(16) float xs[FPAD];
   int lane = threadIdx.x & 31;
   int nw = gridDim.x * (blockDim.x >> 5);
   int row0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   for (int i = 0, row = row0; i < pf && row < N; i++, row += nw)  // the warp's first pf rows into L2
-    prefetch_l2(W + (size_t)row * K, (size_t)K * 2, lane, 32);
+    prefetch_l2(W.ptr(row, K), Wt::bytes(K), lane, 32);
   pdl_wait();
   TR_WAITED;
   pdl_launch();
   stage_vec(x, scale, xs, 0, K, eps);
   for (int row = row0; row < N; row += nw) {
-    float s = row_bf16<8>((const uint4*)(W + (size_t)row * K), xs, K >> 3, lane);
+    float s = W.row(row, xs, K, lane);
     if (lane == 0) {
       s += bias ? bf2f(bias[row]) : 0.f;
       y[row] = accumulate ? y[row] + s : s;
     }
   }
   TR_END(N > 100000 ? 8 : 3);
+}
+extern "C" __global__ void __launch_bounds__(256) matvec_norm_t1(const uint16_t* __restrict__ W,
+                                                                 const uint16_t* __restrict__ bias,
+                                                                 const float* __restrict__ x,
+                                                                 const uint16_t* __restrict__ scale,
+                                                                 float* __restrict__ y, int N, int K, float eps,
+                                                                 int accumulate, int pf) {
+  matvec_norm_body(WBF16{W}, bias, x, scale, y, N, K, eps, accumulate, pf);
+}
+extern "C" __global__ void __launch_bounds__(256) matvec_norm_q8(const int8_t* __restrict__ W,
+                                                                 const uint16_t* __restrict__ D,
+                                                                 const uint16_t* __restrict__ bias,
+                                                                 const float* __restrict__ x,
+                                                                 const uint16_t* __restrict__ scale,
+                                                                 float* __restrict__ y, int N, int K, float eps,
+                                                                 int accumulate, int pf) {
+  matvec_norm_body(WQ8{W, D}, bias, x, scale, y, N, K, eps, accumulate, pf);
 }
 
 // two BF16 rows · staged x (both rows' loads in flight together).
@@ -925,18 +1010,52 @@ DEV float2 rows2_bf16(const uint4* __restrict__ w1, const uint4* __restrict__ w2
   return make_float2(warp_sum(a1), warp_sum(a2));
 }
 
+// two Q8 rows · staged x (both rows' loads in flight together).
+DEV float2 rows2_q8(const uint4* __restrict__ w1, const uint4* __restrict__ w2, const uint16_t* __restrict__ d1,
+                    const uint16_t* __restrict__ d2, const float* xs, int nc, int lane) {
+  float a1 = 0.f, a2 = 0.f;
+  for (int base = 0; base < nc; base += 32 * 4) {
+    uint4 v1[4], v2[4];
+    float s1[4], s2[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) {
+        v1[u] = ld_stream(w1 + c);
+        v2[u] = ld_stream(w2 + c);
+        s1[u] = ld_scale(d1 + (c >> 1));
+        s2[u] = ld_scale(d2 + (c >> 1));
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) {
+        const float* xp = xs + padi(16 * c);
+        a1 += q8x16_dot(v1[u], xp) * s1[u];
+        a2 += q8x16_dot(v2[u], xp) * s2[u];
+      }
+    }
+  }
+  return make_float2(warp_sum(a1), warp_sum(a2));
+}
+DEV float2 rows2(WBF16 W, int r1, int r2, const float* xs, int K, int lane) {
+  return rows2_bf16((const uint4*)(W.W + (size_t)r1 * K), (const uint4*)(W.W + (size_t)r2 * K), xs, K >> 3, lane);
+}
+DEV float2 rows2(WQ8 W, int r1, int r2, const float* xs, int K, int lane) {
+  return rows2_q8((const uint4*)(W.W + (size_t)r1 * K), (const uint4*)(W.W + (size_t)r2 * K),
+                  W.D + (size_t)r1 * (K >> 5), W.D + (size_t)r2 * (K >> 5), xs, K >> 4, lane);
+}
+
 // QKV for one token with RMSNorm before and YaRN RoPE + the KV-cache write
 // after (rope_kv fused into the epilogue): a warp computes the rows i and
 // i + D/2 of one head (a RoPE pair), rotates q and k heads at position
 // *pos0, writes qkv and the FP16 k/v cache rows. Persistent grid.
-extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __restrict__ W,
-                                                              const uint16_t* __restrict__ bias,
-                                                              const float* __restrict__ x,
-                                                              const uint16_t* __restrict__ scale, float* __restrict__ qkv,
-                                                              const float* __restrict__ inv_freq,
-                                                              const int* __restrict__ pos0, __half* __restrict__ kc,
-                                                              __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
-                                                              float conc, float eps, int pf) {
+template <class Wt>
+DEV void qkv_rope_body(Wt W, const uint16_t* __restrict__ bias, const float* __restrict__ x,
+                       const uint16_t* __restrict__ scale, float* __restrict__ qkv,
+                       const float* __restrict__ inv_freq, const int* __restrict__ pos0, __half* __restrict__ kc,
+                       __half* __restrict__ vc, int K, int Hq, int Hkv, int D, float conc, float eps, int pf) {
   TR_BEGIN
   __shared__ __align__(16) float xs[FPAD];
   int lane = threadIdx.x & 31;
@@ -945,8 +1064,8 @@ extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __
   int it0 = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
   for (int i = 0, it = it0; i < pf && it < P; i++, it += nw) {  // the warp's first pf row pairs into L2
     int h = it / half, r1 = h * D + (it - h * half);
-    prefetch_l2(W + (size_t)r1 * K, (size_t)K * 2, lane, 32);
-    prefetch_l2(W + (size_t)(r1 + half) * K, (size_t)K * 2, lane, 32);
+    prefetch_l2(W.ptr(r1, K), Wt::bytes(K), lane, 32);
+    prefetch_l2(W.ptr(r1 + half, K), Wt::bytes(K), lane, 32);
   }
   pdl_wait();
   TR_WAITED;
@@ -956,7 +1075,7 @@ extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __
   for (int it = it0; it < P; it += nw) {
     int h = it / half, i = it - h * half;
     int r1 = h * D + i, r2 = r1 + half;
-    float2 s = rows2_bf16((const uint4*)(W + (size_t)r1 * K), (const uint4*)(W + (size_t)r2 * K), xs, K >> 3, lane);
+    float2 s = rows2(W, r1, r2, xs, K, lane);
     if (lane == 0) {
       float x1 = s.x + (bias ? bf2f(bias[r1]) : 0.f), x2 = s.y + (bias ? bf2f(bias[r2]) : 0.f);
       float o1 = x1, o2 = x2;
@@ -982,6 +1101,27 @@ extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __
     }
   }
   TR_END(1);
+}
+extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __restrict__ W,
+                                                              const uint16_t* __restrict__ bias,
+                                                              const float* __restrict__ x,
+                                                              const uint16_t* __restrict__ scale, float* __restrict__ qkv,
+                                                              const float* __restrict__ inv_freq,
+                                                              const int* __restrict__ pos0, __half* __restrict__ kc,
+                                                              __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
+                                                              float conc, float eps, int pf) {
+  qkv_rope_body(WBF16{W}, bias, x, scale, qkv, inv_freq, pos0, kc, vc, K, Hq, Hkv, D, conc, eps, pf);
+}
+extern "C" __global__ void __launch_bounds__(256) qkv_rope_q8(const int8_t* __restrict__ W,
+                                                              const uint16_t* __restrict__ Dq,
+                                                              const uint16_t* __restrict__ bias,
+                                                              const float* __restrict__ x,
+                                                              const uint16_t* __restrict__ scale, float* __restrict__ qkv,
+                                                              const float* __restrict__ inv_freq,
+                                                              const int* __restrict__ pos0, __half* __restrict__ kc,
+                                                              __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
+                                                              float conc, float eps, int pf) {
+  qkv_rope_body(WQ8{W, Dq}, bias, x, scale, qkv, inv_freq, pos0, kc, vc, K, Hq, Hkv, D, conc, eps, pf);
 }
 
 // RMSNorm + router GEMV + top-k for one token, one block of 1024 threads:
@@ -1030,8 +1170,8 @@ extern "C" __global__ void __launch_bounds__(1024) norm_router(const float* __re
 #define OR_EMAX 256
 #define OR_COPIES 16
 #define OR_STRIDE (OR_EMAX + 1)
-template <int NE>  // ⌈E/32⌉ ≤ NE experts a lane
-DEV void outproj_sums_body(const uint16_t* __restrict__ W, const uint16_t* __restrict__ bias,
+template <int NE, class Wt>  // ⌈E/32⌉ ≤ NE experts a lane
+DEV void outproj_sums_body(Wt W, const uint16_t* __restrict__ bias,
                            const float* __restrict__ attn, float* __restrict__ x, const uint16_t* __restrict__ G,
                            const uint16_t* __restrict__ scale, float* __restrict__ part, int N, int K, int E) {
   TR_BEGIN
@@ -1050,7 +1190,7 @@ DEV void outproj_sums_body(const uint16_t* __restrict__ W, const uint16_t* __res
   }
   if (row0 < N) {
     sc0 = bf2f(scale[row0]);
-    prefetch_l2(W + (size_t)row0 * K, (size_t)K * 2, lane, 32);
+    prefetch_l2(W.ptr(row0, K), Wt::bytes(K), lane, 32);
   }
   pdl_wait();
   TR_WAITED;
@@ -1060,7 +1200,7 @@ DEV void outproj_sums_body(const uint16_t* __restrict__ W, const uint16_t* __res
 #pragma unroll
   for (int i = 0; i < NE; i++) pl[i] = 0.f;
   for (int row = row0; row < N; row += nw) {
-    float s = row_bf16<8>((const uint4*)(W + (size_t)row * K), xs, K >> 3, lane);
+    float s = W.row(row, xs, K, lane);
     float sc = sc0;
     if (row != row0) {
 #pragma unroll
@@ -1102,7 +1242,13 @@ DEV void outproj_sums_body(const uint16_t* __restrict__ W, const uint16_t* __res
       const uint16_t* __restrict__ W, const uint16_t* __restrict__ bias, const float* __restrict__ attn,        \
       float* __restrict__ x, const uint16_t* __restrict__ G, const uint16_t* __restrict__ scale,                \
       float* __restrict__ part, int N, int K, int E) {                                                          \
-    outproj_sums_body<NE>(W, bias, attn, x, G, scale, part, N, K, E);                                           \
+    outproj_sums_body<NE>(WBF16{W}, bias, attn, x, G, scale, part, N, K, E);                                    \
+  }                                                                                                             \
+  extern "C" __global__ void __launch_bounds__(256) outproj_sums_q8_##NE(                                       \
+      const int8_t* __restrict__ W, const uint16_t* __restrict__ Dq, const uint16_t* __restrict__ bias,         \
+      const float* __restrict__ attn, float* __restrict__ x, const uint16_t* __restrict__ G,                    \
+      const uint16_t* __restrict__ scale, float* __restrict__ part, int N, int K, int E) {                      \
+    outproj_sums_body<NE>(WQ8{W, Dq}, bias, attn, x, G, scale, part, N, K, E);                                  \
   }
 OS_INST(1)
 OS_INST(4)

@@ -117,6 +117,19 @@ template <class T>
 T __ldcg(const T* p) {
   return *p;
 }
+template <class T>
+T __ldg(const T* p) {
+  return *p;
+}
+// PRMT's default mode for selectors whose nibbles have bit 3 clear (the
+// only ones the kernels use): byte n of the result is byte s[n] of the
+// pair y:x (x bytes 0–3, y bytes 4–7)
+inline uint32_t __byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+  uint64_t v = (uint64_t)y << 32 | x;
+  uint32_t r = 0;
+  for (int n = 0; n < 4; n++) r |= (uint32_t)((v >> (8 * ((s >> (4 * n)) & 7u))) & 0xffu) << (8 * n);
+  return r;
+}
 
 // half and bfloat16 as their bits; arithmetic through _Float16 / float
 struct __half {
