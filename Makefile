@@ -92,7 +92,7 @@ $(BIN)/kernels-trace.fatbin: $(wildcard runtime/cuda/kernels/*.cu runtime/cuda/k
 # 5 minutes) run with `make test-emu EMU_TESTS=.` CI runs it.
 EMU_DIR := runtime/cuda/kernels/emu
 EMU_ENV = GPTOSS_CUDA_LIB=$(abspath $(BIN))/libcuda-emu.so GPTOSS_CUDA_KERNELS=$(abspath $(BIN))/libcuda-emu.so GPTOSS_REQUIRE_GPU=1
-EMU_TESTS ?= TestGolden|TestTune|TestLongSequence|TestKernel(Embed|RMSNorm|RopeKV|RouterTopK|Argmax|Attention|Sample|Fused|MoE3|MatVecBF16)$$
+EMU_TESTS ?= TestGolden|TestGoldenQ8|TestTune|TestLongSequence|TestKernel(Embed|RMSNorm|RopeKV|RouterTopK|Argmax|Attention|Sample|Fused|MoE3|MatVecBF16)$$
 cuda-emu: $(BIN)/libcuda-emu.so
 $(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR)/emu.cpp
 	@mkdir -p $(BIN)/emu
@@ -105,7 +105,7 @@ $(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR
 # the warps interleaved at every warp operation on 7 "SMs" (a missing
 # barrier or wait, or a plain += two warps race on, gives other results in
 # one of them)
-EMU_RACE_TESTS ?= TestGolden$$/^(hf|hf-fused-tc|hf-v17|hf-v16|hf-v12|hf-v7|hf-v6)$$|TestKernel(Fused|MoE3|RMSNorm|Sample)$$|TestKernelV16$$/_H=(128|160|224)_
+EMU_RACE_TESTS ?= TestGolden$$/^(hf|hf-fused-tc|hf-v17|hf-v16|hf-v12|hf-v7|hf-v6)$$|TestGoldenQ8$$|TestKernel(Fused|MoE3|RMSNorm|Sample)$$|TestKernelV16$$/_H=(128|160|224)_
 # the emulator's own test: what it must compute, and the faults, races and
 # stale memory it must show (its kernels: emu/selftest.cu)
 $(BIN)/emu-selftest: $(EMU_DIR)/selftest.cu $(EMU_DIR)/selftest_main.inc $(EMU_DIR)/emu.h $(EMU_DIR)/emu.cpp

@@ -35,6 +35,7 @@ type benchEngineOpts struct {
 	threads        int
 	seed           uint64
 	tuneDir        string // the engines' tuning results (<cache>/tune)
+	decodeWeights  string // --decode-weights
 }
 
 // benchDecode is one decode measurement.
@@ -109,6 +110,9 @@ device memory for engines that report it).`,
 			if err != nil {
 				return usageError{err}
 			}
+			if _, err := decodeQ8(o.decodeWeights); err != nil {
+				return err
+			}
 			if o.layers < 0 || o.vocab < 0 {
 				return usageError{fmt.Errorf("--layers and --vocab must be positive")}
 			}
@@ -141,6 +145,7 @@ device memory for engines that report it).`,
 	f.StringVar(&o.dir, "dir", "", "keep the synthetic layout here and reuse it (default: a temporary directory, removed)")
 	f.IntVar(&o.threads, "threads", 0, "CPU engine worker threads (default: all cores)")
 	f.Uint64Var(&o.seed, "seed", 1, "the synthetic weights' seed")
+	addDecodeWeights(c, &o.decodeWeights)
 	return c
 }
 
@@ -219,7 +224,11 @@ func benchEngine(ctx context.Context, log io.Writer, quiet bool, o *benchEngineO
 		return nil, err
 	}
 	defer l.Close()
-	m, err := eng.Load(ctx, l, runtime.Options{Threads: o.threads, MaxContext: seqLen, TuneDir: o.tuneDir})
+	q8, err := decodeQ8(o.decodeWeights)
+	if err != nil {
+		return nil, err
+	}
+	m, err := eng.Load(ctx, l, runtime.Options{Threads: o.threads, MaxContext: seqLen, TuneDir: o.tuneDir, DecodeQ8: q8})
 	if err != nil {
 		return nil, err
 	}

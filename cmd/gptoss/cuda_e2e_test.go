@@ -73,6 +73,38 @@ func TestCUDAEngineThroughCLI(t *testing.T) {
 		t.Fatalf("tuning files under GPTOSS_HOME/tune: %v, want one", files)
 	}
 	e.extra = e.extra[:len(e.extra)-1]
+	// --decode-weights q8: the Q8 decode kernels, the reference's tokens, and
+	// a one-token forward's logits the CPU engine's q8 ones within 2e-2
+	var q8 struct {
+		Generated []int32 `json:"generated"`
+		Kernels   string  `json:"kernels"`
+	}
+	r = e.mustRun(append(runArgs("cuda"), "--decode-weights", "q8")...)
+	if err := json.Unmarshal([]byte(r.stdout), &q8); err != nil {
+		t.Fatalf("run --json: %v\n%s", err, r.stdout)
+	}
+	if q8.Kernels != "decode v16 q8" || idList(q8.Generated) != idList(g.Greedy.Generated) {
+		t.Fatalf("q8: kernels %q, tokens %v; want \"decode v16 q8\" and the reference's %v", q8.Kernels, q8.Generated, g.Greedy.Generated)
+	}
+	one := func(engine string) []float64 {
+		r := e.mustRun("logits", "20b", "--tokens", idList(g.Tokens[:1]), "--json", "--engine", engine, "--decode-weights", "q8")
+		var out struct {
+			Logits [][]float64 `json:"logits"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Logits) != 1 {
+			t.Fatalf("logits --engine %s --decode-weights q8: %v\n%s", engine, err, r.stdout)
+		}
+		return out.Logits[0]
+	}
+	gq, cq := one("cuda"), one("cpu")
+	dq := 0.0
+	for i := range gq {
+		dq = math.Max(dq, math.Abs(gq[i]-cq[i]))
+	}
+	t.Logf("q8 one-token logits: cuda − cpu %.3g", dq)
+	if dq > 2e-2 {
+		t.Fatalf("q8 one-token logits: cuda and cpu differ by %.3g", dq)
+	}
 	r = e.mustRun("logits", "20b", "--tokens", idList(g.Tokens), "--all", "--json", "--engine", "cuda")
 	var got struct {
 		Engine string      `json:"engine"`

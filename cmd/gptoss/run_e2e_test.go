@@ -241,3 +241,58 @@ func TestRunChatThroughCLI(t *testing.T) {
 		t.Errorf("sampled answer %+v (%v)", ans, err)
 	}
 }
+
+// --decode-weights q8 through the binary on the CPU engine: a one-token
+// forward (what decoding runs) moves the logits by the quantization, no
+// further from OpenAI's reference than its own BF16 run is; greedy
+// generation keeps the reference's tokens and says it ran q8; a prompt of
+// several tokens is unchanged; a bad value is a usage error.
+func TestDecodeQ8ThroughCLI(t *testing.T) {
+	g := layouttest.Golden(t)
+	e := newRepoEnv(t, "../../testdata/golden/tiny")
+	e.mustRun("pull", "20b")
+	type logitsOut struct {
+		Logits [][]float64 `json:"logits"`
+	}
+	logits := func(tokens []int32, weights string) [][]float64 {
+		r := e.mustRun("logits", "20b", "--tokens", idList(tokens), "--all", "--json", "--engine", "cpu", "--decode-weights", weights)
+		var out logitsOut
+		if err := json.Unmarshal([]byte(r.stdout), &out); err != nil || len(out.Logits) != len(tokens) {
+			t.Fatalf("logits --decode-weights %s: %v, %d rows\n%s", weights, err, len(out.Logits), r.stdout)
+		}
+		return out.Logits
+	}
+	diff := func(a, b []float64) float64 {
+		d := 0.0
+		for i := range a {
+			d = math.Max(d, math.Abs(a[i]-b[i]))
+		}
+		return d
+	}
+	one := g.Tokens[:1]
+	q, b := logits(one, "q8")[0], logits(one, "bf16")[0]
+	moved, fromRef := diff(q, b), diff(q, g.LogitsF32[0])
+	t.Logf("one-token forward with q8: moved %.3g from bf16, %.3g from the reference (its BF16 spread %.3g)", moved, fromRef, g.BF16Spread())
+	if moved == 0 || fromRef > g.BF16Spread() {
+		t.Fatalf("q8: moved %.3g from bf16 (want > 0), %.3g from the reference (limit %.3g)", moved, fromRef, g.BF16Spread())
+	}
+	if d := diff(logits(g.Tokens, "q8")[3], logits(g.Tokens, "bf16")[3]); d != 0 {
+		t.Fatalf("a prompt of several tokens moved by %.3g with q8 (prefill stays bf16)", d)
+	}
+	r := e.mustRun("run", "20b", "--tokens", idList(g.Greedy.Prompt), "--max-tokens", fmt.Sprint(len(g.Greedy.Generated)),
+		"--temperature", "0", "--json", "--engine", "cpu", "--decode-weights", "q8")
+	var gen struct {
+		Generated []int32 `json:"generated"`
+		Kernels   string  `json:"kernels"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &gen); err != nil {
+		t.Fatalf("run --json: %v\n%s", err, r.stdout)
+	}
+	if gen.Kernels != "decode q8" || idList(gen.Generated) != idList(g.Greedy.Generated) {
+		t.Fatalf("q8 run: kernels %q, tokens %v; want \"decode q8\" and the reference's %v", gen.Kernels, gen.Generated, g.Greedy.Generated)
+	}
+	r = e.wantCode(exitUsage, "run", "20b", "--tokens", "1", "--engine", "cpu", "--decode-weights", "q4")
+	if !strings.Contains(r.stderr, "--decode-weights") {
+		t.Errorf("--decode-weights q4: stderr %q does not name the flag", r.stderr)
+	}
+}

@@ -182,6 +182,15 @@ func (m *Model) quantizeQ8(ctx context.Context) error {
 	return nil
 }
 
+// Kernels says "decode q8" when one-token forwards use the Q8 matrices
+// (Options.DecodeQ8), else nothing.
+func (m *Model) Kernels() string {
+	if m.q8 {
+		return "decode q8"
+	}
+	return ""
+}
+
 func (m *Model) Config() convert.ModelConfig { return m.c }
 func (m *Model) Engine() string              { return "cpu" }
 
