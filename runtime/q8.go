@@ -85,7 +85,7 @@ func quantizeBlock(q, d, w []byte) {
 	var amax float32
 	for i := range v {
 		v[i] = bf16At(w, i)
-		if a := float32(math.Abs(float64(v[i]))); a > amax {
+		if a := math.Float32frombits(math.Float32bits(v[i]) &^ (1 << 31)); a > amax || a != a {
 			amax = a
 		}
 	}
@@ -98,8 +98,13 @@ func quantizeBlock(q, d, w []byte) {
 	}
 	s := BF16Up(amax / 127)
 	sf := math.Float32frombits(uint32(s) << 16)
+	// (r + 1.5·2^23) − 1.5·2^23 in float32 rounds |r| < 2^22 to an
+	// integer, ties to even (the sum lies in [2^23, 2^24), where the ulp is 1)
+	const magic = 3 << 22
 	for i, x := range v {
-		r := math.RoundToEven(float64(x / sf))
+		t := float32(x / sf) // the conversions keep each step rounded to float32
+		t = float32(t + magic)
+		r := t - magic
 		q[i] = byte(int8(max(-127, min(127, r))))
 	}
 	d[0], d[1] = byte(s), byte(s>>8)

@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"bytes"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	gort "runtime"
 	"testing"
 )
 
@@ -119,5 +121,29 @@ func TestBF16Up(t *testing.T) {
 		if got < c.x || (c.x == 1 && got != 1) || (c.x == 1.001 && got != c.want) {
 			t.Errorf("BF16Up(%g) = %g", c.x, got)
 		}
+	}
+}
+
+// BenchmarkQuantizeQ8: the load-time cost of --decode-weights q8 (bytes/s
+// of BF16 weights quantized), one worker and all of them.
+func BenchmarkQuantizeQ8(b *testing.B) {
+	const rows, cols = 4096, 2880
+	rng := rand.New(rand.NewPCG(5, 6))
+	v := make([]float32, rows*cols)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64() * 0.02)
+	}
+	w := bf16Bytes(v)
+	nq, nd := Q8Sizes(rows, cols)
+	q, d := make([]byte, nq), make([]byte, nd)
+	for _, workers := range []int{1, gort.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			for b.Loop() {
+				if err := QuantizeQ8(q, d, w, rows, cols, workers); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -52,16 +52,19 @@ t() { local name=$1 to=$2 re=$3; (cd runtime/cuda && step "$name" "$to" ../../bi
 # (step runs in a subshell there: keep its verdict)
 tt() { t "$@" || fail=1; }
 mkdir -p /tmp/gptoss-bench
-bench() { # name timeout env...: bench-engine on the synthetic 20b with that environment
-	local name=$1 to=$2
+bench() { # name timeout env... [-- flags...]: bench-engine on the synthetic 20b with that environment
+	local name=$1 to=$2 envs=() flags=()
 	shift 2
-	step "bench-$name" "$to" env "$@" bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
-		--context 0,8192 --decode 64 --json
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	flags=("$@")
+	step "bench-$name" "$to" env ${envs[@]+"${envs[@]}"} bin/gptoss bench-engine --synthetic 20b --engine cuda --dir /tmp/gptoss-bench \
+		--context 0,8192 --decode 64 --json ${flags[@]+"${flags[@]}"}
 }
 # the newest decode step first (v16: the router's sums in the
 # out-projection, finished in the MoE kernels; programmatic dependent launch)
 tt kernels-new 90 'TestKernel(Fused|MoE3|Attention|V16)$'
-tt golden-new 50 'TestGolden$/^(hf-v17|original-v17|hf-v16|original-v16|hf-v16-nopdl|hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
+tt golden-new 60 'TestGoldenQ8$|TestGolden$/^(hf-v17|original-v17|hf-v16|original-v16|hf-v16-nopdl|hf-v12|original-v12|hf-v12-nopdl|hf-v7|original-v7|hf-v7-nopdl|hf-v6|hf-v3-pdl)$'
 tt long 30 'TestLongSequence|TestEngine'
 # GPTOSS_CUDA_DEC=auto: every version measured on the golden model, kept,
 # read back; a load that ended inside v17 makes the next one reject it
@@ -76,6 +79,10 @@ bench v12 45 GPTOSS_CUDA_DEC=v12
 rm -rf /tmp/gptoss-tune-home
 bench auto 60 GPTOSS_CUDA_DEC=auto GPTOSS_HOME=/tmp/gptoss-tune-home
 [ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench auto-cached 45 GPTOSS_CUDA_DEC=auto GPTOSS_HOME=/tmp/gptoss-tune-home
+# --decode-weights q8 (attention and unembedding in 8 bits for decode):
+# v16, and auto, whose kernels line has v16/v17/v12's step times with q8
+bench q8 60 -- --decode-weights q8
+bench auto-q8 60 GPTOSS_CUDA_DEC=auto GPTOSS_HOME=/tmp/gptoss-tune-home -- --decode-weights q8
 [ "${GPTOSS_CHECK_QUICK:-0}" = 1 ] || bench v3 45 GPTOSS_CUDA_DEC=v3 GPTOSS_CUDA_PDL=0
 layout20b=$(ls /tmp/gptoss-bench/*20b*.layout 2>/dev/null | head -1) # bench-engine's synthetic 20b
 (cd runtime/cuda && GPTOSS_BENCH=20b GPTOSS_BENCH_LONG=0 GPTOSS_BENCH_LAYOUT=$layout20b \
@@ -84,6 +91,8 @@ layout20b=$(ls /tmp/gptoss-bench/*20b*.layout 2>/dev/null | head -1) # bench-eng
 # per kernel, the wait after the previous one, the streaming time, the tail
 (cd runtime/cuda && GPTOSS_TRACE_LAYOUT=$layout20b GPTOSS_CUDA_KERNELS=$ROOT/bin/kernels-trace.fatbin \
 	step trace 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestDecodeTrace' -test.timeout 55s) || fail=1
+(cd runtime/cuda && GPTOSS_TRACE_LAYOUT=$layout20b GPTOSS_CUDA_KERNELS=$ROOT/bin/kernels-trace.fatbin GPTOSS_DECODE_Q8=1 \
+	step trace-q8 60 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestDecodeTrace' -test.timeout 55s) || fail=1
 # what one kernel of a layer's size streams from HBM (and from L2)
 (cd runtime/cuda && GPTOSS_BENCH=20b step probe 40 ../../bin/cuda.test -test.v -test.count=1 -test.run 'TestBandwidthProbe') || fail=1
 # gpt-oss-120b's layer shapes (128 experts) with 8 and 18 of its 36 layers
@@ -92,15 +101,17 @@ layout20b=$(ls /tmp/gptoss-bench/*20b*.layout 2>/dev/null | head -1) # bench-eng
 b120() { # layers dec...: decode at context 0 on the 120b shapes, each decode version in its own process
 	local L=$1
 	shift
-	for v in "$@"; do
-		step "bench-120b-L$L-$v" 100 env GPTOSS_CUDA_DEC=$v bin/gptoss bench-engine --synthetic 120b --layers "$L" \
-			--engine cuda --dir /tmp/gptoss-bench --context 0 --decode 64 --json
+	for v in "$@"; do # v16, or v16-q8: --decode-weights q8
+		local w=bf16
+		case $v in *-q8) w=q8 ;; esac
+		step "bench-120b-L$L-$v" 100 env GPTOSS_CUDA_DEC="${v%-q8}" bin/gptoss bench-engine --synthetic 120b --layers "$L" \
+			--engine cuda --dir /tmp/gptoss-bench --context 0 --decode 64 --json --decode-weights "$w"
 	done
 	rm -f /tmp/gptoss-bench/*120b-L"$L"-*
 }
 if [ "${GPTOSS_CHECK_120B:-1}" = 1 ]; then
-	b120 8 v16 v17 v12
-	b120 18 v16 v17 v12
+	b120 8 v16 v17 v12 v16-q8 v17-q8
+	b120 18 v16 v17 v12 v16-q8 v17-q8
 fi
 if [ "${GPTOSS_CHECK_QUICK:-0}" != 1 ]; then # the older kernels
 tt kernels-attn 20 'TestKernelAttention$'
@@ -140,6 +151,13 @@ cli_check() {
 		esac
 	done
 	ls "$GPTOSS_HOME"/tune/cuda-*.json >/dev/null || { echo "cli: FAIL: no tuning file under $GPTOSS_HOME/tune"; return 1; }
+	# --decode-weights q8: the Q8 decode kernels, the reference's tokens
+	out=$(bin/gptoss run local/tiny --tokens "$prompt" --max-tokens 8 --temperature 0 --json --engine cuda --decode-weights q8) || return 1
+	echo "$out"
+	case "$out" in
+	*"\"generated\":[$want]"*'"kernels":"decode v'*' q8"'*) echo "cli: q8 decode weights: greedy tokens = reference" ;;
+	*) echo "cli: FAIL: q8: want the q8 kernels line and generated [$want]"; return 1 ;;
+	esac
 	# sampling on the device (temperature, top-p, seed) against the CPU
 	# engine's host sampling with the same seed: the same tokens unless a
 	# draw lands within rounding of a boundary between two tokens

@@ -79,6 +79,13 @@ func TestBenchEngineSyntheticTiny(t *testing.T) {
 	if !strings.Contains(stderr, "writing a synthetic tiny layout") {
 		t.Errorf("no progress on stderr: %q", stderr)
 	}
+
+	// --decode-weights q8: the engine says it decodes with the Q8 copies
+	code, stdout, stderr = runBenchEngine(t, append(args[:len(args):len(args)], "--decode-weights", "q8")...)
+	var q benchEngineReport
+	if code != 0 || json.Unmarshal([]byte(stdout), &q) != nil || q.Kernels != "decode q8" || len(q.Decode) != 2 || q.Decode[0].TokS <= 0 {
+		t.Fatalf("--decode-weights q8: exit %d, kernels %q, decode %+v: %s", code, q.Kernels, q.Decode, stderr)
+	}
 }
 
 func TestBenchEngineUsage(t *testing.T) {
@@ -91,6 +98,7 @@ func TestBenchEngineUsage(t *testing.T) {
 		{[]string{"--synthetic", "tiny", "--context", "0,x"}, "--context"},
 		{[]string{"--synthetic", "tiny", "--decode", "0"}, "--decode"},
 		{[]string{"--synthetic", "tiny", "--engine", "nosuch"}, `--engine "nosuch"`},
+		{[]string{"--synthetic", "tiny", "--decode-weights", "fp8"}, `--decode-weights "fp8"`},
 	} {
 		code, _, stderr := runBenchEngine(t, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) {

@@ -102,7 +102,7 @@ func TestBenchSynthetic(t *testing.T) {
 	// load → first token (page cache warm: the layout was just written or
 	// read before)
 	start := time.Now()
-	m, err := Load(ctx, l, runtime.Options{})
+	m, err := Load(ctx, l, runtime.Options{DecodeQ8: os.Getenv("GPTOSS_DECODE_Q8") == "1"})
 	if err != nil {
 		t.Fatal(err)
 	}

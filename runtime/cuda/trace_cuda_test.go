@@ -100,7 +100,10 @@ func TestDecodeTrace(t *testing.T) {
 	}
 	defer l.Close()
 	ctx := context.Background()
-	m, err := Load(ctx, l, runtime.Options{})
+	// GPTOSS_DECODE_Q8=1: the Q8 decode weights (their kernels record the
+	// same kernel ids as the BF16 ones)
+	q8 := os.Getenv("GPTOSS_DECODE_Q8") == "1"
+	m, err := Load(ctx, l, runtime.Options{DecodeQ8: q8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +150,12 @@ func TestDecodeTrace(t *testing.T) {
 		8:  float64(c.VocabSize*H) * 2,
 		10: float64(H*c.NumAttentionHeads*c.HeadDim)*2 + float64(E*H)*2,
 	}
+	if q8 { // 8.5 bits a weight instead of 16
+		for _, id := range []int{1, 3, 8} {
+			bytes[id] *= 17.0 / 32
+		}
+		bytes[10] = float64(H*c.NumAttentionHeads*c.HeadDim)*17/16 + float64(E*H)*2
+	}
 	unlock := m.d.enter()
 	defer unlock()
 	pdl0, dec0 := q.s.pdl, m.dec
@@ -190,7 +199,7 @@ func TestDecodeTrace(t *testing.T) {
 			w := func(j int) uint64 { return binary.LittleEndian.Uint64(raw[40*i+8*j:]) }
 			recs[i] = traceRec{kid: int(w(0)), t0: w(1), t1: w(2), t2: w(3), cycles: w(4)}
 		}
-		printTrace(t, fmt.Sprintf("decode step, context ~%d, dec=v%d pdl=%v", q.n, m.dec, v.pdl), traceLaunches(recs), bytes)
+		printTrace(t, fmt.Sprintf("decode step, context ~%d, dec=v%d pdl=%v q8=%v", q.n, m.dec, v.pdl, q8), traceLaunches(recs), bytes)
 	}
 }
 
