@@ -16,6 +16,9 @@ func dotBF16Asm(w unsafe.Pointer, x *float32, n int) float32
 func dotF32Asm(a, b *float32, n int) float32
 
 //go:noescape
+func dotQ8Asm(q, d *byte, nblocks int, x *float32) float32
+
+//go:noescape
 func dotMXFP4Asm(blocks, scales *byte, nblocks int, x *float32) float32
 
 //go:noescape

@@ -77,6 +77,16 @@ func matVecQ8(p *pool, out []float32, q, d, bias []byte, x []float32, rows, cols
 // dotQ8 is one Q8 row · x: each block's sum of q·x (exact int8 values)
 // times the block's scale.
 func dotQ8(q, d []byte, x []float32) float32 {
+	nb := len(q) / runtime.Q8Block
+	if useAsm && nb > 0 {
+		_ = d[2*nb-1]
+		_ = x[len(q)-1]
+		return dotQ8Asm(&q[0], &d[0], nb, &x[0])
+	}
+	return dotQ8Go(q, d, x)
+}
+
+func dotQ8Go(q, d []byte, x []float32) float32 {
 	var s float32
 	for j := 0; j < len(q)/runtime.Q8Block; j++ {
 		qb, xb := q[j*runtime.Q8Block:(j+1)*runtime.Q8Block], x[j*runtime.Q8Block:(j+1)*runtime.Q8Block]

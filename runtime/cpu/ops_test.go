@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gptoss/gptoss/convert"
+	"github.com/gptoss/gptoss/runtime"
 )
 
 // Random inputs and float64 references for every exported op.
@@ -126,6 +127,19 @@ func TestKernelsAgree(t *testing.T) {
 			if math.Abs(float64(a4[k]-g4[k])) > tol {
 				t.Errorf("n=%d: dot4F32[%d] asm %v go %v", n, k, a4[k], g4[k])
 			}
+		}
+	}
+	for _, nb := range []int{1, 2, 3, 90} { // the Q8 dot product, odd and even block counts
+		w := randBF16(r, 32*nb, 0.5)
+		q, d := make([]byte, 32*nb), make([]byte, 2*nb)
+		if err := runtime.QuantizeQ8(q, d, w, 1, 32*nb, 1); err != nil {
+			t.Fatal(err)
+		}
+		x := randF32(r, 32*nb, 1)
+		a := dotQ8(q, d, x)
+		g := dotQ8Go(q, d, x)
+		if math.Abs(float64(a-g)) > 1e-5*math.Sqrt(float64(32*nb)) {
+			t.Errorf("%d blocks: dotQ8 asm %v go %v", nb, a, g)
 		}
 	}
 	for _, nb := range []int{1, 2, 3, 90} {

@@ -13,7 +13,9 @@ import (
 
 // MatVecQ8 against a float64 product of the dequantized matrix, and the
 // quantized product against the BF16 one (the quantization's own error).
-func TestMatVecQ8(t *testing.T) {
+func TestMatVecQ8(t *testing.T) { bothKernels(t, testMatVecQ8) }
+
+func testMatVecQ8(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, sh := range [][2]int{{7, 32}, {64, 2880}, {33, 4096}} {
 		rows, cols := sh[0], sh[1]
