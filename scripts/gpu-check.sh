@@ -11,12 +11,15 @@
 #      default decode step (v16), v17 (v16 with cp.async rings and half2
 #      in the MoE), v12, auto (the fastest of them, measured at load) and
 #      v3 (GPTOSS_CUDA_DEC), each in
-#      its own process; then per-kernel
-#      profiles and graph/direct step times (the cuda test binary), and
-#      gpt-oss-120b's layer shapes with 8 and 18 of its layers,
+#      its own process, and --decode-weights q8 (v16 and auto); then per-kernel
+#      profiles and graph/direct step times (the cuda test binary), the
+#      step's trace (BF16 and q8), and
+#      gpt-oss-120b's layer shapes with 8 and 18 of its layers (v16, v17,
+#      each also with q8),
 #   3. the older kernels' tests and the binary on the GPU: golden greedy
 #      tokens with --engine cuda (also tuned: GPTOSS_CUDA_DEC=auto), doctor.
-# The whole script fits in about 6.5 minutes (about 3.5 on an H100 with GPTOSS_CHECK_QUICK=1).
+# The whole script fits in about 9 minutes (about 6 on an H100 with GPTOSS_CHECK_QUICK=1;
+# GPTOSS_CHECK_120B=0 saves about 2 more).
 # GPTOSS_CHECK_QUICK=1 skips v3's benchmark and the older kernels' tests;
 # GPTOSS_CHECK_120B=0 skips the 120b shapes.
 # Output goes to stdout; with $OUT set, also two files there (the device
@@ -110,8 +113,8 @@ b120() { # layers dec...: decode at context 0 on the 120b shapes, each decode ve
 	rm -f /tmp/gptoss-bench/*120b-L"$L"-*
 }
 if [ "${GPTOSS_CHECK_120B:-1}" = 1 ]; then
-	b120 8 v16 v17 v12 v16-q8 v17-q8
-	b120 18 v16 v17 v12 v16-q8 v17-q8
+	b120 8 v16 v17 v16-q8 v17-q8
+	b120 18 v16 v17 v16-q8 v17-q8
 fi
 if [ "${GPTOSS_CHECK_QUICK:-0}" != 1 ]; then # the older kernels
 tt kernels-attn 20 'TestKernelAttention$'

@@ -10,6 +10,11 @@
 //     per-worker buffer (prefill), never as a whole matrix. Resident memory
 //     is about the layout's size plus the KV caches (bench-engine reports
 //     peak RSS against the file size).
+//   - Options.DecodeQ8 (runtime/q8.go): at load the QKV, output and
+//     unembedding matrices are quantized to Q8 (int8, a BF16 scale per 32)
+//     on the heap, and a Forward of one token uses them (dotQ8: AVX2
+//     sign-extend + convert + FMA, a Go fallback); several tokens keep
+//     BF16. The CUDA engine's Q8 kernels are tested against this.
 //   - Activations, the residual stream and the KV cache are float32;
 //     RMSNorm's sum of squares and the router softmax use float64. The
 //     engine matches OpenAI's reference cast to float32

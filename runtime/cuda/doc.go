@@ -128,6 +128,22 @@
 //   - Weights go to one device arena through 4 pinned 32 MiB staging
 //     buffers on 2 streams: goroutines copy the mapped layout into a free
 //     buffer while the previous ones are in flight.
+//   - Q8 decode weights (runtime.Options.DecodeQ8, `--decode-weights q8`;
+//     format and rationale in runtime/q8.go): after the layout's tensors,
+//     each QKV, output and unembedding matrix is quantized on the host
+//     (runtime.QuantizeQ8 over every core, one matrix at a time into one
+//     reused buffer, so host memory is one matrix's Q8 size) and uploaded
+//     into the same arena; prefill keeps the BF16 copies. The fused step's
+//     GEMV kernels are templates over the weight type (WBF16, WQ8: the
+//     BF16 kernels' sm_90 code is unchanged), so matvec_norm_q8,
+//     qkv_rope_q8 and outproj_sums_q8_* are the same kernels with a row
+//     read as 16-byte chunks of 16 int8 values (half a block of 32, its
+//     BF16 scale beside it) against the same padded staged vector: a value
+//     is a PRMT that sets its byte (sign flipped) under 2^23's exponent, an
+//     FADD of −(2^23+128) that leaves the integer exactly, and an FFMA
+//     (one chain a chunk, ~3.3 instructions a value against BF16's 2, for
+//     half the bytes). Every version (v12, v16, v17) and the tuning use
+//     them; the unfused step (GPTOSS_CUDA_FUSED=0) refuses DecodeQ8.
 //
 // Measured (scripts/gpu-check.sh on one NVIDIA H100 80GB HBM3, driver
 // 580.159.04; synthetic full-size gpt-oss-20b from runtime/synth, `gptoss
