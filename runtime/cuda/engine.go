@@ -7,6 +7,7 @@ import (
 	"os"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -341,6 +342,9 @@ func (m *Model) uploadQ8(ctx context.Context, jobs []q8Job) error {
 // tuning measured).
 func (m *Model) Kernels() string {
 	if m.Tune != nil {
+		if m.q8 { // "decode v17 q8 (tuned: …)"
+			return strings.Replace(m.Tune.String(), fmt.Sprintf("decode v%d ", m.Tune.Dec), fmt.Sprintf("decode v%d q8 ", m.Tune.Dec), 1)
+		}
 		return m.Tune.String()
 	}
 	if !m.fused {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gptoss/gptoss/convert"
@@ -288,6 +289,29 @@ func TestGoldenQ8(t *testing.T) {
 			}
 		})
 	}
+	// tuned with q8: every version measured on the Q8 weights, the kernels
+	// line says both, and the choice decodes the reference's tokens
+	t.Run("auto", func(t *testing.T) {
+		t.Setenv("GPTOSS_CUDA_DEC", "auto")
+		gm, err := Load(ctx, l, runtime.Options{DecodeQ8: true, TuneDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gm.Close()
+		k := gm.Kernels()
+		if gm.Tune == nil || !strings.HasPrefix(k, fmt.Sprintf("decode v%d q8 (tuned: v16 ", gm.dec)) {
+			t.Fatalf("Kernels() = %q", k)
+		}
+		t.Logf("%s", k)
+		s := newSeq(t, gm, 64)
+		lg := mustForward(t, s, g.Greedy.Prompt)
+		for i, want := range g.Greedy.Generated {
+			if tok := sample.Argmax(lg); tok != want {
+				t.Fatalf("token %d: %d, want %d (%s)", i, tok, want, k)
+			}
+			lg = mustForward(t, s, []int32{want})
+		}
+	})
 	// the fused step is required
 	t.Setenv("GPTOSS_CUDA_FUSED", "0")
 	if m, err := Load(ctx, l, runtime.Options{DecodeQ8: true}); err == nil {
