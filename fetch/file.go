@@ -173,6 +173,7 @@ func (r *run) prepare(i int, fp FilePlan) (*fileTask, []*part, error) {
 		r: r, idx: i, file: f, key: fp.Key, partPath: partPath, journalPath: journalPath,
 		partSize: r.e.o.partSize(f.Size), wake: make(chan struct{}, 1),
 	}
+	removeJournalTemps(journalPath) // a killed run's half-written journal (the blob's lock is held)
 	j, err := readJournal(journalPath, fp.Key, f)
 	if err != nil && !errors.Is(err, errBadJournal) {
 		return nil, nil, err

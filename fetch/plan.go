@@ -123,15 +123,19 @@ func removeFinished(dst *cache.Store, keys []string) {
 		if err == nil && len(b) <= maxJournalSize && json.Unmarshal(b, &j) == nil && j.Key == key && j.Published != "" {
 			os.Remove(p)
 		}
-		// A process killed while it rewrote the journal leaves the temp
-		// file of that atomic write; with the blob's lock held no writer of
-		// this key is alive, so it is garbage.
-		if tmps, err := filepath.Glob(filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".*.tmp")); err == nil {
-			for _, t := range tmps {
-				os.Remove(t)
-			}
-		}
+		removeJournalTemps(p)
 		unlock()
+	}
+}
+
+// removeJournalTemps removes what a process killed while it rewrote the
+// journal at p left: the temp file of that atomic write. The caller holds
+// the blob's lock, so no writer of this key is alive and they are garbage.
+func removeJournalTemps(p string) {
+	if tmps, err := filepath.Glob(filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".*.tmp")); err == nil {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
 	}
 }
 
