@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 )
 
@@ -38,6 +39,12 @@ import (
 // own), Q = round-to-nearest-even(w/D) in float32; an all-zero block has
 // D = 0 and Q = 0. The error of a weight is at most D/2 ≈ max|w|/254.
 const Q8Block = 32
+
+// Q8DecodeTensor says whether the layout tensor name is one that
+// DecodeQ8 quantizes (QKV, attention output, unembedding).
+func Q8DecodeTensor(name string) bool {
+	return name == "unembedding.weight" || strings.HasSuffix(name, ".attn.qkv.weight") || strings.HasSuffix(name, ".attn.out.weight")
+}
 
 // Q8Sizes returns the bytes of Q and D for a [rows][cols] matrix.
 func Q8Sizes(rows, cols int) (q, d int) { return rows * cols, rows * cols / Q8Block * 2 }
@@ -96,7 +103,7 @@ func quantizeBlock(q, d, w []byte) {
 		d[0], d[1] = 0, 0
 		return
 	}
-	s := BF16Up(amax / 127)
+	s := bf16Up(amax / 127)
 	sf := math.Float32frombits(uint32(s) << 16)
 	// (r + 1.5·2^23) − 1.5·2^23 in float32 rounds |r| < 2^22 to an
 	// integer, ties to even (the sum lies in [2^23, 2^24), where the ulp is 1)
@@ -110,8 +117,8 @@ func quantizeBlock(q, d, w []byte) {
 	d[0], d[1] = byte(s), byte(s>>8)
 }
 
-// BF16Up is the smallest BF16 value ≥ x (x finite and > 0), as its bits.
-func BF16Up(x float32) uint16 {
+// bf16Up is the smallest BF16 value ≥ x (x finite and > 0), as its bits.
+func bf16Up(x float32) uint16 {
 	b := math.Float32bits(x)
 	h := uint16(b >> 16)
 	if b&0xffff != 0 {

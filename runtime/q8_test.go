@@ -112,14 +112,14 @@ func TestQuantizeQ8Refuses(t *testing.T) {
 	}
 }
 
-func TestBF16Up(t *testing.T) {
+func TestBf16Up(t *testing.T) {
 	for _, c := range []struct {
 		x    float32
 		want float32
 	}{{1, 1}, {1.001, 1.0078125}, {127.0 / 127, 1}, {3e-38, 3.0000012e-38}} {
-		got := math.Float32frombits(uint32(BF16Up(c.x)) << 16)
+		got := math.Float32frombits(uint32(bf16Up(c.x)) << 16)
 		if got < c.x || (c.x == 1 && got != 1) || (c.x == 1.001 && got != c.want) {
-			t.Errorf("BF16Up(%g) = %g", c.x, got)
+			t.Errorf("bf16Up(%g) = %g", c.x, got)
 		}
 	}
 }

@@ -36,6 +36,7 @@ type benchEngineOpts struct {
 	seed           uint64
 	tuneDir        string // the engines' tuning results (<cache>/tune)
 	decodeWeights  string // --decode-weights
+	q8             bool   // decodeWeights parsed
 }
 
 // benchDecode is one decode measurement.
@@ -110,7 +111,7 @@ device memory for engines that report it).`,
 			if err != nil {
 				return usageError{err}
 			}
-			if _, err := decodeQ8(o.decodeWeights); err != nil {
+			if o.q8, err = decodeQ8(o.decodeWeights); err != nil {
 				return err
 			}
 			if o.layers < 0 || o.vocab < 0 {
@@ -224,11 +225,7 @@ func benchEngine(ctx context.Context, log io.Writer, quiet bool, o *benchEngineO
 		return nil, err
 	}
 	defer l.Close()
-	q8, err := decodeQ8(o.decodeWeights)
-	if err != nil {
-		return nil, err
-	}
-	m, err := eng.Load(ctx, l, runtime.Options{Threads: o.threads, MaxContext: seqLen, TuneDir: o.tuneDir, DecodeQ8: q8})
+	m, err := eng.Load(ctx, l, runtime.Options{Threads: o.threads, MaxContext: seqLen, TuneDir: o.tuneDir, DecodeQ8: o.q8})
 	if err != nil {
 		return nil, err
 	}

@@ -62,8 +62,9 @@ func decodeQ8(v string) (bool, error) {
 func q8Extra(l *convert.Layout) int64 {
 	var n int64
 	for _, t := range l.Tensors {
-		if t.Name == "unembedding.weight" || strings.HasSuffix(t.Name, ".attn.qkv.weight") || strings.HasSuffix(t.Name, ".attn.out.weight") {
-			n += t.Size / 2 * 17 / 16
+		if runtime.Q8DecodeTensor(t.Name) {
+			q, d := runtime.Q8Sizes(1, int(t.Size/2))
+			n += int64(q + d)
 		}
 	}
 	return n

@@ -60,8 +60,7 @@ type Model struct {
 	embed    []byte
 	normF    []byte
 	unembed  []byte
-	unembedQ q8Matrix // Options.DecodeQ8
-	q8       bool     // one-token forwards use the q8 matrices
+	unembedQ q8Matrix // Options.DecodeQ8 (then one-token forwards use the q8 matrices)
 	maxCtx   int
 	slack    int // TruncateSlack (tests make it small)
 	closed   atomic.Bool
@@ -178,18 +177,20 @@ func (m *Model) quantizeQ8(ctx context.Context) error {
 			return fmt.Errorf("cpu: block %d out: %w", i, err)
 		}
 	}
-	m.q8 = true
 	return nil
 }
 
 // Kernels says "decode q8" when one-token forwards use the Q8 matrices
 // (Options.DecodeQ8), else nothing.
 func (m *Model) Kernels() string {
-	if m.q8 {
+	if m.q8() {
 		return "decode q8"
 	}
 	return ""
 }
+
+// q8 says whether Options.DecodeQ8 made the Q8 matrices.
+func (m *Model) q8() bool { return m.unembedQ.q != nil }
 
 func (m *Model) Config() convert.ModelConfig { return m.c }
 func (m *Model) Engine() string              { return "cpu" }
@@ -408,7 +409,7 @@ func (s *sequence) chunk(ctx context.Context, tokens []int32, out []float32) err
 		}
 	}
 	eps := float32(c.RMSNormEps)
-	q8 := m.q8 && n == 1 // Options.DecodeQ8: one-token forwards
+	q8 := m.q8() && n == 1 // Options.DecodeQ8: one-token forwards
 	for li := range m.layers {
 		if err := ctx.Err(); err != nil {
 			return err

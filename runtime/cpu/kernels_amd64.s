@@ -801,67 +801,50 @@ zrdone:
 	VZEROUPPER
 	RET
 
+// One Q8 block into the accumulator acc: 32 int8 values at SI sign-extended
+// to int32 and converted (exact), multiplied with x at DI in two chains,
+// their sum times the BF16 scale at BX; SI, BX, DI advance, CX counts down.
+#define Q8BLOCK(acc) \
+	VPMOVSXBD (SI), Y4; \
+	VPMOVSXBD 8(SI), Y5; \
+	VPMOVSXBD 16(SI), Y6; \
+	VPMOVSXBD 24(SI), Y7; \
+	VCVTDQ2PS Y4, Y4; \
+	VCVTDQ2PS Y5, Y5; \
+	VCVTDQ2PS Y6, Y6; \
+	VCVTDQ2PS Y7, Y7; \
+	VMULPS (DI), Y4, Y1; \
+	VMULPS 32(DI), Y5, Y2; \
+	VFMADD231PS 64(DI), Y6, Y1; \
+	VFMADD231PS 96(DI), Y7, Y2; \
+	VADDPS Y2, Y1, Y1; \
+	MOVWLZX (BX), AX; \
+	SHLL $16, AX; \
+	MOVL AX, X3; \
+	VBROADCASTSS X3, Y3; \
+	VFMADD231PS Y3, Y1, acc; \
+	ADDQ $32, SI; \
+	ADDQ $2, BX; \
+	ADDQ $128, DI; \
+	DECQ CX
+
 // func dotQ8Asm(q, d *byte, nblocks int, x *float32) float32
 // One Q8 row (runtime.QuantizeQ8: int8 values, a BF16 scale a block of
-// 32) · x: a block's 32 values are sign-extended to int32 and converted
-// (exact), multiplied with x in two chains, the block's sum scaled and
-// accumulated.
+// 32) · x, two blocks in flight (two accumulators).
 TEXT ·dotQ8Asm(SB), NOSPLIT, $0-36
 	MOVQ q+0(FP), SI
 	MOVQ d+8(FP), BX
 	MOVQ nblocks+16(FP), CX
 	MOVQ x+24(FP), DI
-	VXORPS Y0, Y0, Y0 // the row's sum
-	VXORPS Y9, Y9, Y9 // a second one (two blocks in flight)
+	VXORPS Y0, Y0, Y0
+	VXORPS Y9, Y9, Y9
 q8loop:
 	CMPQ CX, $0
 	JLE  q8done
-	VPMOVSXBD (SI), Y4
-	VPMOVSXBD 8(SI), Y5
-	VPMOVSXBD 16(SI), Y6
-	VPMOVSXBD 24(SI), Y7
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y5, Y5
-	VCVTDQ2PS Y6, Y6
-	VCVTDQ2PS Y7, Y7
-	VMULPS (DI), Y4, Y1
-	VMULPS 32(DI), Y5, Y2
-	VFMADD231PS 64(DI), Y6, Y1
-	VFMADD231PS 96(DI), Y7, Y2
-	VADDPS Y2, Y1, Y1
-	MOVWLZX (BX), AX  // the block's BF16 scale, widened
-	SHLL $16, AX
-	MOVL AX, X3
-	VBROADCASTSS X3, Y3
-	VFMADD231PS Y3, Y1, Y0
-	ADDQ $32, SI
-	ADDQ $2, BX
-	ADDQ $128, DI
-	DECQ CX
+	Q8BLOCK(Y0)
 	CMPQ CX, $0
 	JLE  q8done
-	VPMOVSXBD (SI), Y4
-	VPMOVSXBD 8(SI), Y5
-	VPMOVSXBD 16(SI), Y6
-	VPMOVSXBD 24(SI), Y7
-	VCVTDQ2PS Y4, Y4
-	VCVTDQ2PS Y5, Y5
-	VCVTDQ2PS Y6, Y6
-	VCVTDQ2PS Y7, Y7
-	VMULPS (DI), Y4, Y1
-	VMULPS 32(DI), Y5, Y2
-	VFMADD231PS 64(DI), Y6, Y1
-	VFMADD231PS 96(DI), Y7, Y2
-	VADDPS Y2, Y1, Y1
-	MOVWLZX (BX), AX
-	SHLL $16, AX
-	MOVL AX, X3
-	VBROADCASTSS X3, Y3
-	VFMADD231PS Y3, Y1, Y9
-	ADDQ $32, SI
-	ADDQ $2, BX
-	ADDQ $128, DI
-	DECQ CX
+	Q8BLOCK(Y9)
 	JMP  q8loop
 q8done:
 	VADDPS Y9, Y0, Y0

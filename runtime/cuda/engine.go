@@ -7,7 +7,6 @@ import (
 	"os"
 	goruntime "runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -64,13 +63,12 @@ type Model struct {
 	embed   devPtr
 	norm    devPtr
 	unembed devPtr
-	// unembedDec: the decode step's unembedding (unembed, or its Q8 copy)
+	// unembedDec: the decode step's unembedding (unembed, or its Q8 copy:
+	// Options.DecodeQ8, see q8)
 	unembedDec decMat
-	// q8: Options.DecodeQ8 (the fused decode step reads the Q8 copies)
-	q8      bool
-	layers  []layerWeights
-	invFreq devPtr
-	conc    float32
+	layers     []layerWeights
+	invFreq    devPtr
+	conc       float32
 	// Kernel choices (all measured in one gpu-check run, PERF.md):
 	// moeTC: the tensor-core MoE for prefill chunks (moe_tc_*; default;
 	// GPTOSS_CUDA_MOE=v1 selects the FP32 grouped kernels); gemmTC: the tensor-core BF16 GEMM for prefill
@@ -247,7 +245,6 @@ func Load(ctx context.Context, l *convert.Layout, o runtime.Options) (*Model, er
 		if !m.fused {
 			return nil, fmt.Errorf("cuda: %s: q8 decode weights need the fused decode step (GPTOSS_CUDA_FUSED=0, or shapes it does not take)", l.Path)
 		}
-		m.q8 = true
 		addQ8 := func(src []byte, rows, cols int, dst *decMat) {
 			nq, nd := runtime.Q8Sizes(rows, cols)
 			j := q8Job{src: src, rows: rows, cols: cols, dst: dst, qOff: total}
@@ -341,20 +338,22 @@ func (m *Model) uploadQ8(ctx context.Context, jobs []q8Job) error {
 // Kernels says which decode step the model runs ("decode v16", or what
 // tuning measured).
 func (m *Model) Kernels() string {
-	if m.Tune != nil {
-		if m.q8 { // "decode v17 q8 (tuned: …)"
-			return strings.Replace(m.Tune.String(), fmt.Sprintf("decode v%d ", m.Tune.Dec), fmt.Sprintf("decode v%d q8 ", m.Tune.Dec), 1)
-		}
-		return m.Tune.String()
-	}
-	if !m.fused {
+	if m.Tune == nil && !m.fused {
 		return "decode unfused"
 	}
-	if m.q8 {
-		return fmt.Sprintf("decode v%d q8", m.dec)
+	dec, weights, detail := m.dec, "", ""
+	if m.Tune != nil {
+		dec, detail = m.Tune.Dec, m.Tune.detail()
 	}
-	return fmt.Sprintf("decode v%d", m.dec)
+	if m.q8() {
+		weights = " q8"
+	}
+	return fmt.Sprintf("decode v%d%s%s", dec, weights, detail)
 }
+
+// q8 says whether the fused decode step reads Q8 copies
+// (Options.DecodeQ8; set once they are uploaded).
+func (m *Model) q8() bool { return m.unembedDec.q8() }
 
 func (m *Model) Config() convert.ModelConfig { return m.cfg }
 func (m *Model) Engine() string              { return "cuda" }

@@ -3,7 +3,6 @@ package cuda
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"github.com/gptoss/gptoss/convert"
 )
@@ -205,15 +204,19 @@ func (s *stream) outSums(W decMat, bias, attn, x, G, scale, part devPtr, H, K, E
 	if K > fusedMax || K%32 != 0 || E > 255 {
 		return fmt.Errorf("outproj_sums: K=%d E=%d (want K a multiple of 32 ≤ %d, E < 256)", K, E, fusedMax)
 	}
-	name := "outproj_sums_8"
-	switch {
+	name := "outproj_sums_"
+	if W.q8() {
+		name += "q8_"
+	}
+	switch { // experts a lane
 	case E <= 32:
-		name = "outproj_sums_1"
+		name += "1"
 	case E <= 128:
-		name = "outproj_sums_4"
+		name += "4"
+	default:
+		name += "8"
 	}
 	if W.q8() {
-		name = strings.Replace(name, "sums_", "sums_q8_", 1)
 		return s.launchPDL(name, grid(s.persistentGrid(name, H), 1, 1), grid(32*warpsPerBlock, 1, 1),
 			W.w, W.d, bias, attn, x, G, scale, part, H, K, E)
 	}

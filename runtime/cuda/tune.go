@@ -92,9 +92,12 @@ type TuneResult struct {
 }
 
 // String is the one-line summary the CLI prints.
-func (r *TuneResult) String() string {
+func (r *TuneResult) String() string { return fmt.Sprintf("decode v%d", r.Dec) + r.detail() }
+
+// detail is String after the version: " (tuned…: each version's step)".
+func (r *TuneResult) detail() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "decode v%d (tuned", r.Dec)
+	b.WriteString(" (tuned")
 	if r.Cached {
 		b.WriteString(", cached")
 	}
@@ -239,7 +242,7 @@ func (m *Model) tuneKey() string {
 	if drv.DriverGetVersion != nil {
 		drv.DriverGetVersion(&drvVer)
 	}
-	return tuneKey(m.d.name, m.d.ccMajor, m.d.ccMinor, m.d.sms, int(drvVer), m.d.imageSum, m.cfg, m.attnMin17, m.pdl && m.d.pdlOK(), m.q8)
+	return tuneKey(m.d.name, m.d.ccMajor, m.d.ccMinor, m.d.sms, int(drvVer), m.d.imageSum, m.cfg, m.attnMin17, m.pdl && m.d.pdlOK(), m.q8())
 }
 
 // lockTune takes the key's lock in dir (flock on a file beside the

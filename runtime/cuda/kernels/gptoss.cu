@@ -845,30 +845,6 @@ DEV float bf16x8_dot(uint4 v, float4 a, float4 b) {
          __uint_as_float(v.w << 16) * b.z + __uint_as_float(v.w & 0xffff0000u) * b.w;
 }
 
-// one BF16 row (K/8 16-byte chunks) · staged x; U chunks per lane in flight.
-template <int U>
-DEV float row_bf16(const uint4* __restrict__ w, const float* xs, int nc, int lane) {
-  float acc = 0.f;
-  for (int base = 0; base < nc; base += 32 * U) {
-    uint4 v[U];
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      int c = base + lane + 32 * u;
-      if (c < nc) v[u] = ld_stream(w + c);
-    }
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-      int c = base + lane + 32 * u;
-      if (c < nc) {
-        const float* xp = xs + padi(8 * c);
-        float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
-        acc += bf16x8_dot(v[u], a, b);
-      }
-    }
-  }
-  return warp_sum(acc);
-}
-
 // Q8 decode weights (runtime/q8.go, Options.DecodeQ8): a row is K int8
 // values and K/32 BF16 scales, one a block of 32. A lane takes 16-byte
 // chunks (16 values, half a block) as the BF16 rows' lanes do, so the
@@ -895,46 +871,94 @@ DEV float q8x16_dot(uint4 v, const float* xp) {
 }
 DEV float ld_scale(const uint16_t* p) { return __uint_as_float((uint32_t)__ldg(p) << 16); }
 
-// one Q8 row (K/16 16-byte chunks, scales d) · staged x; U chunks a lane in flight.
-template <int U>
-DEV float row_q8(const uint4* __restrict__ w, const uint16_t* __restrict__ d, const float* xs, int nc, int lane) {
+// One weight row as a lane reads it, in 16-byte chunks: load(c) requests
+// chunk c, dot(chunk, xs, c) multiplies it with its values of the staged
+// vector. BF16: 8 values a chunk. Q8: 16 values and the BF16 scale of
+// their block of 32.
+struct RowBF16 {
+  const uint4* w;
+  struct Chunk {
+    uint4 v;
+  };
+  DEV Chunk load(int c) const { return {ld_stream(w + c)}; }
+  DEV float dot(Chunk k, const float* xs, int c) const {
+    const float* xp = xs + padi(8 * c);
+    float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
+    return bf16x8_dot(k.v, a, b);
+  }
+};
+struct RowQ8 {
+  const uint4* w;
+  const uint16_t* d;
+  struct Chunk {
+    uint4 v;
+    float s;
+  };
+  DEV Chunk load(int c) const { return {ld_stream(w + c), ld_scale(d + (c >> 1))}; }
+  DEV float dot(Chunk k, const float* xs, int c) const { return q8x16_dot(k.v, xs + padi(16 * c)) * k.s; }
+};
+
+// one row (nc chunks) · staged x; U chunks a lane in flight.
+template <int U, class R>
+DEV float row_dot(R row, const float* xs, int nc, int lane) {
   float acc = 0.f;
   for (int base = 0; base < nc; base += 32 * U) {
-    uint4 v[U];
-    float sc[U];
+    typename R::Chunk v[U];
 #pragma unroll
     for (int u = 0; u < U; u++) {
       int c = base + lane + 32 * u;
-      if (c < nc) {
-        v[u] = ld_stream(w + c);
-        sc[u] = ld_scale(d + (c >> 1));
-      }
+      if (c < nc) v[u] = row.load(c);
     }
 #pragma unroll
     for (int u = 0; u < U; u++) {
       int c = base + lane + 32 * u;
-      if (c < nc) acc += q8x16_dot(v[u], xs + padi(16 * c)) * sc[u];
+      if (c < nc) acc += row.dot(v[u], xs, c);
     }
   }
   return warp_sum(acc);
 }
 
+// two rows · staged x (both rows' loads in flight together).
+template <class R>
+DEV float2 rows2_dot(R r1, R r2, const float* xs, int nc, int lane) {
+  float a1 = 0.f, a2 = 0.f;
+  for (int base = 0; base < nc; base += 32 * 4) {
+    typename R::Chunk v1[4], v2[4];
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) {
+        v1[u] = r1.load(c);
+        v2[u] = r2.load(c);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 4; u++) {
+      int c = base + lane + 32 * u;
+      if (c < nc) {
+        a1 += r1.dot(v1[u], xs, c);
+        a2 += r2.dot(v2[u], xs, c);
+      }
+    }
+  }
+  return make_float2(warp_sum(a1), warp_sum(a2));
+}
+
 // The weights of a decode GEMV: BF16 rows, or Q8 rows and their scales.
-// row(r) · staged x for a warp; bytes(K) is a row's size for prefetching.
+// at(r, K) is row r, chunks(K) its chunk count; bytes(K) is a row's size
+// for prefetching.
 struct WBF16 {
   const uint16_t* W;
-  DEV float row(int r, const float* xs, int K, int lane) const {
-    return row_bf16<8>((const uint4*)(W + (size_t)r * K), xs, K >> 3, lane);
-  }
+  DEV RowBF16 at(int r, int K) const { return {(const uint4*)(W + (size_t)r * K)}; }
+  DEV static int chunks(int K) { return K >> 3; }
   DEV const void* ptr(int r, int K) const { return W + (size_t)r * K; }
   DEV static size_t bytes(int K) { return (size_t)K * 2; }
 };
 struct WQ8 {
   const int8_t* W;
   const uint16_t* D;
-  DEV float row(int r, const float* xs, int K, int lane) const {
-    return row_q8<8>((const uint4*)(W + (size_t)r * K), D + (size_t)r * (K >> 5), xs, K >> 4, lane);
-  }
+  DEV RowQ8 at(int r, int K) const { return {(const uint4*)(W + (size_t)r * K), D + (size_t)r * (K >> 5)}; }
+  DEV static int chunks(int K) { return K >> 4; }
   DEV const void* ptr(int r, int K) const { return W + (size_t)r * K; }
   DEV static size_t bytes(int K) { return (size_t)K; }
 };
@@ -957,7 +981,7 @@ DEV void matvec_norm_body(Wt W, const uint16_t* __restrict__ bias, const float* 
   pdl_launch();
   stage_vec(x, scale, xs, 0, K, eps);
   for (int row = row0; row < N; row += nw) {
-    float s = W.row(row, xs, K, lane);
+    float s = row_dot<8>(W.at(row, K), xs, Wt::chunks(K), lane);
     if (lane == 0) {
       s += bias ? bf2f(bias[row]) : 0.f;
       y[row] = accumulate ? y[row] + s : s;
@@ -981,70 +1005,6 @@ extern "C" __global__ void __launch_bounds__(256) matvec_norm_q8(const int8_t* _
                                                                  float* __restrict__ y, int N, int K, float eps,
                                                                  int accumulate, int pf) {
   matvec_norm_body(WQ8{W, D}, bias, x, scale, y, N, K, eps, accumulate, pf);
-}
-
-// two BF16 rows · staged x (both rows' loads in flight together).
-DEV float2 rows2_bf16(const uint4* __restrict__ w1, const uint4* __restrict__ w2, const float* xs, int nc, int lane) {
-  float a1 = 0.f, a2 = 0.f;
-  for (int base = 0; base < nc; base += 32 * 4) {
-    uint4 v1[4], v2[4];
-#pragma unroll
-    for (int u = 0; u < 4; u++) {
-      int c = base + lane + 32 * u;
-      if (c < nc) {
-        v1[u] = ld_stream(w1 + c);
-        v2[u] = ld_stream(w2 + c);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < 4; u++) {
-      int c = base + lane + 32 * u;
-      if (c < nc) {
-        const float* xp = xs + padi(8 * c);
-        float4 a = *(const float4*)xp, b = *(const float4*)(xp + 4);
-        a1 += bf16x8_dot(v1[u], a, b);
-        a2 += bf16x8_dot(v2[u], a, b);
-      }
-    }
-  }
-  return make_float2(warp_sum(a1), warp_sum(a2));
-}
-
-// two Q8 rows · staged x (both rows' loads in flight together).
-DEV float2 rows2_q8(const uint4* __restrict__ w1, const uint4* __restrict__ w2, const uint16_t* __restrict__ d1,
-                    const uint16_t* __restrict__ d2, const float* xs, int nc, int lane) {
-  float a1 = 0.f, a2 = 0.f;
-  for (int base = 0; base < nc; base += 32 * 4) {
-    uint4 v1[4], v2[4];
-    float s1[4], s2[4];
-#pragma unroll
-    for (int u = 0; u < 4; u++) {
-      int c = base + lane + 32 * u;
-      if (c < nc) {
-        v1[u] = ld_stream(w1 + c);
-        v2[u] = ld_stream(w2 + c);
-        s1[u] = ld_scale(d1 + (c >> 1));
-        s2[u] = ld_scale(d2 + (c >> 1));
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < 4; u++) {
-      int c = base + lane + 32 * u;
-      if (c < nc) {
-        const float* xp = xs + padi(16 * c);
-        a1 += q8x16_dot(v1[u], xp) * s1[u];
-        a2 += q8x16_dot(v2[u], xp) * s2[u];
-      }
-    }
-  }
-  return make_float2(warp_sum(a1), warp_sum(a2));
-}
-DEV float2 rows2(WBF16 W, int r1, int r2, const float* xs, int K, int lane) {
-  return rows2_bf16((const uint4*)(W.W + (size_t)r1 * K), (const uint4*)(W.W + (size_t)r2 * K), xs, K >> 3, lane);
-}
-DEV float2 rows2(WQ8 W, int r1, int r2, const float* xs, int K, int lane) {
-  return rows2_q8((const uint4*)(W.W + (size_t)r1 * K), (const uint4*)(W.W + (size_t)r2 * K),
-                  W.D + (size_t)r1 * (K >> 5), W.D + (size_t)r2 * (K >> 5), xs, K >> 4, lane);
 }
 
 // QKV for one token with RMSNorm before and YaRN RoPE + the KV-cache write
@@ -1075,7 +1035,7 @@ DEV void qkv_rope_body(Wt W, const uint16_t* __restrict__ bias, const float* __r
   for (int it = it0; it < P; it += nw) {
     int h = it / half, i = it - h * half;
     int r1 = h * D + i, r2 = r1 + half;
-    float2 s = rows2(W, r1, r2, xs, K, lane);
+    float2 s = rows2_dot(W.at(r1, K), W.at(r2, K), xs, Wt::chunks(K), lane);
     if (lane == 0) {
       float x1 = s.x + (bias ? bf2f(bias[r1]) : 0.f), x2 = s.y + (bias ? bf2f(bias[r2]) : 0.f);
       float o1 = x1, o2 = x2;
@@ -1142,7 +1102,7 @@ extern "C" __global__ void __launch_bounds__(1024) norm_router(const float* __re
   stage_vec(x, scale, xs, xn, H, eps);
   int lane = threadIdx.x & 31, nw = blockDim.x >> 5;
   for (int e = threadIdx.x >> 5; e < E; e += nw) {
-    float s = row_bf16<8>((const uint4*)(G + (size_t)e * H), xs, H >> 3, lane);
+    float s = row_dot<8>(RowBF16{(const uint4*)(G + (size_t)e * H)}, xs, H >> 3, lane);
     if (lane == 0) logits[e] = s + bf2f(gb[e]);
   }
   __syncthreads();
@@ -1200,7 +1160,7 @@ DEV void outproj_sums_body(Wt W, const uint16_t* __restrict__ bias,
 #pragma unroll
   for (int i = 0; i < NE; i++) pl[i] = 0.f;
   for (int row = row0; row < N; row += nw) {
-    float s = W.row(row, xs, K, lane);
+    float s = row_dot<8>(W.at(row, K), xs, Wt::chunks(K), lane);
     float sc = sc0;
     if (row != row0) {
 #pragma unroll
