@@ -989,22 +989,16 @@ DEV void matvec_norm_body(Wt W, const uint16_t* __restrict__ bias, const float* 
   }
   TR_END(N > 100000 ? 8 : 3);
 }
-extern "C" __global__ void __launch_bounds__(256) matvec_norm_t1(const uint16_t* __restrict__ W,
-                                                                 const uint16_t* __restrict__ bias,
-                                                                 const float* __restrict__ x,
-                                                                 const uint16_t* __restrict__ scale,
-                                                                 float* __restrict__ y, int N, int K, float eps,
-                                                                 int accumulate, int pf) {
-  matvec_norm_body(WBF16{W}, bias, x, scale, y, N, K, eps, accumulate, pf);
+#define MATVEC_NORM_ARGS                                                                                  \
+  const uint16_t *__restrict__ bias, const float *__restrict__ x, const uint16_t *__restrict__ scale,     \
+      float *__restrict__ y, int N, int K, float eps, int accumulate, int pf
+#define MATVEC_NORM_PASS bias, x, scale, y, N, K, eps, accumulate, pf
+extern "C" __global__ void __launch_bounds__(256) matvec_norm_t1(const uint16_t* __restrict__ W, MATVEC_NORM_ARGS) {
+  matvec_norm_body(WBF16{W}, MATVEC_NORM_PASS);
 }
 extern "C" __global__ void __launch_bounds__(256) matvec_norm_q8(const int8_t* __restrict__ W,
-                                                                 const uint16_t* __restrict__ D,
-                                                                 const uint16_t* __restrict__ bias,
-                                                                 const float* __restrict__ x,
-                                                                 const uint16_t* __restrict__ scale,
-                                                                 float* __restrict__ y, int N, int K, float eps,
-                                                                 int accumulate, int pf) {
-  matvec_norm_body(WQ8{W, D}, bias, x, scale, y, N, K, eps, accumulate, pf);
+                                                                 const uint16_t* __restrict__ D, MATVEC_NORM_ARGS) {
+  matvec_norm_body(WQ8{W, D}, MATVEC_NORM_PASS);
 }
 
 // QKV for one token with RMSNorm before and YaRN RoPE + the KV-cache write
@@ -1062,26 +1056,19 @@ DEV void qkv_rope_body(Wt W, const uint16_t* __restrict__ bias, const float* __r
   }
   TR_END(1);
 }
-extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __restrict__ W,
-                                                              const uint16_t* __restrict__ bias,
-                                                              const float* __restrict__ x,
-                                                              const uint16_t* __restrict__ scale, float* __restrict__ qkv,
-                                                              const float* __restrict__ inv_freq,
-                                                              const int* __restrict__ pos0, __half* __restrict__ kc,
-                                                              __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
-                                                              float conc, float eps, int pf) {
-  qkv_rope_body(WBF16{W}, bias, x, scale, qkv, inv_freq, pos0, kc, vc, K, Hq, Hkv, D, conc, eps, pf);
+// the entry points' arguments after the weights
+#define QKV_ROPE_ARGS                                                                                          \
+  const uint16_t *__restrict__ bias, const float *__restrict__ x, const uint16_t *__restrict__ scale,          \
+      float *__restrict__ qkv, const float *__restrict__ inv_freq, const int *__restrict__ pos0,              \
+      __half *__restrict__ kc, __half *__restrict__ vc, int K, int Hq, int Hkv, int D, float conc, float eps, \
+      int pf
+#define QKV_ROPE_PASS bias, x, scale, qkv, inv_freq, pos0, kc, vc, K, Hq, Hkv, D, conc, eps, pf
+extern "C" __global__ void __launch_bounds__(256) qkv_rope_t1(const uint16_t* __restrict__ W, QKV_ROPE_ARGS) {
+  qkv_rope_body(WBF16{W}, QKV_ROPE_PASS);
 }
 extern "C" __global__ void __launch_bounds__(256) qkv_rope_q8(const int8_t* __restrict__ W,
-                                                              const uint16_t* __restrict__ Dq,
-                                                              const uint16_t* __restrict__ bias,
-                                                              const float* __restrict__ x,
-                                                              const uint16_t* __restrict__ scale, float* __restrict__ qkv,
-                                                              const float* __restrict__ inv_freq,
-                                                              const int* __restrict__ pos0, __half* __restrict__ kc,
-                                                              __half* __restrict__ vc, int K, int Hq, int Hkv, int D,
-                                                              float conc, float eps, int pf) {
-  qkv_rope_body(WQ8{W, Dq}, bias, x, scale, qkv, inv_freq, pos0, kc, vc, K, Hq, Hkv, D, conc, eps, pf);
+                                                              const uint16_t* __restrict__ Dq, QKV_ROPE_ARGS) {
+  qkv_rope_body(WQ8{W, Dq}, QKV_ROPE_PASS);
 }
 
 // RMSNorm + router GEMV + top-k for one token, one block of 1024 threads:
