@@ -769,14 +769,7 @@ func TestMemoryDoesNotGrowWithFileSize(t *testing.T) {
 func TestStaleJournalTempRemoved(t *testing.T) {
 	m, src := fixture(t, spec{"model.safetensors", 1 << 20, withSHA256})
 	s := newStore(t)
-	jp, err := s.PartialPath(FileKey(m, m.Files[0]), ".journal")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stale := filepath.Join(filepath.Dir(jp), "."+filepath.Base(jp)+".604861505.tmp")
-	if err := os.WriteFile(stale, []byte("{\"half"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeStaleJournalTemp(t, s, m, 0)
 	if err := testEngine(Options{Connections: 2, PartSize: 256 << 10}).Fetch(context.Background(), src, copyManifest(m), s, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gptoss/gptoss/cache"
 	"github.com/gptoss/gptoss/registry"
 )
 
@@ -125,19 +126,25 @@ func (r resolving) Resolve(context.Context, registry.Ref) (*registry.Manifest, e
 	return copyManifest(r.m), nil
 }
 
-// Pull drops the finished records once the manifest is committed.
-func TestPullRemovesFinishedRecords(t *testing.T) {
-	m, src := digestlessFixture(t)
-	s := newStore(t)
-	// What a process killed while rewriting a journal leaves behind.
-	jp, err := s.PartialPath(FileKey(m, m.Files[0]), ".journal")
+// writeStaleJournalTemp leaves in s what a process killed while it
+// rewrote file i's journal leaves: the temp file of that atomic write.
+func writeStaleJournalTemp(t *testing.T, s *cache.Store, m *registry.Manifest, i int) {
+	t.Helper()
+	jp, err := s.PartialPath(FileKey(m, m.Files[i]), ".journal")
 	if err != nil {
 		t.Fatal(err)
 	}
 	stale := filepath.Join(filepath.Dir(jp), "."+filepath.Base(jp)+".12345.tmp")
-	if err := os.WriteFile(stale, []byte("{"), 0o644); err != nil {
+	if err := os.WriteFile(stale, []byte("{\"half"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Pull drops the finished records once the manifest is committed.
+func TestPullRemovesFinishedRecords(t *testing.T) {
+	m, src := digestlessFixture(t)
+	s := newStore(t)
+	writeStaleJournalTemp(t, s, m, 0)
 	e := testEngine(Options{Connections: 4, PartSize: 256 << 10})
 	res, err := e.Pull(context.Background(), resolving{src, m}, registry.Ref{Scheme: registry.SchemeHF, Repo: m.Name}, s, PullOptions{}, nil)
 	if err != nil {
