@@ -104,6 +104,10 @@ $(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR
 		grep -oE 'extern "C" +void +[A-Za-z0-9_]+' | awk '{print "EMU_KERNEL(" $$NF ")"}' > $(BIN)/emu/kernels.inc
 	$(CXX) -O2 -g -std=gnu++17 -fPIC -shared -fno-strict-aliasing -fno-weak -Wall -Wno-unknown-pragmas -DGPTOSS_EMU \
 		-include $(EMU_DIR)/emu.h -I$(BIN)/emu -o $@ $(EMU_DIR)/emu.cpp
+# GPTOSS_EMU_PDL=1 (all but the kernel-only pass, whose launches are not
+# PDL): what the kernel before a PDL launch wrote reads as NaN until the
+# launch's pdl_wait, as it may on a GPU (emu.cpp, "programmatic dependent
+# launch"), so a read of an activation before the wait shows.
 # the races: the same kernels with the blocks, warps and lanes run in
 # reverse order with cp.async copied eagerly, then in random order with
 # the warps interleaved at every warp operation on 7 "SMs" (a missing
@@ -121,12 +125,12 @@ $(BIN)/emu-selftest: $(EMU_DIR)/selftest.cu $(EMU_DIR)/selftest_main.inc $(EMU_D
 		-I$(BIN)/emu-selftest.d -o $@ $(EMU_DIR)/emu.cpp
 test-emu: cuda-emu $(BIN)/emu-selftest
 	$(BIN)/emu-selftest
-	cd runtime/cuda && $(EMU_ENV) $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_TESTS)' .
+	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_PDL=1 $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_TESTS)' .
 	cd runtime/cuda && $(EMU_ENV) $(GO) test -tags cuda -count=1 -timeout 20m -run 'TestKernelV16$$/_H=(128|160|224)_' .
-	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_ORDER=reverse GPTOSS_EMU_CPASYNC=eager $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_RACE_TESTS)' .
-	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_ORDER=random GPTOSS_EMU_SEED=1 GPTOSS_EMU_INTERLEAVE=1 GPTOSS_EMU_SMS=7 \
+	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_PDL=1 GPTOSS_EMU_ORDER=reverse GPTOSS_EMU_CPASYNC=eager $(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_RACE_TESTS)' .
+	cd runtime/cuda && $(EMU_ENV) GPTOSS_EMU_PDL=1 GPTOSS_EMU_ORDER=random GPTOSS_EMU_SEED=1 GPTOSS_EMU_INTERLEAVE=1 GPTOSS_EMU_SMS=7 \
 		$(GO) test -tags cuda -count=1 -timeout 20m -run '$(EMU_RACE_TESTS)' .
-	$(EMU_ENV) $(GO) test -count=1 -run 'TestCUDAEngineThroughCLI' ./cmd/gptoss
+	$(EMU_ENV) GPTOSS_EMU_PDL=1 $(GO) test -count=1 -run 'TestCUDAEngineThroughCLI' ./cmd/gptoss
 
 # What scripts/gpu-check.sh runs on a GPU machine with no Go toolchain:
 # bin/gptoss and the cuda-tagged test binary, both with the kernels embedded.

@@ -23,8 +23,12 @@
 //     operations, cp.async deferred to its wait), bin/libcuda-emu.so by
 //     `make cuda-emu`; with GPTOSS_CUDA_LIB pointing at it the cuda-tagged
 //     tests and the binary run unchanged (`make test-emu`, in `make test`
-//     and CI). It checks results and barriers, not speed or real-hardware
-//     races; scripts/gpu-check.sh on a GPU remains the measure.
+//     and CI). It checks results and barriers, and, with GPTOSS_EMU_PDL=1
+//     (set by test-emu), programmatic dependent launch: what the kernel
+//     before a PDL launch wrote reads as NaN until the launch's pdl_wait,
+//     so an activation read before the wait fails the golden tests. Not
+//     speed or other real-hardware races; scripts/gpu-check.sh on a GPU
+//     remains the measure.
 //   - Numerics follow the CPU engine (runtime/cpu, the reference): float32
 //     activations and residual, BF16 weights widened in registers, MXFP4
 //     experts decoded in the kernel (E2M1 values from a 16-entry table

@@ -86,12 +86,16 @@ DEV float block_max(float v, float* red) { return block_reduce<true>(v, red); }
 DEV void pdl_wait() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
+#elif defined(GPTOSS_EMU)
+  emu_pdl_wait();
 #endif
 }
 
 DEV void pdl_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#elif defined(GPTOSS_EMU)
+  emu_pdl_launch();
 #endif
 }
 

@@ -11,10 +11,12 @@
 // memory) fails the launch and, as on a GPU, every call after it.
 #include "emu.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <functional>
 #include <map>
@@ -57,7 +59,7 @@ emu_swap:
   .size emu_swap,.-emu_swap
 )");
 
-enum { RUNNABLE, AT_BLOCK, AT_WARP, EXITED };
+enum { RUNNABLE, AT_BLOCK, AT_WARP, AT_PDL, EXITED };
 struct Copy {
   uint32_t dst;
   const void* src;
@@ -67,6 +69,7 @@ struct EmuFiber {
   void* sp;
   uint3 tid;
   int state, warp, gen;
+  bool waited;  // has passed pdl_wait (emu_pdl_wait)
   std::vector<std::vector<Copy>> groups;  // committed cp.async groups, oldest first
   std::vector<Copy> open;                 // copies not yet committed
 };
@@ -107,7 +110,7 @@ const uint3& emu_tid() { return emu_cur->tid; }
 // copies at cp.async instead of at the wait: a stage overwritten while a
 // lane still reads it then shows.
 static int g_order = -1;  // 0 forward, 1 reverse, 2 random
-static bool g_eager, g_interleave;
+static bool g_eager, g_interleave, g_pdl_check;
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static int g_perm[2][kMaxThreads];
 static void read_modes() {
@@ -118,6 +121,8 @@ static void read_modes() {
   g_eager = e && !strcmp(e, "eager");
   const char* il = getenv("GPTOSS_EMU_INTERLEAVE");
   g_interleave = il && !strcmp(il, "1");
+  const char* pd = getenv("GPTOSS_EMU_PDL");
+  g_pdl_check = pd && !strcmp(pd, "1");
   if (const char* sd = getenv("GPTOSS_EMU_SEED")) g_rng ^= strtoull(sd, nullptr, 10) * 0xbf58476d1ce4e5b9ull;
 }
 static uint64_t next_rand() {
@@ -220,6 +225,84 @@ void emu_cp_wait(int n) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// programmatic dependent launch (GPTOSS_EMU_PDL=1)
+//
+// On a GPU a kernel launched with programmatic stream serialization may
+// start while the kernel before it in the stream still runs (once every
+// block of that one has called griddepcontrol.launch_dependents or ended),
+// and until its griddepcontrol.wait returns, what the kernel before writes
+// may or may not be there yet. Streams here are synchronous, so by default
+// the code before a wait runs after the kernel before has ended, never
+// beside it, and a kernel that reads an activation before its wait passes.
+// With GPTOSS_EMU_PDL=1 the emulator shows the widest window instead:
+//
+//   - after every kernel it knows which bytes of device memory the kernel
+//     changed (device memory is copied before the launch and compared
+//     after; a changed byte marks its aligned 4-byte word);
+//   - while a block of a PDL launch runs, those words of the kernel before
+//     it read as 0xff (NaN, or -1 as an index: memory nothing wrote) until
+//     its threads have passed their wait, and pdl_wait returns only when
+//     no thread of the block can go on without it, so every load a thread
+//     issues before its wait sees them hidden;
+//   - if a thread of that kernel before called launch_dependents before its
+//     own wait, the next kernel may overlap the one before that too, so
+//     its words are hidden as well;
+//   - an operation other than a kernel (a copy, a memset, an event) between
+//     two kernels, or the start of a graph, ends the overlap.
+//
+// So a kernel that reads before its wait anything but what was there before
+// the kernel before it (weights, or, with the launch_dependents after the
+// wait that every kernel here makes, what the kernel two back wrote)
+// computes garbage and its test fails. Not modelled: a write before the
+// wait that the kernel before still reads.
+struct Range {
+  char* p;
+  size_t n;
+};
+static bool g_launch_pdl;            // the running launch asked for PDL (and checking is on)
+static bool g_early;                 // one of its threads called launch_dependents before its wait
+static std::vector<Range> g_hidden;  // what its threads must not see before their wait
+static std::vector<char> g_saved;    // those bytes, while they read as 0xff
+static bool g_is_hidden;
+struct LastKernel {
+  bool valid = false, early = false;
+  std::vector<Range> wrote, before;  // what it changed, and what the kernel before it changed
+};
+static LastKernel g_last;  // the stream's operation before, if it was a kernel
+
+static void pdl_hide() {
+  if (g_hidden.empty()) return;
+  g_saved.clear();
+  for (const Range& r : g_hidden) {
+    g_saved.insert(g_saved.end(), r.p, r.p + r.n);
+    memset(r.p, 0xff, r.n);
+  }
+  g_is_hidden = true;
+}
+static void pdl_show() {
+  if (!g_is_hidden) return;
+  size_t o = 0;
+  for (const Range& r : g_hidden) {
+    memcpy(r.p, g_saved.data() + o, r.n);
+    o += r.n;
+  }
+  g_is_hidden = false;
+}
+// an operation other than a kernel on the stream: no overlap across it
+static void pdl_break() { g_last.valid = false; }
+
+void emu_pdl_wait() {
+  if (!g_launch_pdl || emu_cur->waited) return;
+  emu_cur->waited = true;
+  emu_cur->state = AT_PDL;  // the scheduler lets it on once the block can go no further (run_block)
+  yield_to_scheduler();
+}
+
+void emu_pdl_launch() {
+  if (g_launch_pdl && !emu_cur->waited) g_early = true;
+}
+
 static void init_stacks() {
   if (g_stacks) return;
   size_t per = kGuard + kStack;
@@ -240,6 +323,7 @@ static std::string run_block(int n) {
     f.tid = {(unsigned)i % emu_blockDim.x, (unsigned)i / emu_blockDim.x % emu_blockDim.y,
              (unsigned)i / (emu_blockDim.x * emu_blockDim.y)};
     f.state = RUNNABLE;
+    f.waited = false;
     f.warp = i / 32;
     f.groups.clear();
     f.open.clear();
@@ -308,15 +392,24 @@ static std::string run_block(int n) {
         ran = true;
       }
     }
-    int live = 0, atBlock = 0;
+    int live = 0, atBlock = 0, atPdl = 0;
     for (int i = 0; i < n; i++) {
       live += g_fibers[i].state != EXITED;
       atBlock += g_fibers[i].state == AT_BLOCK;
+      atPdl += g_fibers[i].state == AT_PDL;
     }
     if (live == 0) return "";
     if (atBlock == live) {
       for (int i = 0; i < n; i++)
         if (g_fibers[i].state == AT_BLOCK) g_fibers[i].state = RUNNABLE;
+      continue;
+    }
+    if (!ran && atPdl) {
+      // nothing in the block goes on without its wait (the latest it can
+      // return): the kernel before has ended and its writes show
+      pdl_show();
+      for (int i = 0; i < n; i++)
+        if (g_fibers[i].state == AT_PDL) g_fibers[i].state = RUNNABLE;
       continue;
     }
     if (!ran) {
@@ -328,6 +421,42 @@ static std::string run_block(int n) {
       return b;
     }
   }
+}
+
+// A kernel that reads past a buffer (or through a garbage index) faults the
+// process: before the handler that was there (Go's, or the default) takes
+// the signal, this one says which kernel, block and thread it was in.
+static const char* g_kernel;  // the running launch's kernel
+static struct sigaction g_old_segv, g_old_bus;
+static volatile sig_atomic_t g_noting;  // fault_note is installed
+static void fault_note(int sig, siginfo_t*, void*) {
+  if (g_kernel && emu_cur) {
+    char b[512];
+    int n = snprintf(b, sizeof b, "emu: %s in kernel %s, block (%u,%u,%u), thread %u%s\n",
+                     sig == SIGSEGV ? "SIGSEGV" : "SIGBUS", g_kernel, emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z,
+                     emu_cur->tid.x,
+                     g_pdl_check ? " (GPTOSS_EMU_PDL=1: every PDL launch runs with what the kernel before it wrote "
+                                   "hidden until its wait; if this passes without, this kernel or one before it reads "
+                                   "such a value before its wait and uses it)"
+                                 : "");
+    if (write(2, b, (size_t)std::min(n, (int)sizeof b - 1)) < 0) {
+    }
+  }
+  // the faulting instruction runs again and faults to the handler before
+  sigaction(SIGSEGV, &g_old_segv, nullptr);
+  sigaction(SIGBUS, &g_old_bus, nullptr);
+  g_noting = 0;
+}
+// (again at each launch if a fault outside the kernels took it out)
+static void install_fault_note() {
+  if (g_noting) return;
+  g_noting = 1;
+  struct sigaction sa = {};
+  sa.sa_sigaction = fault_note;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &g_old_segv);
+  sigaction(SIGBUS, &sa, &g_old_bus);
 }
 
 // ---------------------------------------------------------------------------
@@ -389,8 +518,48 @@ static int env_int(const char* name, int def) {
   return v && *v ? atoi(v) : def;
 }
 
+// device memory (cuMemAlloc_v2): start → its mapping
+struct Mapping {
+  char* base;
+  size_t len, size;
+};
+static std::map<uintptr_t, Mapping> g_maps;
+
+// With GPTOSS_EMU_PDL=1: device memory as it was before the running launch,
+// and the words the launch changed (see "programmatic dependent launch").
+static std::map<uintptr_t, std::vector<char>> g_before;
+static void pdl_snapshot() {
+  for (auto it = g_before.begin(); it != g_before.end();)
+    it = g_maps.count(it->first) ? std::next(it) : g_before.erase(it);
+  for (const auto& [p, m] : g_maps) {
+    std::vector<char>& b = g_before[p];
+    b.resize(m.size);
+    memcpy(b.data(), (const void*)p, m.size);
+  }
+}
+static std::vector<Range> pdl_changed() {
+  std::vector<Range> r;
+  for (const auto& [p, b] : g_before) {
+    char* a = (char*)p;
+    size_t n = b.size();
+    for (size_t i = 0; i < n; i += 4096) {
+      size_t end = std::min(n, i + 4096);
+      if (!memcmp(a + i, b.data() + i, end - i)) continue;
+      for (size_t j = i; j < end; j += 4) {  // the word of a changed byte (allocations are 256-byte aligned)
+        size_t w = std::min<size_t>(4, end - j);
+        if (!memcmp(a + j, b.data() + j, w)) continue;
+        if (!r.empty() && r.back().p + r.back().n == a + j)
+          r.back().n += w;
+        else
+          r.push_back({a + j, w});
+      }
+    }
+  }
+  return r;
+}
+
 static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                       unsigned shmem, std::function<void()> body) {
+                       unsigned shmem, bool pdl, std::function<void()> body) {
   if (g_sticky) return g_sticky;
   int n = (int)(bx * by * bz);
   if (n <= 0 || n > (int)kMaxThreads || gx == 0 || gy == 0 || gz == 0) return ERR_INVALID_VALUE;
@@ -408,6 +577,16 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
   for (size_t i = 0; i < nb; i++) blocks[i] = g_order == 1 ? nb - 1 - i : i;
   if (g_order == 2)
     for (size_t i = nb - 1; i > 0 && nb > 1; i--) std::swap(blocks[i], blocks[next_rand() % (i + 1)]);
+  g_launch_pdl = g_pdl_check && pdl;
+  install_fault_note();
+  g_kernel = k->name;
+  g_early = false;
+  g_hidden.clear();
+  if (g_launch_pdl && g_last.valid) {
+    g_hidden = g_last.wrote;
+    if (g_last.early) g_hidden.insert(g_hidden.end(), g_last.before.begin(), g_last.before.end());
+  }
+  if (g_pdl_check) pdl_snapshot();
   CUresult r = OK;
   for (size_t b : blocks) {
     emu_blockIdx = {(unsigned)(b % gx), (unsigned)(b / gx % gy), (unsigned)(b / ((size_t)gx * gy))};
@@ -415,7 +594,9 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
     // block before left
     memset(emu_dyn_shared, 0xff, shmem);
     memset(__start_emu_shared, 0xff, __stop_emu_shared - __start_emu_shared);
+    pdl_hide();
     std::string why = run_block(n);
+    pdl_show();  // (if its threads never waited)
     if (!why.empty()) {
       fprintf(stderr, "emu: %s: %s\n", k->name, why.c_str());
       g_sticky = r = ERR_LAUNCH_FAILED;
@@ -423,6 +604,15 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
     }
   }
   mprotect(emu_dyn_shared + open, sizeof emu_dyn_shared - open, PROT_READ | PROT_WRITE);
+  if (g_pdl_check) {
+    std::vector<Range> w = pdl_changed();
+    g_last.before = std::move(g_last.wrote);
+    g_last.wrote = std::move(w);
+    g_last.early = g_launch_pdl && g_early;
+    g_last.valid = true;
+  }
+  g_launch_pdl = false;
+  g_kernel = nullptr;
   return r;
 }
 
@@ -483,11 +673,6 @@ CUresult cuMemGetInfo_v2(size_t* free_, size_t* total) {
 // driver's granule) right before an inaccessible page, and freeing unmaps
 // it, so a kernel that reads or writes past its buffer, or a freed one,
 // faults the process (SIGSEGV) instead of reading a neighbour.
-struct Mapping {
-  char* base;
-  size_t len, size;
-};
-static std::map<uintptr_t, Mapping> g_maps;
 CUresult cuMemAlloc_v2(uint64_t* p, size_t size) {
   std::lock_guard<std::mutex> l(g_mu);
   if (g_used + size > kTotal) return ERR_OUT_OF_MEMORY;
@@ -521,16 +706,28 @@ CUresult cuMemFreeHost(void* p) {
   return OK;
 }
 CUresult cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t n, uintptr_t s) {
-  return enqueue(s, [=]() { memcpy((void*)dst, src, n); return OK; });
+  return enqueue(s, [=]() {
+    pdl_break();
+    memcpy((void*)dst, src, n); return OK;
+  });
 }
 CUresult cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t n, uintptr_t s) {
-  return enqueue(s, [=]() { memcpy(dst, (const void*)src, n); return OK; });
+  return enqueue(s, [=]() {
+    pdl_break();
+    memcpy(dst, (const void*)src, n); return OK;
+  });
 }
 CUresult cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, uintptr_t s) {
-  return enqueue(s, [=]() { memmove((void*)dst, (const void*)src, n); return OK; });
+  return enqueue(s, [=]() {
+    pdl_break();
+    memmove((void*)dst, (const void*)src, n); return OK;
+  });
 }
 CUresult cuMemsetD8Async(uint64_t dst, unsigned char v, size_t n, uintptr_t s) {
-  return enqueue(s, [=]() { memset((void*)dst, v, n); return OK; });
+  return enqueue(s, [=]() {
+    pdl_break();
+    memset((void*)dst, v, n); return OK;
+  });
 }
 CUresult cuStreamCreate(uintptr_t* s, unsigned) {
   static uintptr_t next = 1;
@@ -562,7 +759,10 @@ CUresult cuEventDestroy_v2(uintptr_t e) {
   return OK;
 }
 CUresult cuEventRecord(uintptr_t e, uintptr_t s) {
-  return enqueue(s, [=]() { ((Event*)e)->t = now_ms(); return OK; });
+  return enqueue(s, [=]() {
+    pdl_break();
+    ((Event*)e)->t = now_ms(); return OK;
+  });
 }
 CUresult cuEventSynchronize(uintptr_t) { return g_sticky; }
 CUresult cuEventElapsedTime(float* ms, uintptr_t a, uintptr_t b) {
@@ -589,24 +789,36 @@ CUresult cuOccupancyMaxActiveBlocksPerMultiprocessor(int* n, uintptr_t, int bloc
   *n = std::max(1, std::min(2, 2048 / std::max(block, 1)));
   return OK;
 }
-CUresult cuLaunchKernel(uintptr_t f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
-                        unsigned shmem, uintptr_t s, void** params, void**) {
+static CUresult launch_op(uintptr_t f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                          unsigned shmem, uintptr_t s, void** params, bool pdl) {
   const Kernel* k = (const Kernel*)f;
   // what the GPU refuses at launch, refused here whether or not captured
   if (shmem > sizeof emu_dyn_shared || (uint64_t)bx * by * bz > kMaxThreads || bx * by * bz == 0 || bz > 64 ||
       gx == 0 || gy == 0 || gz == 0 || gy > 65535 || gz > 65535)
     return ERR_INVALID_VALUE;
   std::function<void()> body = k->bind(params);
-  return enqueue(s, [=]() { return launch(k, gx, gy, gz, bx, by, bz, shmem, body); });
+  return enqueue(s, [=]() { return launch(k, gx, gy, gz, bx, by, bz, shmem, pdl, body); });
+}
+CUresult cuLaunchKernel(uintptr_t f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
+                        unsigned shmem, uintptr_t s, void** params, void**) {
+  return launch_op(f, gx, gy, gz, bx, by, bz, shmem, s, params, false);
 }
 struct LaunchConfig {
   unsigned gx, gy, gz, bx, by, bz, shmem;
   uintptr_t stream;
-  void* attrs;
+  const void* attrs;  // CUlaunchAttribute[nattrs]: an id, 4 bytes of padding, a 64-byte value
   unsigned nattrs;
 };
-CUresult cuLaunchKernelEx(const LaunchConfig* c, uintptr_t f, void** params, void** extra) {
-  return cuLaunchKernel(f, c->gx, c->gy, c->gz, c->bx, c->by, c->bz, c->shmem, c->stream, params, extra);
+CUresult cuLaunchKernelEx(const LaunchConfig* c, uintptr_t f, void** params, void**) {
+  bool pdl = false;
+  for (unsigned i = 0; i < c->nattrs; i++) {
+    const char* a = (const char*)c->attrs + 72 * i;
+    int id, allowed;
+    memcpy(&id, a, 4);
+    memcpy(&allowed, a + 8, 4);
+    if (id == 6) pdl = allowed != 0;  // CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+  }
+  return launch_op(f, c->gx, c->gy, c->gz, c->bx, c->by, c->bz, c->shmem, c->stream, params, pdl);
 }
 CUresult cuStreamBeginCapture_v2(uintptr_t s, int) {
   std::lock_guard<std::mutex> l(g_mu);
@@ -629,6 +841,7 @@ CUresult cuGraphInstantiateWithFlags(uintptr_t* e, uintptr_t g, unsigned long lo
 CUresult cuGraphLaunch(uintptr_t e, uintptr_t s) {
   Graph* g = (Graph*)e;
   return enqueue(s, [g]() {
+    pdl_break();  // a graph's first kernel starts after what came before it
     for (const Op& op : g->ops)
       if (CUresult r = op.run()) return r;
     return g_sticky;

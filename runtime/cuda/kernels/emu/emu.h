@@ -87,6 +87,14 @@ T emu_shfl_sync_at(int site, unsigned mask, T v, int src, int width = 32) {
 #define __shfl_xor_sync(...) emu_shfl_xor_sync_at(__LINE__, __VA_ARGS__)
 #define __shfl_sync(...) emu_shfl_sync_at(__LINE__, __VA_ARGS__)
 
+// Programmatic dependent launch (gptoss.cu's pdl_wait and pdl_launch;
+// checked with GPTOSS_EMU_PDL=1, see emu.cpp): a thread of a kernel
+// launched with the attribute is "before its wait" until it calls
+// emu_pdl_wait, and everything the kernel before it wrote reads as 0xff
+// bytes until then.
+void emu_pdl_wait();
+void emu_pdl_launch();
+
 [[noreturn]] void emu_trap();
 #define __trap() emu_trap()
 inline void __threadfence() {}

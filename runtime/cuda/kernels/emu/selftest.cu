@@ -79,3 +79,37 @@ extern "C" __global__ void st_stale(float* out) {
   __syncthreads();
   if (threadIdx.x == 0) out[blockIdx.x] = s[0];
 }
+
+// programmatic dependent launch: st_produce writes out[i] = i + 1 (a block
+// of n threads); st_consume copies in[i] to out[i] of each of its blocks,
+// reading before its wait or after it; st_mid writes only its own buffer
+// and calls launch_dependents before or after its wait
+extern "C" __global__ void st_produce(float* out) { out[threadIdx.x] = (float)(threadIdx.x + 1); }
+extern "C" __global__ void st_consume(const float* in, float* out, int before) {
+  float v = 0.f;
+  if (before) v = in[threadIdx.x];
+  emu_pdl_wait();
+  if (!before) v = in[threadIdx.x];
+  emu_pdl_launch();
+  out[blockIdx.x * blockDim.x + threadIdx.x] = v;
+}
+extern "C" __global__ void st_mid(float* own, int early) {
+  if (early) emu_pdl_launch();
+  emu_pdl_wait();
+  if (!early) emu_pdl_launch();
+  own[threadIdx.x] = 2.f;
+}
+// thread 0 waits at a barrier the others reach only after their wait
+extern "C" __global__ void st_consume_bar(const float* in, float* out) {
+  float v = 0.f;
+  if (threadIdx.x == 0) {
+    __syncthreads();
+    emu_pdl_wait();
+    v = in[0];
+  } else {
+    emu_pdl_wait();
+    __syncthreads();
+    v = in[threadIdx.x];
+  }
+  out[threadIdx.x] = v;
+}
