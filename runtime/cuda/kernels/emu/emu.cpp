@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -245,6 +246,11 @@ void emu_cp_wait(int n) {
 //     its threads have passed their wait, and pdl_wait returns only when
 //     no thread of the block can go on without it, so every load a thread
 //     issues before its wait sees them hidden;
+//   - a write before the wait (which the kernel before may still be
+//     reading) into memory kernels write (an allocation some kernel has
+//     changed: not the weights) by block 0 or the launch's first block
+//     (the last in reverse order, any in random) fails the launch
+//     (checking every block would need a copy of memory at each);
 //   - if a thread of that kernel before called launch_dependents before its
 //     own wait, the next kernel may overlap the one before that too, so
 //     its words are hidden as well;
@@ -254,8 +260,8 @@ void emu_cp_wait(int n) {
 // So a kernel that reads before its wait anything but what was there before
 // the kernel before it (weights, or, with the launch_dependents after the
 // wait that every kernel here makes, what the kernel two back wrote)
-// computes garbage and its test fails. Not modelled: a write before the
-// wait that the kernel before still reads.
+// computes garbage and its test fails, and one that writes before its wait
+// fails.
 struct Range {
   char* p;
   size_t n;
@@ -271,8 +277,18 @@ struct LastKernel {
 };
 static LastKernel g_last;  // the stream's operation before, if it was a kernel
 
+static bool g_first_block;  // the running block is its launch's first (memory at its start: g_before)
+static bool g_check_block;  // writes before the wait are looked for in the running block
+static std::string kernel_written_changed();
+static void copy_kernel_written();
 static void pdl_hide() {
-  if (g_hidden.empty()) return;
+  if (!g_launch_pdl) return;
+  // writes before the wait are looked for in the launch's first block
+  // (memory at its start: the copy taken before the launch) and in block
+  // 0 (the one kernels give extra work: a copy at its start if not first)
+  bool zero = emu_blockIdx.x == 0 && emu_blockIdx.y == 0 && emu_blockIdx.z == 0;
+  g_check_block = g_first_block || zero;
+  if (zero && !g_first_block) copy_kernel_written();
   g_saved.clear();
   for (const Range& r : g_hidden) {
     g_saved.insert(g_saved.end(), r.p, r.p + r.n);
@@ -280,14 +296,30 @@ static void pdl_hide() {
   }
   g_is_hidden = true;
 }
-static void pdl_show() {
-  if (!g_is_hidden) return;
+// the block's threads may go past their wait: "" or the write one made
+// before it
+static std::string pdl_show() {
+  if (!g_is_hidden) return "";
+  std::string why;
   size_t o = 0;
   for (const Range& r : g_hidden) {
+    if (g_check_block && why.empty())
+      for (size_t i = 0; i < r.n; i++)
+        if ((unsigned char)r.p[i] != 0xff) {
+          why = "wrote before its pdl_wait into what the kernel before wrote";
+          break;
+        }
     memcpy(r.p, g_saved.data() + o, r.n);
     o += r.n;
   }
+  if (g_check_block && why.empty()) why = kernel_written_changed();
   g_is_hidden = false;
+  if (!why.empty()) {
+    char b[96];
+    snprintf(b, sizeof b, "block (%u,%u,%u) ", emu_blockIdx.x, emu_blockIdx.y, emu_blockIdx.z);
+    why = b + why + " (GPTOSS_EMU_PDL=1: the kernel before may still read or write it)";
+  }
+  return why;
 }
 // an operation other than a kernel on the stream: no overlap across it
 static void pdl_break() { g_last.valid = false; }
@@ -407,7 +439,8 @@ static std::string run_block(int n) {
     if (!ran && atPdl) {
       // nothing in the block goes on without its wait (the latest it can
       // return): the kernel before has ended and its writes show
-      pdl_show();
+      std::string why = pdl_show();
+      if (!why.empty()) return why;
       for (int i = 0; i < n; i++)
         if (g_fibers[i].state == AT_PDL) g_fibers[i].state = RUNNABLE;
       continue;
@@ -528,9 +561,34 @@ static std::map<uintptr_t, Mapping> g_maps;
 // With GPTOSS_EMU_PDL=1: device memory as it was before the running launch,
 // and the words the launch changed (see "programmatic dependent launch").
 static std::map<uintptr_t, std::vector<char>> g_before;
+
+// The allocations kernels have written (activations, caches; not the
+// weights, which only copies write), where a write before a wait is looked
+// for: "" or which byte changed since the launch began.
+static std::set<uintptr_t> g_kernel_written;
+static std::map<uintptr_t, std::vector<char>> g_block_copy;  // at block 0's start, if not first
+static void copy_kernel_written() {
+  g_block_copy.clear();
+  for (uintptr_t p : g_kernel_written) g_block_copy[p].assign((const char*)p, (const char*)p + g_before[p].size());
+}
+static std::string kernel_written_changed() {
+  const auto& ref = g_first_block ? g_before : g_block_copy;
+  for (uintptr_t p : g_kernel_written) {
+    auto b = ref.find(p);
+    if (b == ref.end() || !memcmp((const void*)p, b->second.data(), b->second.size())) continue;
+    size_t i = 0;
+    while (((const char*)p)[i] == b->second[i]) i++;
+    char w[128];
+    snprintf(w, sizeof w, "wrote byte %zu of a %zu-byte buffer before its pdl_wait", i, b->second.size());
+    return w;
+  }
+  return "";
+}
 static void pdl_snapshot() {
   for (auto it = g_before.begin(); it != g_before.end();)
     it = g_maps.count(it->first) ? std::next(it) : g_before.erase(it);
+  for (auto it = g_kernel_written.begin(); it != g_kernel_written.end();)
+    it = g_maps.count(*it) ? std::next(it) : g_kernel_written.erase(it);
   for (const auto& [p, m] : g_maps) {
     std::vector<char>& b = g_before[p];
     b.resize(m.size);
@@ -545,6 +603,7 @@ static std::vector<Range> pdl_changed() {
     for (size_t i = 0; i < n; i += 4096) {
       size_t end = std::min(n, i + 4096);
       if (!memcmp(a + i, b.data() + i, end - i)) continue;
+      g_kernel_written.insert(p);
       for (size_t j = i; j < end; j += 4) {  // the word of a changed byte (allocations are 256-byte aligned)
         size_t w = std::min<size_t>(4, end - j);
         if (!memcmp(a + j, b.data() + j, w)) continue;
@@ -588,6 +647,7 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
   }
   if (g_pdl_check) pdl_snapshot();
   CUresult r = OK;
+  g_first_block = true;
   for (size_t b : blocks) {
     emu_blockIdx = {(unsigned)(b % gx), (unsigned)(b / gx % gy), (unsigned)(b / ((size_t)gx * gy))};
     // a block's shared memory starts as garbage (NaN), not as what the
@@ -596,7 +656,9 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
     memset(__start_emu_shared, 0xff, __stop_emu_shared - __start_emu_shared);
     pdl_hide();
     std::string why = run_block(n);
-    pdl_show();  // (if its threads never waited)
+    std::string early = pdl_show();  // (if its threads never waited)
+    if (why.empty()) why = early;
+    g_first_block = false;
     if (!why.empty()) {
       fprintf(stderr, "emu: %s: %s\n", k->name, why.c_str());
       g_sticky = r = ERR_LAUNCH_FAILED;

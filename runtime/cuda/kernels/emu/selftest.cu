@@ -113,3 +113,8 @@ extern "C" __global__ void st_consume_bar(const float* in, float* out) {
   }
   out[threadIdx.x] = v;
 }
+// a write before the wait, by block 0 only
+extern "C" __global__ void st_write_early(float* out) {
+  if (blockIdx.x == 0) out[threadIdx.x] = 1.f;
+  emu_pdl_wait();
+}
