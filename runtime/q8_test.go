@@ -147,3 +147,65 @@ func BenchmarkQuantizeQ8(b *testing.B) {
 		})
 	}
 }
+
+// quantizeBlockPlain is quantizeBlock as first written (float magnitudes,
+// a copy of the block): the fast one must give the same bytes.
+func quantizeBlockPlain(q, d, w []byte) {
+	var v [Q8Block]float32
+	var amax float32
+	for i := range v {
+		v[i] = bf16At(w, i)
+		if a := math.Float32frombits(math.Float32bits(v[i]) &^ (1 << 31)); a > amax || a != a {
+			amax = a
+		}
+	}
+	if amax == 0 || amax != amax || math.IsInf(float64(amax), 0) {
+		clear(q)
+		d[0], d[1] = 0, 0
+		return
+	}
+	s := bf16Up(amax / 127)
+	sf := math.Float32frombits(uint32(s) << 16)
+	const magic = 3 << 22
+	for i, x := range v {
+		t := float32(x / sf)
+		t = float32(t + magic)
+		r := t - magic
+		q[i] = byte(int8(max(-127, min(127, r))))
+	}
+	d[0], d[1] = byte(s), byte(s>>8)
+}
+
+// TestQuantizeBlockSame: random BF16 bit patterns of every exponent (NaN,
+// Inf, subnormals and zeros included) and blocks of one scale quantize to
+// the same bytes as the plain loops.
+func TestQuantizeBlockSame(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	w := make([]byte, 2*Q8Block)
+	q1, q2 := make([]byte, Q8Block), make([]byte, Q8Block)
+	d1, d2 := make([]byte, 2), make([]byte, 2)
+	for n := range 200000 {
+		exp := rng.IntN(256)
+		for i := 0; i < Q8Block; i++ {
+			h := uint16(rng.Uint32())
+			switch n % 4 {
+			case 0: // any pattern
+			case 1: // one exponent, some smaller
+				h = h&0x807f | uint16(max(0, exp-rng.IntN(4)))<<7
+			case 2: // subnormals and zeros
+				h &= 0x807f
+				if rng.IntN(3) == 0 {
+					h &= 0x8000
+				}
+			case 3: // ordinary weights
+				h = h&0x807f | uint16(110+rng.IntN(20))<<7
+			}
+			w[2*i], w[2*i+1] = byte(h), byte(h>>8)
+		}
+		quantizeBlock(q1, d1, w)
+		quantizeBlockPlain(q2, d2, w)
+		if !bytes.Equal(q1, q2) || !bytes.Equal(d1, d2) {
+			t.Fatalf("block %x: %x %x, plain %x %x", w, q1, d1, q2, d2)
+		}
+	}
+}
