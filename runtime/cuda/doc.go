@@ -26,9 +26,11 @@
 //     and CI). It checks results and barriers, and, with GPTOSS_EMU_PDL=1
 //     (set by test-emu), programmatic dependent launch: what the kernel
 //     before a PDL launch wrote reads as NaN until the launch's pdl_wait,
-//     so an activation read before the wait fails the golden tests. Not
-//     speed or other real-hardware races; scripts/gpu-check.sh on a GPU
-//     remains the measure.
+//     so an activation read before the wait fails the golden tests; and
+//     every load and store is checked for its type's alignment (UBSan, the
+//     vector types aligned as CUDA's), where a GPU faults and x86 does
+//     not. Not speed or other real-hardware races; scripts/gpu-check.sh on
+//     a GPU remains the measure.
 //   - Numerics follow the CPU engine (runtime/cpu, the reference): float32
 //     activations and residual, BF16 weights widened in registers, MXFP4
 //     experts decoded in the kernel (E2M1 values from a 16-entry table

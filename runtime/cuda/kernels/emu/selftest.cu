@@ -118,3 +118,8 @@ extern "C" __global__ void st_write_early(float* out) {
   if (blockIdx.x == 0) out[threadIdx.x] = 1.f;
   emu_pdl_wait();
 }
+// a 16-byte load 4 bytes past a 16-byte boundary (a GPU faults on it)
+extern "C" __global__ void st_misaligned(const float* in, float* out, int off) {
+  uint4 v = *(const uint4*)(in + off);
+  out[threadIdx.x] = __uint_as_float(v.x);
+}
