@@ -95,11 +95,13 @@ $(BIN)/kernels-trace.fatbin: $(wildcard runtime/cuda/kernels/*.cu runtime/cuda/k
 # TestKernelMoE and TestKernelV16's 20b- and 120b-shaped cases (another
 # 5 minutes) run with `make test-emu EMU_TESTS=.` CI runs it.
 EMU_DIR := runtime/cuda/kernels/emu
-# every load and store checked for its type's alignment (UBSan; emu.h's
-# vector types carry CUDA's: uint4 and float4 16 bytes, float2 and uint2 8,
-# __half2 4), ending the process with the file and line: a GPU faults on a
-# misaligned vector access where x86 does not
-EMU_ALIGN ?= -fsanitize=alignment -fno-sanitize-recover=alignment
+# UBSan, ending the process with the file and line: every load and store
+# checked for its type's alignment (emu.h's vector types carry CUDA's:
+# uint4 and float4 16 bytes, float2 and uint2 8, __half2 4; a GPU faults on
+# a misaligned vector access where x86 does not), signed int overflow (an
+# index product past 2^31 at 120b's sizes), shifts past the width, and
+# indexes past a fixed-size array
+EMU_UBSAN ?= -fsanitize=alignment,signed-integer-overflow,shift,bounds -fno-sanitize-recover=all
 EMU_ENV = GPTOSS_CUDA_LIB=$(abspath $(BIN))/libcuda-emu.so GPTOSS_CUDA_KERNELS=$(abspath $(BIN))/libcuda-emu.so GPTOSS_REQUIRE_GPU=1
 EMU_TESTS ?= TestGolden|TestGoldenQ8|TestTune|TestLongSequence|TestKernel(Embed|RMSNorm|RopeKV|RouterTopK|Argmax|Attention|Sample|Fused|MoE3|MatVecBF16)$$
 cuda-emu: $(BIN)/libcuda-emu.so
@@ -108,7 +110,7 @@ $(BIN)/libcuda-emu.so: runtime/cuda/kernels/gptoss.cu $(EMU_DIR)/emu.h $(EMU_DIR
 	$(CXX) -x c++ -E -P -std=gnu++17 -DGPTOSS_EMU -include $(EMU_DIR)/emu.h runtime/cuda/kernels/gptoss.cu | \
 		grep -oE 'extern "C" +void +[A-Za-z0-9_]+' | awk '{print "EMU_KERNEL(" $$NF ")"}' > $(BIN)/emu/kernels.inc
 	$(CXX) -O2 -g -std=gnu++17 -fPIC -shared -fno-strict-aliasing -fno-weak -Wall -Wno-unknown-pragmas -DGPTOSS_EMU \
-		$(EMU_ALIGN) -include $(EMU_DIR)/emu.h -I$(BIN)/emu -o $@ $(EMU_DIR)/emu.cpp
+		$(EMU_UBSAN) -include $(EMU_DIR)/emu.h -I$(BIN)/emu -o $@ $(EMU_DIR)/emu.cpp
 # GPTOSS_EMU_PDL=1 (all but the kernel-only pass, whose launches are not
 # PDL): what the kernel before a PDL launch wrote reads as NaN until the
 # launch's pdl_wait, as it may on a GPU (emu.cpp, "programmatic dependent
@@ -125,7 +127,7 @@ $(BIN)/emu-selftest: $(EMU_DIR)/selftest.cu $(EMU_DIR)/selftest_main.inc $(EMU_D
 	@mkdir -p $(BIN)/emu-selftest.d
 	$(CXX) -x c++ -E -P -std=gnu++17 -DGPTOSS_EMU -include $(EMU_DIR)/emu.h $(EMU_DIR)/selftest.cu | \
 		grep -oE 'extern "C" +void +[A-Za-z0-9_]+' | awk '{print "EMU_KERNEL(" $$NF ")"}' > $(BIN)/emu-selftest.d/kernels.inc
-	$(CXX) -O1 -g -std=gnu++17 -fno-strict-aliasing -fno-weak -Wall -Wno-unknown-pragmas -DGPTOSS_EMU $(EMU_ALIGN) \
+	$(CXX) -O1 -g -std=gnu++17 -fno-strict-aliasing -fno-weak -Wall -Wno-unknown-pragmas -DGPTOSS_EMU $(EMU_UBSAN) \
 		-DEMU_KERNELS='"selftest.cu"' -DEMU_MAIN='"selftest_main.inc"' -include $(EMU_DIR)/emu.h \
 		-I$(BIN)/emu-selftest.d -o $@ $(EMU_DIR)/emu.cpp
 test-emu: cuda-emu $(BIN)/emu-selftest

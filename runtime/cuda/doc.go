@@ -27,9 +27,9 @@
 //     (set by test-emu), programmatic dependent launch: what the kernel
 //     before a PDL launch wrote reads as NaN until the launch's pdl_wait,
 //     so an activation read before the wait fails the golden tests; and
-//     every load and store is checked for its type's alignment (UBSan, the
-//     vector types aligned as CUDA's), where a GPU faults and x86 does
-//     not. Not speed or other real-hardware races; scripts/gpu-check.sh on
+//     it is built with UBSan: every load and store checked for its type's
+//     alignment (the vector types aligned as CUDA's; a GPU faults where
+//     x86 does not), signed int overflow, shifts and array bounds. Not speed or other real-hardware races; scripts/gpu-check.sh on
 //     a GPU remains the measure.
 //   - Numerics follow the CPU engine (runtime/cpu, the reference): float32
 //     activations and residual, BF16 weights widened in registers, MXFP4

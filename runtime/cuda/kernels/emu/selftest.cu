@@ -123,3 +123,5 @@ extern "C" __global__ void st_misaligned(const float* in, float* out, int off) {
   uint4 v = *(const uint4*)(in + off);
   out[threadIdx.x] = __uint_as_float(v.x);
 }
+// an int product past 2^31 (an index that wraps on a GPU)
+extern "C" __global__ void st_overflow(int* out, int a) { out[threadIdx.x] = a * a + (int)threadIdx.x; }
