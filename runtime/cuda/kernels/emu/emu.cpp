@@ -472,8 +472,7 @@ static void fault_note(int sig, siginfo_t*, void*) {
                                    "hidden until its wait; if this passes without, this kernel or one before it reads "
                                    "such a value before its wait and uses it)"
                                  : "");
-    if (write(2, b, (size_t)std::min(n, (int)sizeof b - 1)) < 0) {
-    }
+    (void)!write(2, b, (size_t)std::min(n, (int)sizeof b - 1));
   }
   // the faulting instruction runs again and faults to the handler before
   sigaction(SIGSEGV, &g_old_segv, nullptr);
@@ -589,11 +588,7 @@ static void pdl_snapshot() {
     it = g_maps.count(it->first) ? std::next(it) : g_before.erase(it);
   for (auto it = g_kernel_written.begin(); it != g_kernel_written.end();)
     it = g_maps.count(*it) ? std::next(it) : g_kernel_written.erase(it);
-  for (const auto& [p, m] : g_maps) {
-    std::vector<char>& b = g_before[p];
-    b.resize(m.size);
-    memcpy(b.data(), (const void*)p, m.size);
-  }
+  for (const auto& [p, m] : g_maps) g_before[p].assign((const char*)p, (const char*)p + m.size);
 }
 static std::vector<Range> pdl_changed() {
   std::vector<Range> r;
@@ -679,7 +674,14 @@ static CUresult launch(const Kernel* k, unsigned gx, unsigned gy, unsigned gz, u
 }
 
 // runs op now, or records it when the stream captures
-static CUresult enqueue(uintptr_t s, std::function<CUresult()> op) {
+// (an operation other than a kernel — a copy, memset, event or a graph's
+// start — ends the overlap of programmatic dependent launch: pdl_break)
+static CUresult enqueue(uintptr_t s, std::function<CUresult()> op, bool kernel = false) {
+  if (!kernel)
+    op = [op = std::move(op)]() {
+      pdl_break();
+      return op();
+    };
   std::lock_guard<std::mutex> l(g_mu);
   if (g_sticky) return g_sticky;
   auto it = g_capturing.find(s);
@@ -768,28 +770,16 @@ CUresult cuMemFreeHost(void* p) {
   return OK;
 }
 CUresult cuMemcpyHtoDAsync_v2(uint64_t dst, const void* src, size_t n, uintptr_t s) {
-  return enqueue(s, [=]() {
-    pdl_break();
-    memcpy((void*)dst, src, n); return OK;
-  });
+  return enqueue(s, [=]() { memcpy((void*)dst, src, n); return OK; });
 }
 CUresult cuMemcpyDtoHAsync_v2(void* dst, uint64_t src, size_t n, uintptr_t s) {
-  return enqueue(s, [=]() {
-    pdl_break();
-    memcpy(dst, (const void*)src, n); return OK;
-  });
+  return enqueue(s, [=]() { memcpy(dst, (const void*)src, n); return OK; });
 }
 CUresult cuMemcpyDtoDAsync_v2(uint64_t dst, uint64_t src, size_t n, uintptr_t s) {
-  return enqueue(s, [=]() {
-    pdl_break();
-    memmove((void*)dst, (const void*)src, n); return OK;
-  });
+  return enqueue(s, [=]() { memmove((void*)dst, (const void*)src, n); return OK; });
 }
 CUresult cuMemsetD8Async(uint64_t dst, unsigned char v, size_t n, uintptr_t s) {
-  return enqueue(s, [=]() {
-    pdl_break();
-    memset((void*)dst, v, n); return OK;
-  });
+  return enqueue(s, [=]() { memset((void*)dst, v, n); return OK; });
 }
 CUresult cuStreamCreate(uintptr_t* s, unsigned) {
   static uintptr_t next = 1;
@@ -821,10 +811,7 @@ CUresult cuEventDestroy_v2(uintptr_t e) {
   return OK;
 }
 CUresult cuEventRecord(uintptr_t e, uintptr_t s) {
-  return enqueue(s, [=]() {
-    pdl_break();
-    ((Event*)e)->t = now_ms(); return OK;
-  });
+  return enqueue(s, [=]() { ((Event*)e)->t = now_ms(); return OK; });
 }
 CUresult cuEventSynchronize(uintptr_t) { return g_sticky; }
 CUresult cuEventElapsedTime(float* ms, uintptr_t a, uintptr_t b) {
@@ -859,7 +846,7 @@ static CUresult launch_op(uintptr_t f, unsigned gx, unsigned gy, unsigned gz, un
       gx == 0 || gy == 0 || gz == 0 || gy > 65535 || gz > 65535)
     return ERR_INVALID_VALUE;
   std::function<void()> body = k->bind(params);
-  return enqueue(s, [=]() { return launch(k, gx, gy, gz, bx, by, bz, shmem, pdl, body); });
+  return enqueue(s, [=]() { return launch(k, gx, gy, gz, bx, by, bz, shmem, pdl, body); }, true);
 }
 CUresult cuLaunchKernel(uintptr_t f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz,
                         unsigned shmem, uintptr_t s, void** params, void**) {
@@ -903,7 +890,6 @@ CUresult cuGraphInstantiateWithFlags(uintptr_t* e, uintptr_t g, unsigned long lo
 CUresult cuGraphLaunch(uintptr_t e, uintptr_t s) {
   Graph* g = (Graph*)e;
   return enqueue(s, [g]() {
-    pdl_break();  // a graph's first kernel starts after what came before it
     for (const Op& op : g->ops)
       if (CUresult r = op.run()) return r;
     return g_sticky;
